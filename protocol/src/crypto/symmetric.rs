@@ -1,0 +1,56 @@
+//! HKDF-SHA256 and one-shot AEAD, used for the OHTTP response (RFC 9458 section 4.4), which
+//! derives its own key and nonce from an HPKE export rather than using the HPKE context.
+
+use alloc::vec::Vec;
+
+use aead::{Aead as _, KeyInit, Nonce, Payload};
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use chacha20poly1305::ChaCha20Poly1305;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::suite::Aead;
+
+/// `HKDF-Extract(salt, ikm)`, returning the pseudorandom key.
+pub(crate) fn hkdf_sha256_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<Vec<u8>> {
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), ikm);
+    Zeroizing::new(prk.to_vec())
+}
+
+/// `HKDF-Expand(prk, info, out.len())`.
+pub(crate) fn hkdf_sha256_expand(prk: &[u8], info: &[u8], out: &mut [u8]) -> Result<()> {
+    let hk = Hkdf::<Sha256>::from_prk(prk).map_err(|_| Error::Encrypt)?;
+    hk.expand(info, out).map_err(|_| Error::Encrypt)
+}
+
+fn seal_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let cipher = A::new_from_slice(key).map_err(|_| Error::Encrypt)?;
+    let nonce = Nonce::<A>::try_from(nonce).map_err(|_| Error::Encrypt)?;
+    cipher.encrypt(&nonce, Payload { msg: plaintext, aad: &[] }).map_err(|_| Error::Encrypt)
+}
+
+fn open_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+    let cipher = A::new_from_slice(key).map_err(|_| Error::Decrypt)?;
+    let nonce = Nonce::<A>::try_from(nonce).map_err(|_| Error::Decrypt)?;
+    cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &[] }).map_err(|_| Error::Decrypt)
+}
+
+/// Encrypts with an empty AAD.
+pub(crate) fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    match aead {
+        Aead::Aes128Gcm => seal_with::<Aes128Gcm>(key, nonce, plaintext),
+        Aead::Aes256Gcm => seal_with::<Aes256Gcm>(key, nonce, plaintext),
+        Aead::ChaCha20Poly1305 => seal_with::<ChaCha20Poly1305>(key, nonce, plaintext),
+    }
+}
+
+/// Decrypts and authenticates with an empty AAD.
+pub(crate) fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+    match aead {
+        Aead::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, ciphertext),
+        Aead::Aes256Gcm => open_with::<Aes256Gcm>(key, nonce, ciphertext),
+        Aead::ChaCha20Poly1305 => open_with::<ChaCha20Poly1305>(key, nonce, ciphertext),
+    }
+}

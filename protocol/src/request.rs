@@ -1,0 +1,194 @@
+//! Encapsulated requests (RFC 9458 section 4.3): the client side that seals a Binary HTTP
+//! request to a key configuration, and the gateway side that opens it.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, SecretKey};
+use crate::error::{Error, Result};
+use crate::key_config::KeyConfig;
+use crate::response::{ClientResponse, ServerResponse};
+use crate::suite::{Aead, Kdf, Kem, Suite, SymmetricSuite};
+use crate::varint::Reader;
+
+/// The label that starts the HPKE `info` of a request (RFC 9458 section 4.3).
+pub const INFO_REQUEST: &[u8] = b"message/bhttp request";
+
+/// The seven-byte header of an encapsulated request: `key_id | kem_id | kdf_id | aead_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// The key identifier of the key configuration used.
+    pub key_id: u8,
+    /// The HPKE algorithms used.
+    pub suite: Suite,
+}
+
+impl RequestHeader {
+    /// Encoded length.
+    pub const LEN: usize = 7;
+
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let [k0, k1] = self.suite.kem.id().to_be_bytes();
+        let [d0, d1] = self.suite.kdf.id().to_be_bytes();
+        let [a0, a1] = self.suite.aead.id().to_be_bytes();
+        [self.key_id, k0, k1, d0, d1, a0, a1]
+    }
+
+    /// Decodes the header at the start of `bytes`; an unknown algorithm identifier is an
+    /// `Unsupported*` error.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let key_id = r.u8()?;
+        let (kem, kdf, aead) = (r.u16()?, r.u16()?, r.u16()?);
+        let suite = Suite { kem: Kem::from_id(kem)?, kdf: Kdf::from_id(kdf)?, aead: Aead::from_id(aead)? };
+        Ok(Self { key_id, suite })
+    }
+
+    /// The HPKE `info`: `"message/bhttp request" || 0x00 || header`.
+    fn info(&self) -> Vec<u8> {
+        let mut info = Vec::with_capacity(INFO_REQUEST.len() + 1 + Self::LEN);
+        info.extend_from_slice(INFO_REQUEST);
+        info.push(0);
+        info.extend_from_slice(&self.encode());
+        info
+    }
+}
+
+/// A client's intent to send one request to one key configuration. Single use:
+/// [`ClientRequest::encapsulate`] consumes it, so an HPKE context is never reused.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    header: RequestHeader,
+    public_key: Vec<u8>,
+}
+
+impl ClientRequest {
+    /// Prepares a request to `config` using `suite`, which the configuration must offer.
+    pub fn new(config: &KeyConfig, suite: SymmetricSuite) -> Result<Self> {
+        if !config.offers(suite) {
+            return Err(Error::SuiteNotOffered);
+        }
+        let suite = Suite { kem: config.kem(), kdf: suite.kdf, aead: suite.aead };
+        Ok(Self { header: RequestHeader { key_id: config.key_id(), suite }, public_key: config.public_key().to_vec() })
+    }
+
+    /// Encrypts a Binary HTTP request. Returns the encapsulated request
+    /// (`header | enc | ciphertext`) and the state needed to open the response.
+    pub fn encapsulate(self, request: &[u8], rng: &mut impl CryptoRng) -> Result<(Vec<u8>, ClientResponse)> {
+        let info = self.header.info();
+        let (enc, ctx) = crypto::setup_sender(self.header.suite, &self.public_key, &info, rng)?;
+        let secret = crate::response::export_secret(self.header.suite, |label, out| ctx.export(label, out))?;
+        let ciphertext = ctx.seal(request, &[])?;
+        let mut out = Vec::with_capacity(RequestHeader::LEN + enc.len() + ciphertext.len());
+        out.extend_from_slice(&self.header.encode());
+        out.extend_from_slice(&enc);
+        out.extend_from_slice(&ciphertext);
+        Ok((out, ClientResponse::new(self.header.suite, enc, secret)))
+    }
+}
+
+/// One private key of the gateway together with its public key configuration.
+#[derive(Clone)]
+pub struct GatewayKey {
+    config: KeyConfig,
+    secret: SecretKey,
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayKey").field("config", &self.config).field("secret", &"<redacted>").finish()
+    }
+}
+
+impl GatewayKey {
+    /// Generates a fresh key pair with randomness from `rng`.
+    pub fn generate(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, rng: &mut impl CryptoRng) -> Result<Self> {
+        let mut ikm = Zeroizing::new(alloc::vec![0u8; kem.private_key_len()]);
+        rng.fill_bytes(&mut ikm);
+        Self::derive(key_id, kem, suites, &ikm)
+    }
+
+    /// Derives a key pair from input keying material (RFC 9180 `DeriveKeyPair`).
+    pub fn derive(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, ikm: &[u8]) -> Result<Self> {
+        let (secret, public_key) = SecretKey::derive(kem, ikm);
+        Ok(Self { config: KeyConfig::new(key_id, kem, public_key, suites)?, secret })
+    }
+
+    /// Imports an encoded private key (as produced by [`GatewayKey::secret_bytes`]).
+    pub fn from_secret_bytes(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, secret: &[u8]) -> Result<Self> {
+        let (secret, public_key) = SecretKey::from_bytes(kem, secret)?;
+        Ok(Self { config: KeyConfig::new(key_id, kem, public_key, suites)?, secret })
+    }
+
+    /// The encoded private key, for sealing at rest. The buffer zeroizes itself on drop.
+    pub fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
+        self.secret.to_bytes()
+    }
+
+    /// The public key configuration.
+    pub fn config(&self) -> &KeyConfig {
+        &self.config
+    }
+}
+
+/// The set of keys a gateway accepts requests for; several at once during rotation.
+#[derive(Debug, Clone)]
+pub struct GatewayKeys {
+    keys: Vec<GatewayKey>,
+}
+
+impl GatewayKeys {
+    /// Builds the set; key identifiers must be distinct, and at least one key is needed.
+    pub fn new(keys: Vec<GatewayKey>) -> Result<Self> {
+        if keys.is_empty() {
+            return Err(Error::Malformed("a gateway needs at least one key"));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if keys.iter().skip(i + 1).any(|other| other.config.key_id() == key.config.key_id()) {
+                return Err(Error::Malformed("duplicate key identifier"));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// The public configurations, in the order keys were given (newest first by convention).
+    pub fn configs(&self) -> Vec<KeyConfig> {
+        self.keys.iter().map(|k| k.config.clone()).collect()
+    }
+
+    /// The body of `GET /.well-known/ohttp-gateway` (`application/ohttp-keys`).
+    pub fn encoded_configs(&self) -> Vec<u8> {
+        KeyConfig::encode_list(&self.configs())
+    }
+
+    /// Opens an encapsulated request. Returns the Binary HTTP request (zeroized on drop) and
+    /// the state needed to encrypt the response.
+    ///
+    /// Errors before decryption name the problem (so the gateway can answer 400 or 422);
+    /// a decryption failure is [`Error::Decrypt`] with no further detail.
+    pub fn decapsulate(&self, encapsulated: &[u8]) -> Result<(Zeroizing<Vec<u8>>, ServerResponse)> {
+        let mut r = Reader::new(encapsulated);
+        let header = RequestHeader::decode(&mut r)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.config.key_id() == header.key_id)
+            .ok_or(Error::UnknownKeyId(header.key_id))?;
+        let symmetric = SymmetricSuite::new(header.suite.kdf, header.suite.aead);
+        if key.config.kem() != header.suite.kem || !key.config.offers(symmetric) {
+            return Err(Error::SuiteNotOffered);
+        }
+        let enc = r.take(header.suite.kem.enc_len())?;
+        let ciphertext = r.remaining();
+        if ciphertext.len() < header.suite.aead.tag_len() {
+            return Err(Error::Truncated);
+        }
+        let mut ctx = crypto::setup_receiver(header.suite, &key.secret, enc, &header.info())?;
+        let plaintext = Zeroizing::new(ctx.open(ciphertext, &[])?);
+        let secret = crate::response::export_secret(header.suite, |label, out| ctx.export(label, out))?;
+        Ok((plaintext, ServerResponse::new(header.suite, enc.to_vec(), secret)))
+    }
+}

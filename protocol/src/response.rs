@@ -1,0 +1,103 @@
+//! Encapsulated responses (RFC 9458 section 4.4). The response key and nonce come from an
+//! HPKE export of the request context, salted with `enc` and a fresh random response nonce;
+//! the nonce comes from the caller's RNG so that tests can reproduce RFC 9458 Appendix A.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::suite::Suite;
+
+/// The HPKE exporter label for the response secret.
+pub const LABEL_RESPONSE: &[u8] = b"message/bhttp response";
+
+/// Runs `secret = context.Export("message/bhttp response", max(Nn, Nk))`.
+pub(crate) fn export_secret(
+    suite: Suite,
+    export: impl FnOnce(&[u8], &mut [u8]) -> Result<()>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut secret = Zeroizing::new(alloc::vec![0u8; suite.response_nonce_len()]);
+    export(LABEL_RESPONSE, &mut secret)?;
+    Ok(secret)
+}
+
+/// The response AEAD key and nonce for `enc`, `response_nonce` and the exported secret.
+fn response_key(suite: Suite, secret: &[u8], enc: &[u8], response_nonce: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let mut salt = Vec::with_capacity(enc.len() + response_nonce.len());
+    salt.extend_from_slice(enc);
+    salt.extend_from_slice(response_nonce);
+    let prk = crypto::hkdf_sha256_extract(&salt, secret);
+    let mut key = Zeroizing::new(alloc::vec![0u8; suite.aead.key_len()]);
+    crypto::hkdf_sha256_expand(&prk, b"key", &mut key)?;
+    let mut nonce = alloc::vec![0u8; suite.aead.nonce_len()];
+    crypto::hkdf_sha256_expand(&prk, b"nonce", &mut nonce)?;
+    Ok((key, nonce))
+}
+
+/// The gateway's state for answering one request. Single use.
+pub struct ServerResponse {
+    suite: Suite,
+    enc: Vec<u8>,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for ServerResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerResponse").field("suite", &self.suite).finish_non_exhaustive()
+    }
+}
+
+impl ServerResponse {
+    pub(crate) fn new(suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
+        Self { suite, enc, secret }
+    }
+
+    /// The suite the client chose; the response uses the same AEAD.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Encrypts a Binary HTTP response: `response_nonce | ciphertext`.
+    pub fn encapsulate(self, response: &[u8], rng: &mut impl CryptoRng) -> Result<Vec<u8>> {
+        let mut out = alloc::vec![0u8; self.suite.response_nonce_len()];
+        rng.fill_bytes(&mut out);
+        let (key, nonce) = response_key(self.suite, &self.secret, &self.enc, &out)?;
+        let ciphertext = crypto::aead_seal(self.suite.aead, &key, &nonce, response)?;
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+}
+
+/// The client's state for opening the response to one request. Single use.
+pub struct ClientResponse {
+    suite: Suite,
+    enc: Vec<u8>,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for ClientResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientResponse").field("suite", &self.suite).finish_non_exhaustive()
+    }
+}
+
+impl ClientResponse {
+    pub(crate) fn new(suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
+        Self { suite, enc, secret }
+    }
+
+    /// Decrypts an encapsulated response into the Binary HTTP response.
+    pub fn decapsulate(self, encapsulated: &[u8]) -> Result<Vec<u8>> {
+        let nonce_len = self.suite.response_nonce_len();
+        if encapsulated.len() < nonce_len + self.suite.aead.tag_len() {
+            return Err(Error::Truncated);
+        }
+        let (response_nonce, ciphertext) = encapsulated.split_at(nonce_len);
+        let (key, nonce) = response_key(self.suite, &self.secret, &self.enc, response_nonce)?;
+        crypto::aead_open(self.suite.aead, &key, &nonce, ciphertext)
+    }
+}

@@ -1,0 +1,125 @@
+//! Property tests: every round trip returns what went in, and no byte string — random or a
+//! mutation of a valid message — makes a decoder panic.
+
+mod common;
+
+use proptest::prelude::*;
+use sealgate_protocol::{ClientRequest, Error, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp};
+
+fn gateway() -> GatewayKeys {
+    let key = GatewayKey::derive(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &[7; 32]).unwrap();
+    GatewayKeys::new(vec![key]).unwrap()
+}
+
+fn field() -> impl Strategy<Value = bhttp::Field> {
+    ("[a-z][a-z0-9-]{0,15}", proptest::collection::vec(0x20u8..0x7f, 0..40))
+        .prop_map(|(name, value)| bhttp::Field::new(&name, value))
+}
+
+fn request() -> impl Strategy<Value = bhttp::Request> {
+    (
+        "[A-Z]{1,8}",
+        "/[a-z0-9/]{0,30}",
+        proptest::collection::vec(field(), 0..6),
+        proptest::collection::vec(any::<u8>(), 0..512),
+    )
+        .prop_map(|(method, path, headers, body)| {
+            let mut req = bhttp::Request::new(&method, "https", "gw.example", &path);
+            req.headers = headers;
+            req.body = body;
+            req
+        })
+}
+
+proptest! {
+    #[test]
+    fn bhttp_request_round_trip(req in request()) {
+        prop_assert_eq!(bhttp::Request::decode(&req.encode()).unwrap(), req);
+    }
+
+    #[test]
+    fn bhttp_response_round_trip(status in 200u16..600, headers in proptest::collection::vec(field(), 0..6),
+                                 body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let resp = bhttp::Response::new(status, headers, body);
+        prop_assert_eq!(bhttp::Response::decode(&resp.encode()).unwrap(), resp);
+    }
+
+    #[test]
+    fn ohttp_round_trip(req in request(), suite in 0usize..3, answer in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let gw = gateway();
+        let config = &gw.configs()[0];
+        let (enc, pending) = ClientRequest::new(config, SymmetricSuite::ALL[suite]).unwrap()
+            .encapsulate(&req.encode(), &mut common::os_rng()).unwrap();
+        let (inner, responder) = gw.decapsulate(&enc).unwrap();
+        prop_assert_eq!(bhttp::Request::decode(&inner).unwrap(), req);
+        let enc_resp = responder.encapsulate(&answer, &mut common::os_rng()).unwrap();
+        prop_assert_eq!(pending.decapsulate(&enc_resp).unwrap(), answer);
+    }
+
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = bhttp::Request::decode(&bytes);
+        let _ = bhttp::Response::decode(&bytes);
+        let _ = KeyConfig::decode(&bytes);
+        let _ = KeyConfig::decode_list(&bytes);
+        let _ = gateway().decapsulate(&bytes);
+    }
+
+    /// Flipping any bit of a valid encapsulated request makes decapsulation fail cleanly.
+    #[test]
+    fn tampered_requests_fail(bit in 0usize..(8 * 120)) {
+        let gw = gateway();
+        let (mut enc, _) = ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[0]).unwrap()
+            .encapsulate(&[0u8; 64], &mut common::os_rng()).unwrap();
+        let bit = bit % (8 * enc.len());
+        enc[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(gw.decapsulate(&enc).is_err());
+    }
+
+    /// Flipping any bit of a valid encapsulated response makes decapsulation fail.
+    #[test]
+    fn tampered_responses_fail(bit in 0usize..(8 * 96)) {
+        let gw = gateway();
+        let (enc, pending) = ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[2]).unwrap()
+            .encapsulate(b"x", &mut common::os_rng()).unwrap();
+        let (_, responder) = gw.decapsulate(&enc).unwrap();
+        let mut resp = responder.encapsulate(&[1u8; 48], &mut common::os_rng()).unwrap();
+        let bit = bit % (8 * resp.len());
+        resp[bit / 8] ^= 1 << (bit % 8);
+        prop_assert_eq!(pending.decapsulate(&resp), Err(Error::Decrypt));
+    }
+}
+
+#[test]
+fn framing_errors_are_named() {
+    let gw = gateway();
+    let (good, _) = ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[0]).unwrap()
+        .encapsulate(b"hello", &mut common::os_rng()).unwrap();
+    assert_eq!(gw.decapsulate(&good[..3]).unwrap_err(), Error::Truncated);
+    assert_eq!(gw.decapsulate(&good[..20]).unwrap_err(), Error::Truncated);
+    let mut wrong_key = good.clone();
+    wrong_key[0] = 9;
+    assert_eq!(gw.decapsulate(&wrong_key).unwrap_err(), Error::UnknownKeyId(9));
+    let mut wrong_kem = good.clone();
+    wrong_kem[1..3].copy_from_slice(&0x0010u16.to_be_bytes());
+    assert_eq!(gw.decapsulate(&wrong_kem).unwrap_err(), Error::UnsupportedKem(0x0010));
+    let mut wrong_kdf = good.clone();
+    wrong_kdf[3..5].copy_from_slice(&0x0002u16.to_be_bytes());
+    assert_eq!(gw.decapsulate(&wrong_kdf).unwrap_err(), Error::UnsupportedKdf(0x0002));
+    let mut wrong_aead = good.clone();
+    wrong_aead[5..7].copy_from_slice(&0xffffu16.to_be_bytes());
+    assert_eq!(gw.decapsulate(&wrong_aead).unwrap_err(), Error::UnsupportedAead(0xffff));
+    let mut bad_ct = good.clone();
+    *bad_ct.last_mut().unwrap() ^= 1;
+    assert_eq!(gw.decapsulate(&bad_ct).unwrap_err(), Error::Decrypt);
+}
+
+#[test]
+fn secrets_do_not_reach_debug_output() {
+    let key = GatewayKey::derive(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &[7; 32]).unwrap();
+    let secret_hex: String = key.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let debug = format!("{key:?} {:?}", GatewayKeys::new(vec![key.clone()]).unwrap());
+    assert!(debug.contains("redacted"));
+    assert!(!debug.contains(&secret_hex));
+    assert!(!debug.contains(&format!("{:?}", &key.secret_bytes()[..])));
+}
