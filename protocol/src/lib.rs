@@ -52,6 +52,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod bhttp;
+pub mod inference;
 mod crypto;
 mod error;
 mod key_config;
