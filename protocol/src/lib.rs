@@ -52,9 +52,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod bhttp;
-pub mod inference;
 mod crypto;
 mod error;
+pub mod inference;
 mod key_config;
 mod request;
 mod response;

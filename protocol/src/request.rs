@@ -172,11 +172,8 @@ impl GatewayKeys {
     pub fn decapsulate(&self, encapsulated: &[u8]) -> Result<(Zeroizing<Vec<u8>>, ServerResponse)> {
         let mut r = Reader::new(encapsulated);
         let header = RequestHeader::decode(&mut r)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.config.key_id() == header.key_id)
-            .ok_or(Error::UnknownKeyId(header.key_id))?;
+        let key =
+            self.keys.iter().find(|k| k.config.key_id() == header.key_id).ok_or(Error::UnknownKeyId(header.key_id))?;
         let symmetric = SymmetricSuite::new(header.suite.kdf, header.suite.aead);
         if key.config.kem() != header.suite.kem || !key.config.offers(symmetric) {
             return Err(Error::SuiteNotOffered);

@@ -26,7 +26,12 @@ pub(crate) fn export_secret(
 }
 
 /// The response AEAD key and nonce for `enc`, `response_nonce` and the exported secret.
-fn response_key(suite: Suite, secret: &[u8], enc: &[u8], response_nonce: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+fn response_key(
+    suite: Suite,
+    secret: &[u8],
+    enc: &[u8],
+    response_nonce: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     let mut salt = Vec::with_capacity(enc.len() + response_nonce.len());
     salt.extend_from_slice(enc);
     salt.extend_from_slice(response_nonce);

@@ -12,10 +12,8 @@ use std::io::Cursor;
 
 use sealgate_protocol::{Aead, ClientRequest, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp};
 
-const AEADS: [(Aead, ohttp::hpke::Aead); 2] = [
-    (Aead::Aes128Gcm, ohttp::hpke::Aead::Aes128Gcm),
-    (Aead::ChaCha20Poly1305, ohttp::hpke::Aead::ChaCha20Poly1305),
-];
+const AEADS: [(Aead, ohttp::hpke::Aead); 2] =
+    [(Aead::Aes128Gcm, ohttp::hpke::Aead::Aes128Gcm), (Aead::ChaCha20Poly1305, ohttp::hpke::Aead::ChaCha20Poly1305)];
 
 fn sample_request() -> bhttp::Request {
     let mut req = bhttp::Request::new("POST", "https", "gateway.example", "/v2/models/breast-cancer/infer");
@@ -34,10 +32,11 @@ fn our_client_to_ohttp_server() {
 
         let our_config = KeyConfig::decode(&encoded).unwrap();
         let request = sample_request();
-        let (enc_request, pending) = ClientRequest::new(&our_config, SymmetricSuite::new(sealgate_protocol::Kdf::HkdfSha256, ours))
-            .unwrap()
-            .encapsulate(&request.encode(), &mut common::os_rng())
-            .unwrap();
+        let (enc_request, pending) =
+            ClientRequest::new(&our_config, SymmetricSuite::new(sealgate_protocol::Kdf::HkdfSha256, ours))
+                .unwrap()
+                .encapsulate(&request.encode(), &mut common::os_rng())
+                .unwrap();
 
         let (inner, responder) = server.decapsulate(&enc_request).unwrap();
         // The reference Binary HTTP parser must read what we wrote.
@@ -66,7 +65,8 @@ fn ohttp_client_to_our_gateway() {
         let gateway = GatewayKeys::new(vec![key]).unwrap();
 
         for mode in [::bhttp::Mode::KnownLength, ::bhttp::Mode::IndeterminateLength] {
-            let mut msg = ::bhttp::Message::request(b"POST".to_vec(), b"https".to_vec(), b"gw".to_vec(), b"/v2/models".to_vec());
+            let mut msg =
+                ::bhttp::Message::request(b"POST".to_vec(), b"https".to_vec(), b"gw".to_vec(), b"/v2/models".to_vec());
             msg.put_header("content-type", "application/json");
             msg.write_content(b"{\"feature\":1}");
             let mut bytes = Vec::new();

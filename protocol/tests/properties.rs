@@ -93,8 +93,10 @@ proptest! {
 #[test]
 fn framing_errors_are_named() {
     let gw = gateway();
-    let (good, _) = ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[0]).unwrap()
-        .encapsulate(b"hello", &mut common::os_rng()).unwrap();
+    let (good, _) = ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[0])
+        .unwrap()
+        .encapsulate(b"hello", &mut common::os_rng())
+        .unwrap();
     assert_eq!(gw.decapsulate(&good[..3]).unwrap_err(), Error::Truncated);
     assert_eq!(gw.decapsulate(&good[..20]).unwrap_err(), Error::Truncated);
     let mut wrong_key = good.clone();

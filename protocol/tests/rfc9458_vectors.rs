@@ -9,8 +9,8 @@
 
 mod common;
 
-use serde::Deserialize;
 use sealgate_protocol::{Aead, GatewayKey, GatewayKeys, Kdf, Kem, KeyConfig, SymmetricSuite};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Vector {
@@ -24,7 +24,8 @@ struct Vector {
 }
 
 fn vector() -> Vector {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/rfc9458-appendix-a.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/rfc9458-appendix-a.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

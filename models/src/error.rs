@@ -1,0 +1,56 @@
+//! The one error type of the models crate.
+
+/// Why a model could not be loaded or a request could not be run.
+///
+/// Messages name tensors and shapes but never echo tensor values: requests carry patient
+/// and financial data, and these texts travel back to clients and into logs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The ONNX Runtime shared library could not be loaded.
+    #[error(
+        "cannot load the ONNX Runtime library from {path}: {reason}. Run `cargo xtask setup` \
+         (it fetches onnxruntime 1.31.1 from PyPI) or set ORT_DYLIB_PATH to libonnxruntime.so"
+    )]
+    RuntimeLibrary {
+        /// Where we looked.
+        path: String,
+        /// What the loader said.
+        reason: String,
+    },
+    /// ONNX Runtime refused the model or failed while running it.
+    #[error("ONNX Runtime error: {0}")]
+    Runtime(String),
+    /// The model uses something the gateway does not serve (a type, external data).
+    #[error("unsupported model {model}: {reason}")]
+    Unsupported {
+        /// Model name.
+        model: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading a model file failed.
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Two model files claim the same name and version.
+    #[error("model {0} is provided twice")]
+    Duplicate(String),
+    /// The request's tensors do not fit the model (400 to the client).
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+impl<R> From<ort::Error<R>> for ModelError {
+    fn from(e: ort::Error<R>) -> Self {
+        ModelError::Runtime(e.to_string())
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

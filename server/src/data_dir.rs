@@ -1,0 +1,194 @@
+//! The gateway's data directory and the embedded development defaults.
+//!
+//! `sealgate serve` with no arguments must work on a fresh machine, so the first start
+//! creates what a production deployment would bring itself: a development CA and a server
+//! certificate for localhost (`tls/`), and an HPKE key pair (`keys/`). Later starts reuse
+//! them, so clients that trusted the CA or pinned the key configuration keep working.
+//! Private files are created with mode 0600 inside 0700 directories.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use sealgate_protocol::{GatewayKey, Kem, SymmetricSuite};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the directory.
+    pub fn open(root: &Path) -> Result<Self> {
+        create_private_dir(root)?;
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// The development CA certificate clients trust.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("tls/ca.pem")
+    }
+
+    /// The server certificate chain.
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("tls/server.pem")
+    }
+
+    /// The server's TLS private key.
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("tls/server.key")
+    }
+
+    fn ohttp_keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// Creates the development CA and server certificate unless they exist.
+    /// Returns true when it created them.
+    pub fn ensure_dev_tls(&self) -> Result<bool> {
+        let (ca, cert, key) = (self.ca_cert(), self.server_cert(), self.server_key());
+        match (ca.exists(), cert.exists(), key.exists()) {
+            (true, true, true) => return Ok(false),
+            (false, false, false) => {}
+            _ => bail!(
+                "{} holds only part of the development TLS files (ca.pem, server.pem, server.key); \
+                 remove the folder to regenerate them or supply all three",
+                self.root.join("tls").display()
+            ),
+        }
+        create_private_dir(&self.root.join("tls"))?;
+
+        let ca_key = KeyPair::generate().context("generating the CA key")?;
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name = DistinguishedName::new();
+        ca_params.distinguished_name.push(DnType::CommonName, "Sealgate development CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca_params.self_signed(&ca_key).context("signing the CA certificate")?;
+        let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+
+        let server_key = KeyPair::generate().context("generating the server key")?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params.subject_alt_names = vec![
+            SanType::DnsName("localhost".try_into().context("SAN")?),
+            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ];
+        let server_cert = params.signed_by(&server_key, &issuer).context("signing the server certificate")?;
+
+        write_file(&ca, ca_cert.pem().as_bytes(), 0o644)?;
+        write_file(&cert, format!("{}{}", server_cert.pem(), ca_cert.pem()).as_bytes(), 0o644)?;
+        write_file(&key, Zeroizing::new(server_key.serialize_pem()).as_bytes(), 0o600)?;
+        // The CA key is not kept: nothing else is ever signed with it, and a development CA
+        // whose key is gone cannot be abused to mint certificates for other names.
+        Ok(true)
+    }
+
+    /// Loads the gateway's HPKE keys, generating one with a random key id if there are none.
+    pub fn load_or_create_ohttp_keys(&self) -> Result<Vec<GatewayKey>> {
+        let dir = self.ohttp_keys_dir();
+        create_private_dir(&dir)?;
+        let mut keys = Vec::new();
+        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .with_context(|| format!("listing {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "key"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            keys.push(read_ohttp_key(&path)?);
+        }
+        if keys.is_empty() {
+            let mut id = [0u8; 1];
+            getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("system RNG: {e}"))?;
+            let key = GatewayKey::generate(
+                id[0],
+                Kem::X25519HkdfSha256,
+                SymmetricSuite::ALL.to_vec(),
+                &mut rand_core::UnwrapErr(getrandom::SysRng),
+            )
+            .context("generating the HPKE key")?;
+            write_ohttp_key(&dir.join(format!("ohttp-{:03}.key", id[0])), &key)?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}
+
+/// The at-rest form of an HPKE key. The secret is hex so the file is inspectable; the file
+/// itself is private to the gateway user.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    key_id: u8,
+    kem: u16,
+    suites: Vec<(u16, u16)>,
+    secret_hex: String,
+}
+
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret_hex);
+    }
+}
+
+fn write_ohttp_key(path: &Path, key: &GatewayKey) -> Result<()> {
+    let config = key.config();
+    let stored = StoredKey {
+        key_id: config.key_id(),
+        kem: config.kem().id(),
+        suites: config.suites().iter().map(|s| (s.kdf.id(), s.aead.id())).collect(),
+        secret_hex: hex::encode(&*key.secret_bytes()),
+    };
+    let json = Zeroizing::new(serde_json::to_vec_pretty(&stored)?);
+    write_file(path, &json, 0o600)
+}
+
+fn read_ohttp_key(path: &Path) -> Result<GatewayKey> {
+    let bytes = Zeroizing::new(fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    let stored: StoredKey = serde_json::from_slice(&bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not a valid HPKE key file", path.display()))?;
+    let kem = Kem::from_id(stored.kem).with_context(|| format!("{}", path.display()))?;
+    let suites = stored
+        .suites
+        .iter()
+        .map(|&(kdf, aead)| {
+            Ok(SymmetricSuite::new(sealgate_protocol::Kdf::from_id(kdf)?, sealgate_protocol::Aead::from_id(aead)?))
+        })
+        .collect::<Result<Vec<_>, sealgate_protocol::Error>>()
+        .with_context(|| format!("{}", path.display()))?;
+    let secret = Zeroizing::new(
+        hex::decode(&stored.secret_hex).map_err(|_| anyhow::anyhow!("{}: secret is not hex", path.display()))?,
+    );
+    GatewayKey::from_secret_bytes(stored.key_id, kem, suites, &secret).with_context(|| format!("{}", path.display()))
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating directory {}", path.display()))
+}
+
+/// Writes a new file atomically (temp file + rename) with `mode`.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}

@@ -1,0 +1,187 @@
+//! `sealgate`: the gateway binary.
+//!
+//! `sealgate serve` with no arguments runs the embedded development default (see
+//! [`data_dir`]): a data directory `./.sealgate/`, a development CA, an HPKE key and the demo
+//! models, listening on 127.0.0.1:8443. Every piece can be pointed elsewhere with flags.
+
+mod data_dir;
+mod gateway;
+mod inference;
+mod listener;
+mod problem;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sealgate_models::{ModelRegistry, runtime};
+use sealgate_protocol::GatewayKeys;
+
+/// The ONNX Runtime library file name that `cargo xtask setup` installs.
+const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+
+#[derive(Parser)]
+#[command(name = "sealgate", version, about = "End-to-end encrypted (Oblivious HTTP) inference gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory: TLS files, HPKE keys. Created on first start.
+    #[arg(long, env = "SEALGATE_DATA_DIR", default_value = ".sealgate")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "SEALGATE_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Folder of models to serve (`*.onnx`, named after the file).
+    #[arg(long, env = "SEALGATE_MODELS")]
+    models: Option<PathBuf>,
+    /// ONNX Runtime shared library (default: $ORT_DYLIB_PATH, then ./.tools/onnxruntime/).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    ort_library: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key replaces the development certificate.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest encapsulated request accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Seconds allowed for reading a request and for running it.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// ONNX Runtime sessions per model (requests that run at once per model).
+    #[arg(long, default_value_t = 2)]
+    sessions_per_model: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Finds the ONNX Runtime library: the flag or `ORT_DYLIB_PATH`, else where `cargo xtask
+/// setup` puts it (relative to the working directory, then to the binary's checkout).
+fn ort_library(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path;
+    }
+    let relative = Path::new(".tools/onnxruntime").join(ORT_LIBRARY);
+    if relative.is_file() {
+        return relative;
+    }
+    // target/{debug,release}/sealgate → the checkout root is two levels up.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(|root| root.join(&relative)))
+        .filter(|p| p.is_file())
+        .unwrap_or(relative)
+}
+
+/// The demo models folder: `models/demo` relative to the working directory, else to the
+/// binary's checkout.
+fn default_models_dir() -> PathBuf {
+    let relative = PathBuf::from("models/demo");
+    if relative.is_dir() {
+        return relative;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(|root| root.join(&relative)))
+        .filter(|p| p.is_dir())
+        .unwrap_or(relative)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let data = data_dir::DataDir::open(&args.data_dir)?;
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => {
+            data.ensure_dev_tls()?;
+            (data.server_cert(), data.server_key())
+        }
+    };
+    let tls = tls::server_config(&cert, &key)?;
+    let keys = GatewayKeys::new(data.load_or_create_ohttp_keys()?).context("loading HPKE keys")?;
+
+    let library = ort_library(args.ort_library);
+    let env = runtime::environment(&library)?;
+    let models_dir = args.models.unwrap_or_else(default_models_dir);
+    let sources = ModelRegistry::onnx_files_in(&models_dir)
+        .with_context(|| format!("listing models in {}", models_dir.display()))?;
+    if sources.is_empty() {
+        anyhow::bail!("no models (*.onnx) found in {}", models_dir.display());
+    }
+    let registry = ModelRegistry::load(env, &sources, args.sessions_per_model)?;
+
+    let limits = gateway::Limits {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        ..gateway::Limits::default()
+    };
+    let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
+    let inner = inference::router(Arc::new(inference::Models::new(registry)));
+    let configs = keys.configs();
+    let gw = Arc::new(gateway::Gateway::new(keys, inner, limits));
+    let app = gateway::router(gw);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async move {
+        let listener = listener::bind(args.listen).await?;
+        let local = listener.local_addr()?;
+        // Printed on stdout for people and scripts; the log goes to stderr.
+        println!("sealgate listening on https://{local}");
+        println!("CA certificate: {}", data.ca_cert().display());
+        for config in &configs {
+            println!("key config {} sha256: {}", config.key_id(), hex::encode(config.sha256()));
+        }
+        println!("models: {}", models.join(", "));
+        tracing::info!(%local, "gateway started");
+        listener::serve_tls(listener, tls, app, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

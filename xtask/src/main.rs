@@ -1,0 +1,98 @@
+//! Sealgate's task runner, invoked as `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! The project needs a few things that Cargo alone does not provide: the ONNX Runtime shared
+//! library the gateway loads at run time, Python packages for the interop tests, a wasm
+//! target, and a fixed sequence of checks for CI. Writing them in Rust (the "xtask" pattern)
+//! instead of shell keeps them portable, reviewable and testable, with errors that say which
+//! step failed and why. Tasks:
+//!
+//! - `setup`: install what is missing (see [`setup`]).
+//! - `serve [ARGS...]`: run the gateway in release mode with the runtime library wired in.
+//! - `test`: everything CI checks (see [`test`]).
+//! - `ort-path`: print the ONNX Runtime library path, for scripts.
+//!
+//! Linux only, like the gateway (it loads a Linux `.so`).
+
+mod process;
+mod setup;
+mod test;
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use crate::process::{cargo, describe};
+use crate::setup::ORT_DYLIB_ENV;
+
+/// Sealgate developer tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the project needs (ONNX Runtime, Python packages, wasm target, openssl),
+    /// each only when missing.
+    Setup,
+    /// Run the gateway (`sealgate serve`) in release mode with ORT_DYLIB_PATH set.
+    Serve {
+        /// Arguments passed to `sealgate serve` unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every check CI runs: fmt, clippy, wasm build, builds, tests, doctests.
+    Test,
+    /// Print the ONNX Runtime library path (installing it first if missing).
+    OrtPath,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line with the whole cause chain ("step `clippy` failed: `cargo clippy ...`
+            // exited with code 101"), without the backtrace anyhow would add under
+            // RUST_BACKTRACE=1: the failing command is the useful part, not xtask's stack.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = setup::repo_root();
+    match cli.task {
+        Task::Setup => {
+            setup::all(&root)?;
+        }
+        Task::Serve { args } => {
+            // Only the runtime library matters for serving; skip the test-only installs.
+            let library = setup::onnxruntime(&root)?;
+            let mut command = cargo();
+            command
+                .current_dir(&root)
+                .args(["run", "--release", "--bin", "sealgate", "--", "serve"])
+                .args(args)
+                .env(ORT_DYLIB_ENV, &library);
+            // Replace this process instead of spawning a child: Ctrl-C then reaches the
+            // gateway alone (cargo run execs it in turn), the gateway shuts down gracefully,
+            // and its exit code becomes ours with no signal forwarding needed.
+            let line = describe(&command);
+            let err = command.exec();
+            return Err(err).with_context(|| format!("could not start `{line}`"));
+        }
+        Task::Test => test::run_all(&root)?,
+        Task::OrtPath => {
+            let library = setup::onnxruntime(&root)?;
+            // The only line on stdout, so `$(cargo xtask ort-path)` works in scripts.
+            println!("{}", library.display());
+        }
+    }
+    Ok(())
+}

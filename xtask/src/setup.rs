@@ -1,0 +1,199 @@
+//! `cargo xtask setup`: install what the project needs, each item only when it is missing.
+//!
+//! Machines (a developer's, CI's) start without anything installed by hand, and only the
+//! package registries are reachable. So the project installs its own needs from them:
+//! the ONNX Runtime shared library (from the PyPI wheel, since `ort`'s own binary download
+//! cannot work here), the Python packages of the interop tests, the wasm target that proves
+//! the protocol crate builds for browsers, and the `openssl` command the TLS tests use.
+//! Each check is cheap, so running setup on every `serve`/`test` costs well under a second.
+
+use std::fs;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::process::{find_in_path, run, stdout_of, succeeds};
+
+/// ONNX Runtime version; must match the `api-31` feature of the `ort` crate.
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// A real CPU build is about 28 MiB; anything under this is a truncated or wrong file.
+const ORT_MIN_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The environment variable through which `ort` (feature `load-dynamic`) finds the library.
+pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// The wasm target the protocol crate must build for.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The repository root: the parent of this crate's directory.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // xtask/ always sits directly in the repository root, so this parent always exists.
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Where the ONNX Runtime library lives once installed (`.tools/` is git-ignored).
+pub fn ort_library_path(root: &Path) -> PathBuf {
+    root.join(".tools").join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}"))
+}
+
+/// Everything: used by `cargo xtask setup` and `cargo xtask test`.
+///
+/// Returns the ONNX Runtime library path, which callers pass on as `ORT_DYLIB_PATH`.
+pub fn all(root: &Path) -> Result<PathBuf> {
+    let library = onnxruntime(root)?;
+    python_packages(root)?;
+    wasm_target()?;
+    openssl()?;
+    Ok(library)
+}
+
+/// Ensures the ONNX Runtime shared library is installed and returns its path.
+///
+/// Status lines go to stderr so that `cargo xtask ort-path` prints only the path on stdout.
+pub fn onnxruntime(root: &Path) -> Result<PathBuf> {
+    let library = ort_library_path(root);
+    if check_library(&library).is_ok() {
+        eprintln!("onnxruntime: present at {}", library.display());
+        return Ok(library);
+    }
+    eprintln!("onnxruntime: installing {ORT_VERSION} from the PyPI wheel into {}", library.display());
+    install_onnxruntime(&library).with_context(|| format!("installing ONNX Runtime {ORT_VERSION}"))?;
+    eprintln!("onnxruntime: installed at {}", library.display());
+    Ok(library)
+}
+
+/// Ok when `path` looks like the real library: an ELF file of plausible size.
+fn check_library(path: &Path) -> Result<()> {
+    let size = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    ensure!(size > ORT_MIN_BYTES, "{} is only {size} bytes; expected more than {ORT_MIN_BYTES}", path.display());
+    let mut magic = [0_u8; 4];
+    fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .with_context(|| format!("reading {}", path.display()))?;
+    ensure!(magic == *b"\x7fELF", "{} is not an ELF shared library", path.display());
+    Ok(())
+}
+
+/// Downloads the wheel with pip and extracts the one file the CPU runtime needs.
+fn install_onnxruntime(library: &Path) -> Result<()> {
+    let dir = library.parent().context("library path has no parent directory")?;
+    // A fixed scratch folder inside the ignored tools folder, wiped first: a download that was
+    // interrupted last time must not be mistaken for a good one.
+    let scratch = dir.join("download");
+    if scratch.exists() {
+        fs::remove_dir_all(&scratch).with_context(|| format!("removing stale {}", scratch.display()))?;
+    }
+    fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", &format!("onnxruntime=={ORT_VERSION}"), "--no-deps", "--only-binary=:all:"])
+        .arg("-d")
+        .arg(&scratch)
+        // pip's progress goes to stderr too, so `cargo xtask ort-path` keeps stdout clean.
+        .stdout(io::stderr()))
+    .context("downloading the onnxruntime wheel with pip")?;
+
+    let wheel = fs::read_dir(&scratch)
+        .with_context(|| format!("listing {}", scratch.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .with_context(|| format!("pip left no .whl file in {}", scratch.display()))?;
+
+    // Extract to a temporary name and rename once verified, so a crash mid-copy never leaves
+    // a truncated library at the final path.
+    let mut partial = library.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let member = format!("onnxruntime/capi/libonnxruntime.so.{ORT_VERSION}");
+    // Python's zipfile is always there (pip needs Python), unlike the `unzip` command.
+    run(Command::new("python3").args(["-c", EXTRACT_PY]).arg(&wheel).arg(&member).arg(&partial))
+        .with_context(|| format!("extracting {member} from {}", wheel.display()))?;
+    check_library(&partial)?;
+    fs::rename(&partial, library).with_context(|| format!("moving the library to {}", library.display()))?;
+
+    fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    Ok(())
+}
+
+/// Copies one member of a zip archive to a file: `python3 -c EXTRACT_PY WHEEL MEMBER DEST`.
+const EXTRACT_PY: &str = "\
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(dest, 'wb') as out:
+    shutil.copyfileobj(src, out)
+";
+
+/// Ensures the Python packages of the interop tests import (and onnxruntime is the pinned one).
+fn python_packages(root: &Path) -> Result<()> {
+    const PACKAGES: &str = "pyhpke, cryptography, numpy, onnxruntime";
+    // The onnxruntime version matters: the Python reference results must come from the same
+    // runtime the gateway loads.
+    let probe =
+        format!("import {PACKAGES}; assert onnxruntime.__version__ == '{ORT_VERSION}', onnxruntime.__version__");
+    if succeeds(Command::new("python3").args(["-c", &probe])) {
+        eprintln!("python packages: present ({PACKAGES})");
+        return Ok(());
+    }
+    let requirements = root.join("tests").join("interop").join("requirements.txt");
+    eprintln!("python packages: installing from {}", requirements.display());
+    run(Command::new("python3")
+        .args(["-m", "pip", "install", "-r"])
+        .arg(&requirements)
+        // On a Debian-managed Python, pip refuses to install without this (PEP 668). The
+        // machine is ours to configure, and pip versions without the option ignore it.
+        .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))
+    .context("installing the Python packages of the interop tests")?;
+    ensure!(
+        succeeds(Command::new("python3").args(["-c", &probe])),
+        "pip finished but `python3 -c \"{probe}\"` still fails"
+    );
+    Ok(())
+}
+
+/// Ensures the rustup target for WebAssembly is installed for the current toolchain.
+fn wasm_target() -> Result<()> {
+    // `cargo xtask` runs under the rustup proxy, which sets RUSTUP_TOOLCHAIN, so rustup answers
+    // for the toolchain that builds the project.
+    let installed = stdout_of(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("asking rustup for installed targets (is rustup installed?)")?;
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        eprintln!("rust target {WASM_TARGET}: present");
+        return Ok(());
+    }
+    eprintln!("rust target {WASM_TARGET}: installing");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        .with_context(|| format!("adding the rust target {WASM_TARGET}"))
+}
+
+/// Ensures the `openssl` command exists; installs it with apt when running as root.
+fn openssl() -> Result<()> {
+    if let Some(path) = find_in_path("openssl") {
+        eprintln!("openssl: present at {}", path.display());
+        return Ok(());
+    }
+    if !is_root() {
+        // Without root there is nothing we can do ourselves; the tests that need it will fail
+        // with their own message, so say here what to install instead of failing setup.
+        eprintln!("openssl: missing; install it with `sudo apt-get install -y openssl`");
+        return Ok(());
+    }
+    eprintln!("openssl: installing with apt-get");
+    // A fresh machine may have no package lists yet; `install` would then find nothing.
+    run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("updating apt package lists")?;
+    run(Command::new("apt-get").args(["install", "-y", "openssl"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("installing openssl with apt-get")?;
+    if find_in_path("openssl").is_none() {
+        bail!("apt-get installed openssl but no `openssl` command is on PATH");
+    }
+    Ok(())
+}
+
+/// True when running as root (uid 0), asked of `id` to stay free of `libc`.
+fn is_root() -> bool {
+    stdout_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
