@@ -1,0 +1,76 @@
+//! A bank's loan system asks the `credit-risk` model about one application, end-to-end
+//! encrypted.
+//!
+//! Run the gateway (`cargo xtask serve`), then: `cargo run -p sealgate-client --example finance`.
+
+use sealgate_client::Client;
+use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
+
+/// One (synthetic) loan application, the 20 features in the model's column order
+/// (see models/demo/README.md).
+const APPLICATION: [(&str, f64); 20] = [
+    ("age", 48.0),
+    ("annual_income", 71.7),
+    ("employment_years", 4.0),
+    ("home_ownership", 1.0),
+    ("loan_amount", 23.9),
+    ("loan_term_months", 60.0),
+    ("interest_rate", 13.87),
+    ("monthly_installment", 554.5),
+    ("debt_to_income", 37.5),
+    ("credit_history_years", 24.9),
+    ("num_open_accounts", 11.0),
+    ("total_credit_limit", 60.8),
+    ("revolving_balance", 47.9),
+    ("credit_utilization", 78.8),
+    ("num_credit_inquiries_6m", 3.0),
+    ("num_late_payments_12m", 1.0),
+    ("num_delinquencies_2y", 1.0),
+    ("months_since_last_delinquency", 20.0),
+    ("savings_balance", 1.5),
+    ("has_cosigner", 0.0),
+];
+
+/// Where the gateway is and which CA to trust: `SEALGATE_URL` (default
+/// `https://127.0.0.1:8443`) and `SEALGATE_CA` (default `.sealgate/tls/ca.pem`, which
+/// `sealgate serve` creates), plus an optional `SEALGATE_TOKEN`.
+fn client() -> Result<Client, sealgate_client::Error> {
+    let url = std::env::var("SEALGATE_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into());
+    let ca = std::env::var("SEALGATE_CA").unwrap_or_else(|_| ".sealgate/tls/ca.pem".into());
+    let mut builder = Client::builder(url).ca_certificate_file(ca)?;
+    if let Ok(token) = std::env::var("SEALGATE_TOKEN") {
+        builder = builder.bearer_token(token);
+    }
+    builder.build()
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), sealgate_client::Error> {
+    let client = client()?;
+    let request = InferenceRequest {
+        id: Some("loan-application-0001".into()),
+        inputs: vec![InputTensor {
+            name: "input".into(),
+            shape: vec![1, APPLICATION.len() as u64],
+            datatype: DataType::Fp32,
+            data: TensorData::Float(APPLICATION.iter().map(|(_, v)| *v).collect()),
+        }],
+        outputs: None,
+    };
+    let answer = client.infer("credit-risk", &request).await?;
+    let label = answer.output("label").and_then(|o| o.data.as_i64().map(<[i64]>::to_vec)).unwrap_or_default();
+    let probabilities = answer.output("probabilities").and_then(|o| o.as_f64()).unwrap_or_default();
+    let verdict = if label.first() == Some(&1) { "likely to default" } else { "likely to repay" };
+    println!("credit-risk: {verdict} (P(default) = {:.3})", probabilities.get(1).copied().unwrap_or(f64::NAN));
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! # sealgate-client
+//!
+//! The Rust SDK for Sealgate. Every call is a Binary HTTP request encrypted with HPKE to
+//! the gateway's key (Oblivious HTTP, RFC 9458) and sent over TLS 1.3; relays, load
+//! balancers and log pipelines between you and the model see only ciphertext.
+//!
+//! ```no_run
+//! use sealgate_client::Client;
+//! use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
+//!
+//! # async fn run() -> Result<(), sealgate_client::Error> {
+//! let client = Client::builder("https://127.0.0.1:8443")
+//!     .ca_certificate_file(".sealgate/tls/ca.pem")?
+//!     .build()?;
+//! let request = InferenceRequest {
+//!     id: None,
+//!     inputs: vec![InputTensor {
+//!         name: "input".into(),
+//!         shape: vec![1, 20],
+//!         datatype: DataType::Fp32,
+//!         data: TensorData::Float(vec![0.0; 20]),
+//!     }],
+//!     outputs: None,
+//! };
+//! let answer = client.infer("credit-risk", &request).await?;
+//! println!("{:?}", answer.output("label"));
+//! # Ok(()) }
+//! ```
+//!
+//! The client fetches the gateway's key configuration once and caches it; when the gateway
+//! answers with the `ohttp-key` problem (keys were rotated) it refetches once and retries.
+
+mod client;
+mod error;
+
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, Result};
+pub use sealgate_protocol::inference;
+pub use sealgate_protocol::{Aead, KeyConfig, bhttp};
