@@ -90,12 +90,12 @@ impl ClientBuilder {
 
     /// Builds the client (no network traffic yet).
     pub fn build(self) -> Result<Client> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
         let base = url::Url::parse(&self.url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
         if base.scheme() != "https" {
             return Err(Error::InvalidUrl("the gateway URL must be https://".into()));
+        }
+        if let Some(e) = self.error {
+            return Err(e);
         }
         let authority = match (base.host_str(), base.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
@@ -228,10 +228,8 @@ impl Client {
 
     /// Prefers a pinned configuration, then one offering the chosen AEAD, then any.
     fn choose(&self, configs: Vec<KeyConfig>) -> Result<KeyConfig> {
-        if let Some(pin) = self.inner.pinned_key_config {
-            if let Some(c) = configs.iter().find(|c| c.sha256() == pin) {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.inner.pinned_key_config.and_then(|pin| configs.iter().find(|c| c.sha256() == pin)) {
+            return Ok(c.clone());
         }
         let preferred = configs.iter().find(|c| c.suite_for(self.inner.aead).is_some()).cloned();
         preferred.or_else(|| configs.into_iter().next()).ok_or_else(|| Error::NoUsableKeyConfig("empty list".into()))
@@ -364,12 +362,13 @@ mod tests {
 
     #[test]
     fn builder_refuses_bad_configuration() {
-        assert!(matches!(Client::builder("http://127.0.0.1:1").ca_certificate_pem(b"").build(), Err(_)));
-        assert!(matches!(
-            Client::builder("not a url").build(),
-            Err(Error::InvalidCaCertificate(_) | Error::InvalidUrl(_))
-        ));
+        assert!(matches!(Client::builder("http://127.0.0.1:1").build(), Err(Error::InvalidUrl(_))));
+        assert!(matches!(Client::builder("not a url").build(), Err(Error::InvalidUrl(_))));
         assert!(matches!(Client::builder("https://127.0.0.1:1").build(), Err(Error::InvalidCaCertificate(_))));
+        let empty_pem = Client::builder("https://127.0.0.1:1").ca_certificate_pem(b"").build();
+        assert!(matches!(empty_pem, Err(Error::InvalidCaCertificate(_))));
+        let missing = Client::builder("https://127.0.0.1:1").ca_certificate_file("/nonexistent/ca.pem");
+        assert!(matches!(missing, Err(Error::InvalidCaCertificate(_))));
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Default for Limits {
 /// Shared state of the outer router.
 pub struct Gateway {
     keys: GatewayKeys,
+    /// Names of served models: the only path-derived text that may reach the log, so a
+    /// client-chosen string never does.
+    model_names: Vec<String>,
     encoded_configs: Vec<u8>,
     inner: Router,
     limits: Limits,
@@ -49,9 +52,9 @@ pub struct Gateway {
 
 impl Gateway {
     /// Wires the keys and the inner router together.
-    pub fn new(keys: GatewayKeys, inner: Router, limits: Limits) -> Self {
+    pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
         let encoded_configs = keys.encoded_configs();
-        Self { keys, encoded_configs, inner, limits }
+        Self { keys, model_names, encoded_configs, inner, limits }
     }
 }
 
@@ -124,7 +127,7 @@ async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<St
             return (error_response(StatusCode::BAD_REQUEST, msg), None);
         }
     };
-    let model = model_from_path(&request.path);
+    let model = served_model_in(&request.path, &gw.model_names);
     let http_request = match to_http(request) {
         Ok(r) => r,
         Err(msg) => return (error_response(StatusCode::BAD_REQUEST, msg.into()), model),
@@ -138,10 +141,11 @@ async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<St
     (from_http(response, gw.limits.max_response_bytes).await, model)
 }
 
-fn model_from_path(path: &str) -> Option<String> {
+/// The model a request path names, if it is one the gateway serves.
+fn served_model_in(path: &str, served: &[String]) -> Option<String> {
     let rest = path.strip_prefix("/v2/models/")?;
     let name = rest.split(['/', '?']).next()?;
-    sealgate_models::is_valid_name(name).then(|| name.to_owned())
+    served.iter().find(|s| *s == name).cloned()
 }
 
 fn error_response(status: StatusCode, message: String) -> bhttp::Response {
@@ -197,5 +201,155 @@ fn encapsulate(responder: ServerResponse, inner: &bhttp::Response) -> Response {
             tracing::error!(error = %e, "response encapsulation failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The outer router without a socket: `oneshot` with a stand-in inner router that
+    //! echoes the decrypted request, so these tests need neither TLS nor ONNX Runtime.
+
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use sealgate_protocol::{ClientRequest, ClientResponse, GatewayKey, Kem, KeyConfig, SymmetricSuite};
+
+    use super::*;
+
+    fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    fn app(limits: Limits) -> (Router, KeyConfig) {
+        let key = GatewayKey::generate(5, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let config = key.config().clone();
+        let inner = Router::new().route("/echo", post(|body: Bytes| async move { body }));
+        let gw = Gateway::new(GatewayKeys::new(vec![key]).unwrap(), inner, vec!["echo".into()], limits);
+        (router(Arc::new(gw)), config)
+    }
+
+    fn post_ohttp(body: Vec<u8>, content_type: &str) -> Request {
+        axum::http::Request::post(sealgate_protocol::GATEWAY_PATH)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    fn encapsulated(config: &KeyConfig, inner: &bhttp::Request) -> (Vec<u8>, ClientResponse) {
+        ClientRequest::new(config, SymmetricSuite::ALL[0]).unwrap().encapsulate(&inner.encode(), &mut rng()).unwrap()
+    }
+
+    async fn call(app: &Router, request: Request) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+    }
+
+    fn problem_type(body: &[u8]) -> String {
+        serde_json::from_slice::<serde_json::Value>(body).unwrap()["type"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn publishes_key_configurations() {
+        let (app, config) = app(Limits::default());
+        let request = axum::http::Request::get(sealgate_protocol::GATEWAY_PATH).body(Body::empty()).unwrap();
+        let (status, headers, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::OHTTP_KEYS);
+        assert_eq!(KeyConfig::decode_list(&body).unwrap(), vec![config]);
+    }
+
+    #[tokio::test]
+    async fn round_trip_through_the_inner_router() {
+        let (app, config) = app(Limits::default());
+        let mut inner = bhttp::Request::new("POST", "https", "gw", "/echo");
+        inner.body = b"secret features".to_vec();
+        let (enc, pending) = encapsulated(&config, &inner);
+        let (status, headers, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::OHTTP_RESPONSE);
+        let answer = bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"secret features"[..]));
+    }
+
+    #[tokio::test]
+    async fn inner_errors_stay_inside_the_encryption() {
+        let (app, config) = app(Limits::default());
+        // A route the inner router does not have: the outer status is still 200.
+        let (enc, pending) = encapsulated(&config, &bhttp::Request::new("GET", "https", "gw", "/nowhere"));
+        let (status, _, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap().status, 404);
+
+        // Not Binary HTTP at all.
+        let (enc, pending) = ClientRequest::new(&config, SymmetricSuite::ALL[2])
+            .unwrap()
+            .encapsulate(b"\x07not binary http", &mut rng())
+            .unwrap();
+        let (status, _, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap();
+        assert_eq!(answer.status, 400);
+        assert!(String::from_utf8_lossy(&answer.body).contains("Binary HTTP"));
+    }
+
+    #[tokio::test]
+    async fn outer_errors_are_problem_json() {
+        let (app, config) = app(Limits { max_body_bytes: 1000, ..Limits::default() });
+        let (good, _) = encapsulated(&config, &bhttp::Request::new("GET", "https", "gw", "/echo"));
+
+        let (status, headers, _) = call(&app, post_ohttp(good.clone(), "text/plain")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::PROBLEM_JSON);
+
+        let (status, _, _) = call(&app, post_ohttp(vec![0; 1001], media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let (status, _, _) = call(&app, post_ohttp(good[..10].to_vec(), media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        let mut wrong_key = good.clone();
+        wrong_key[0] ^= 1;
+        let (status, _, body) = call(&app, post_ohttp(wrong_key, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem_type(&body), sealgate_protocol::problem_type::OHTTP_KEY);
+
+        let mut tampered = good;
+        *tampered.last_mut().unwrap() ^= 1;
+        let (status, _, body) = call(&app, post_ohttp(tampered, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem_type(&body), "about:blank");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_finishes_times_out() {
+        let (app, _) = app(Limits { request_timeout: Duration::from_millis(200), ..Limits::default() });
+        let stalled = stalled_body();
+        let request = axum::http::Request::post(sealgate_protocol::GATEWAY_PATH)
+            .header(header::CONTENT_TYPE, media_type::OHTTP_REQUEST)
+            .body(Body::from_stream(stalled))
+            .unwrap();
+        let (status, headers, _) = call(&app, request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::PROBLEM_JSON);
+    }
+
+    /// A body stream that yields one chunk and then never ends, like a slowloris client.
+    fn stalled_body() -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        struct Stalled(bool);
+        impl futures_core::Stream for Stalled {
+            type Item = Result<Bytes, std::io::Error>;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                if self.0 {
+                    std::task::Poll::Pending
+                } else {
+                    self.0 = true;
+                    std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"\x01\x00"))))
+                }
+            }
+        }
+        Stalled(false)
     }
 }

@@ -130,14 +130,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     let tls = tls::server_config(&cert, &key)?;
     let keys = GatewayKeys::new(data.load_or_create_ohttp_keys()?).context("loading HPKE keys")?;
 
-    let library = ort_library(args.ort_library);
-    let env = runtime::environment(&library)?;
     let models_dir = args.models.unwrap_or_else(default_models_dir);
     let sources = ModelRegistry::onnx_files_in(&models_dir)
         .with_context(|| format!("listing models in {}", models_dir.display()))?;
     if sources.is_empty() {
         anyhow::bail!("no models (*.onnx) found in {}", models_dir.display());
     }
+    let library = ort_library(args.ort_library);
+    let env = runtime::environment(&library)?;
     let registry = ModelRegistry::load(env, &sources, args.sessions_per_model)?;
 
     let limits = gateway::Limits {
@@ -146,9 +146,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         ..gateway::Limits::default()
     };
     let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
+    let model_names: Vec<String> = registry.list().models.into_iter().map(|m| m.name).collect();
     let inner = inference::router(Arc::new(inference::Models::new(registry)));
     let configs = keys.configs();
-    let gw = Arc::new(gateway::Gateway::new(keys, inner, limits));
+    let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
     let app = gateway::router(gw);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;

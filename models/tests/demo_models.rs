@@ -1,0 +1,153 @@
+//! The demo models through the real ONNX Runtime: metadata from the ONNX signature, answers
+//! for the example rows, and every kind of bad tensor refused with a message that names the
+//! problem but never the values.
+//!
+//! Needs the ONNX Runtime library: `ORT_DYLIB_PATH`, as `cargo xtask test` sets it.
+
+use std::path::PathBuf;
+
+use sealgate_models::{Model, ModelError, ModelRegistry, runtime};
+use sealgate_protocol::inference::{DataType, InferenceRequest, InputTensor, RequestedOutput, TensorData};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn env() -> &'static ort::environment::Environment {
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/onnxruntime/libonnxruntime.so.1.31.1"));
+    runtime::environment(&library).expect("ONNX Runtime library (run `cargo xtask setup`)")
+}
+
+fn model(name: &str) -> Model {
+    let bytes = std::fs::read(repo().join(format!("models/demo/{name}.onnx"))).unwrap();
+    Model::from_onnx_bytes(env(), name, "1", &bytes, 2).unwrap()
+}
+
+fn example(name: &str) -> InferenceRequest {
+    let text = std::fs::read_to_string(repo().join(format!("models/demo/{name}.example.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn input(shape: Vec<u64>, datatype: DataType, data: TensorData) -> InferenceRequest {
+    InferenceRequest {
+        id: None,
+        inputs: vec![InputTensor { name: "input".into(), shape, datatype, data }],
+        outputs: None,
+    }
+}
+
+fn invalid(model: &Model, request: &InferenceRequest) -> String {
+    match model.infer(request) {
+        Err(ModelError::InvalidInput(msg)) => msg,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+#[test]
+fn metadata_comes_from_the_onnx_signature() {
+    for (name, features) in [("breast-cancer", 30), ("credit-risk", 20)] {
+        let meta = model(name).metadata();
+        assert_eq!(meta.inputs.len(), 1);
+        assert_eq!((meta.inputs[0].name.as_str(), meta.inputs[0].datatype), ("input", DataType::Fp32));
+        assert_eq!(meta.inputs[0].shape, vec![-1, features]);
+        let outputs: Vec<_> = meta.outputs.iter().map(|o| (o.name.as_str(), o.datatype)).collect();
+        assert_eq!(outputs, vec![("label", DataType::Int64), ("probabilities", DataType::Fp32)]);
+    }
+}
+
+#[test]
+fn example_rows_are_classified_as_documented() {
+    // models/demo/README.md: each example file holds one row of class 0, then one of class 1.
+    for name in ["breast-cancer", "credit-risk"] {
+        let answer = model(name).infer(&example(name)).unwrap();
+        assert_eq!(answer.output("label").unwrap().data, TensorData::Int(vec![0, 1]), "{name}");
+        let p = answer.output("probabilities").unwrap();
+        assert_eq!(p.shape, vec![2, 2]);
+        let p = p.as_f64().unwrap();
+        for row in p.chunks(2) {
+            assert!((row[0] + row[1] - 1.0).abs() < 1e-5, "{name}: {row:?}");
+        }
+        assert!(p[0] > 0.5 && p[3] > 0.5, "{name}: {p:?}");
+    }
+}
+
+#[test]
+fn requested_outputs_are_honoured() {
+    let model = model("credit-risk");
+    let mut request = example("credit-risk");
+    request.outputs = Some(vec![RequestedOutput { name: "label".into() }]);
+    let answer = model.infer(&request).unwrap();
+    assert_eq!(answer.outputs.len(), 1);
+    request.outputs = Some(vec![RequestedOutput { name: "nope".into() }]);
+    assert!(invalid(&model, &request).contains("no output 'nope'"));
+}
+
+#[test]
+fn bad_tensors_are_refused_with_clear_messages() {
+    let model = model("breast-cancer");
+    let canary = 1234.5678;
+    let row = |n: usize| TensorData::Float(vec![canary; n]);
+
+    let mut wrong_name = input(vec![1, 30], DataType::Fp32, row(30));
+    wrong_name.inputs[0].name = "features".into();
+    assert!(invalid(&model, &wrong_name).contains("no input 'features'"));
+
+    let msg = invalid(&model, &input(vec![1, 29], DataType::Fp32, row(29)));
+    assert!(msg.contains("shape [1, 29]") && msg.contains("[-1, 30]"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![1, 30], DataType::Int64, TensorData::Int(vec![1; 30])));
+    assert!(msg.contains("datatype FP32") && msg.contains("INT64"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![1, 30], DataType::Fp32, row(29)));
+    assert!(msg.contains("29 values") && msg.contains("needs 30"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![1, 30], DataType::Fp32, TensorData::Float(vec![1e300; 30])));
+    assert!(msg.contains("FP32 range"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![1, 30], DataType::Fp32, TensorData::Bool(vec![true; 30])));
+    assert!(msg.contains("does not match datatype"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![0, 30], DataType::Fp32, row(0)));
+    assert!(msg.contains("empty dimension"), "{msg}");
+
+    let msg = invalid(&model, &input(vec![1 << 40, 30], DataType::Fp32, row(30)));
+    assert!(msg.contains("too large"), "{msg}");
+
+    let mut twice = input(vec![1, 30], DataType::Fp32, row(30));
+    twice.inputs.push(twice.inputs[0].clone());
+    assert!(invalid(&model, &twice).contains("given twice"));
+
+    let missing = InferenceRequest { id: None, inputs: vec![], outputs: None };
+    assert!(invalid(&model, &missing).contains("missing input 'input'"));
+
+    // None of the messages above may quote the values sent.
+    for request in [wrong_name, twice] {
+        let msg = invalid(&model, &request);
+        assert!(!msg.contains("1234"), "{msg}");
+    }
+    // The model still answers after all of that.
+    assert!(model.infer(&input(vec![1, 30], DataType::Fp32, row(30))).is_ok());
+}
+
+#[test]
+fn registry_loads_a_folder_and_refuses_duplicates() {
+    let sources = ModelRegistry::onnx_files_in(&repo().join("models/demo")).unwrap();
+    let mut registry = ModelRegistry::load(env(), &sources, 1).unwrap();
+    assert_eq!(registry.len(), 2);
+    assert_eq!(
+        registry.list().models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["breast-cancer", "credit-risk"]
+    );
+    assert!(registry.get("credit-risk", None).is_some());
+    assert!(registry.get("credit-risk", Some("2")).is_none());
+    let again = model("credit-risk");
+    assert!(matches!(registry.insert(again), Err(ModelError::Duplicate(_))));
+}
+
+#[test]
+fn garbage_model_bytes_are_refused() {
+    let e = Model::from_onnx_bytes(env(), "junk", "1", b"definitely not an onnx protobuf", 1).unwrap_err();
+    assert!(matches!(e, ModelError::Runtime(_)), "{e:?}");
+}
