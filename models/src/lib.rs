@@ -8,7 +8,10 @@
 //! Model bytes are only ever handed to ONNX Runtime from memory, never from a path, so the
 //! sealed-artifact loader can decrypt into a locked buffer and wipe it right after.
 
+pub mod artifact;
+pub mod audit;
 mod error;
+pub mod kms;
 mod model;
 mod registry;
 pub mod runtime;

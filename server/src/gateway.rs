@@ -58,17 +58,41 @@ impl Gateway {
     }
 }
 
+/// Browser-facing options of the outer router.
+#[derive(Debug, Clone, Default)]
+pub struct WebOptions {
+    /// Origins allowed to call the gateway from a browser (CORS). Empty: no CORS headers,
+    /// so only same-origin pages can read answers.
+    pub cors_origins: Vec<HeaderValue>,
+    /// A folder of static files (a web app) served for every path the gateway does not own.
+    pub static_dir: Option<std::path::PathBuf>,
+}
+
 /// Builds the outer router.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+pub fn router(gateway: Arc<Gateway>, web: WebOptions) -> Router {
     let limit = gateway.limits.max_body_bytes;
-    Router::new()
+    let mut router = Router::new()
         .route(sealgate_protocol::GATEWAY_PATH, get(key_configs).post(relay))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         // The handler enforces the limit itself (to answer with problem+json); this layer
         // only stops axum's default 2 MB cap from applying first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
-        .with_state(gateway)
+        .with_state(gateway);
+    if let Some(dir) = web.static_dir {
+        router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    if !web.cors_origins.is_empty() {
+        // Only what an OHTTP client needs: GET keys, POST requests with a content type.
+        // No credentials: the bearer token travels inside the encryption, not in cookies.
+        let cors = tower_http::cors::CorsLayer::new()
+            .allow_origin(web.cors_origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600));
+        router = router.layer(cors);
+    }
+    router
 }
 
 async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
@@ -224,7 +248,8 @@ mod tests {
         let config = key.config().clone();
         let inner = Router::new().route("/echo", post(|body: Bytes| async move { body }));
         let gw = Gateway::new(GatewayKeys::new(vec![key]).unwrap(), inner, vec!["echo".into()], limits);
-        (router(Arc::new(gw)), config)
+        let web = WebOptions { cors_origins: vec![HeaderValue::from_static("https://app.example")], static_dir: None };
+        (router(Arc::new(gw), web), config)
     }
 
     fn post_ohttp(body: Vec<u8>, content_type: &str) -> Request {
@@ -351,5 +376,25 @@ mod tests {
             }
         }
         Stalled(false)
+    }
+
+    #[tokio::test]
+    async fn cors_preflight_allows_only_configured_origins() {
+        let (app, _) = app(Limits::default());
+        let preflight = |origin: &'static str| {
+            axum::http::Request::builder()
+                .method(Method::OPTIONS)
+                .uri(sealgate_protocol::GATEWAY_PATH)
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, headers, _) = call(&app, preflight("https://app.example")).await;
+        assert!(status.is_success());
+        assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        let (_, headers, _) = call(&app, preflight("https://evil.example")).await;
+        assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }
 }

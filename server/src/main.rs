@@ -66,6 +66,13 @@ struct ServeArgs {
     /// ONNX Runtime sessions per model (requests that run at once per model).
     #[arg(long, default_value_t = 2)]
     sessions_per_model: usize,
+    /// Browser origin allowed to call the gateway (CORS), such as `https://app.example`;
+    /// repeat for several. Default: the gateway's own https origin.
+    #[arg(long = "cors-origin", env = "SEALGATE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Serve the static web app in this folder for paths the gateway does not own.
+    #[arg(long = "static")]
+    static_dir: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -150,7 +157,22 @@ fn serve(args: ServeArgs) -> Result<()> {
     let inner = inference::router(Arc::new(inference::Models::new(registry)));
     let configs = keys.configs();
     let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
-    let app = gateway::router(gw);
+    let cors_origins =
+        if args.cors_origins.is_empty() { vec![format!("https://{}", args.listen)] } else { args.cors_origins.clone() };
+    let cors_origins = cors_origins
+        .iter()
+        .map(|o| {
+            let o = o.trim_end_matches('/');
+            if !(o.starts_with("https://") || o.starts_with("http://")) {
+                anyhow::bail!("--cors-origin {o}: an origin is scheme://host[:port]");
+            }
+            o.parse().with_context(|| format!("--cors-origin {o}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(dir) = &args.static_dir {
+        anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
+    }
+    let app = gateway::router(gw, gateway::WebOptions { cors_origins, static_dir: args.static_dir.clone() });
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async move {

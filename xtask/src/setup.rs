@@ -4,7 +4,8 @@
 //! package registries are reachable. So the project installs its own needs from them:
 //! the ONNX Runtime shared library (from the PyPI wheel, since `ort`'s own binary download
 //! cannot work here), the Python packages of the interop tests, the wasm target that proves
-//! the protocol crate builds for browsers, and the `openssl` command the TLS tests use.
+//! the protocol crate builds for browsers, the `openssl` command the TLS tests use, and the
+//! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS).
 //! Each check is cheap, so running setup on every `serve`/`test` costs well under a second.
 
 use std::fs;
@@ -48,6 +49,7 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     python_packages(root)?;
     wasm_target()?;
     openssl()?;
+    kms_test_servers(root)?;
     Ok(library)
 }
 
@@ -196,4 +198,61 @@ fn openssl() -> Result<()> {
 /// True when running as root (uid 0), asked of `id` to stay free of `libc`.
 fn is_root() -> bool {
     stdout_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// The PKCS#11 module the `pkcs11` provider tests load (Debian's `softhsm2` package).
+const SOFTHSM_LIBRARY: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Ensures what the KMS provider tests talk to: SoftHSM2 (with apt, as root) and the moto
+/// server (with pip, from `models/tests/requirements.txt`).
+fn kms_test_servers(root: &Path) -> Result<()> {
+    softhsm()?;
+    moto(root)
+}
+
+/// Ensures SoftHSM2: the `softhsm2-util` command (to create test tokens) and its module.
+fn softhsm() -> Result<()> {
+    let present = || succeeds(Command::new("softhsm2-util").arg("--version")) && Path::new(SOFTHSM_LIBRARY).is_file();
+    if present() {
+        eprintln!("softhsm2: present ({SOFTHSM_LIBRARY})");
+        return Ok(());
+    }
+    if !is_root() {
+        // As for openssl: say what to install, and let the PKCS#11 tests fail with their own
+        // message.
+        eprintln!("softhsm2: missing; install it with `sudo apt-get install -y softhsm2`");
+        return Ok(());
+    }
+    eprintln!("softhsm2: installing with apt-get");
+    run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("updating apt package lists")?;
+    run(Command::new("apt-get").args(["install", "-y", "softhsm2"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("installing softhsm2 with apt-get")?;
+    ensure!(present(), "apt-get installed softhsm2 but `softhsm2-util` or {SOFTHSM_LIBRARY} is still missing");
+    Ok(())
+}
+
+/// Ensures the moto server (a local AWS KMS endpoint) imports.
+fn moto(root: &Path) -> Result<()> {
+    // Finding the modules rather than importing them: moto's import alone takes most of a
+    // second, and setup runs before every `serve` and `test`.
+    const PROBE: &str =
+        "import importlib.util as u; assert all(u.find_spec(m) for m in ('moto.server', 'flask', 'flask_cors'))";
+    if succeeds(Command::new("python3").args(["-c", PROBE])) {
+        eprintln!("moto server: present");
+        return Ok(());
+    }
+    let requirements = root.join("models").join("tests").join("requirements.txt");
+    eprintln!("moto server: installing from {}", requirements.display());
+    run(Command::new("python3")
+        .args(["-m", "pip", "install", "-r"])
+        .arg(&requirements)
+        // See `python_packages` for why.
+        .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))
+    .context("installing the moto server for the AWS KMS tests")?;
+    ensure!(
+        succeeds(Command::new("python3").args(["-c", PROBE])),
+        "pip finished but `python3 -c \"{PROBE}\"` still fails"
+    );
+    Ok(())
 }

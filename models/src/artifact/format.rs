@@ -1,0 +1,244 @@
+//! The `*.sealed` artifact format, version 1: header layout, parsing and serialization.
+//!
+//! Specified in docs/ARTIFACT-FORMAT.md; this file is its executable form. All integers are
+//! big-endian. Parsing takes untrusted bytes and never panics; every length is bounded
+//! before anything is allocated.
+//!
+//! ```text
+//! fixed header   magic "SGSEALED" | version u8 = 1 | suite u16 = 1 | message_id [32]
+//!                | frame_size u32 | context: count u16, (klen u16, key, vlen u16, value)*
+//!                | commitment [32]
+//! key section    count u8 (1..=8), (plen u8, provider, kidlen u16, key_id, ctlen u16, ct)*
+//! header_mac     [32]  HMAC-SHA256(mac_key, fixed header || key section)
+//! body           frames: AES-256-GCM(ciphertext || tag), all frame_size bytes of plaintext
+//!                but the last, which holds 0..=frame_size bytes
+//! ```
+//!
+//! The fixed header is bound into every frame's AAD; the key section is authenticated only
+//! by the header MAC, so `sealgate rewrap` can replace wrapped keys without touching the body.
+
+use crate::kms::{EncryptionContext, WrappedKey};
+
+use super::ArtifactError;
+
+/// The first eight bytes of every sealed artifact.
+pub const MAGIC: &[u8; 8] = b"SGSEALED";
+/// The only format version.
+pub const VERSION: u8 = 1;
+/// Suite 1: AES-256-GCM frames, HKDF-SHA256 key derivation, HMAC-SHA256 header MAC and key
+/// commitment.
+pub const SUITE_AES256GCM_HKDF_SHA256: u16 = 1;
+/// Bytes of an AES-GCM tag.
+pub const TAG_LEN: usize = 16;
+/// Smallest and largest frame size accepted.
+pub const FRAME_SIZE_RANGE: std::ops::RangeInclusive<u32> = 4096..=(64 << 20);
+/// Most wrapped keys in one header.
+pub const MAX_WRAPPED_KEYS: usize = 8;
+const MAX_CONTEXT_ENTRIES: usize = 32;
+const MAX_WRAPPED_CIPHERTEXT: usize = 4096;
+
+/// The parsed header of a sealed artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Random per artifact; salts the key derivation.
+    pub message_id: [u8; 32],
+    /// Plaintext bytes per frame.
+    pub frame_size: u32,
+    /// Model name, version, plaintext SHA-256, creation time (and any extra entries).
+    pub context: EncryptionContext,
+    /// Key commitment: proves which data key the artifact was sealed with.
+    pub commitment: [u8; 32],
+    /// The data key wrapped by one or more KMS keys.
+    pub wrapped_keys: Vec<WrappedKey>,
+    /// HMAC over the fixed header and key section.
+    pub header_mac: [u8; 32],
+}
+
+impl Header {
+    /// Encodes the fixed header (the part bound into every frame).
+    pub fn encode_fixed(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&SUITE_AES256GCM_HKDF_SHA256.to_be_bytes());
+        out.extend_from_slice(&self.message_id);
+        out.extend_from_slice(&self.frame_size.to_be_bytes());
+        // Sizes were checked when the header was built or parsed: they fit their fields.
+        out.extend_from_slice(&(self.context.len() as u16).to_be_bytes());
+        for (k, v) in &self.context {
+            for part in [k, v] {
+                out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+                out.extend_from_slice(part.as_bytes());
+            }
+        }
+        out.extend_from_slice(&self.commitment);
+        out
+    }
+
+    /// Encodes the key section.
+    pub fn encode_keys(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(self.wrapped_keys.len() as u8);
+        for key in &self.wrapped_keys {
+            out.push(key.provider.len() as u8);
+            out.extend_from_slice(key.provider.as_bytes());
+            out.extend_from_slice(&(key.key_id.len() as u16).to_be_bytes());
+            out.extend_from_slice(key.key_id.as_bytes());
+            out.extend_from_slice(&(key.ciphertext.len() as u16).to_be_bytes());
+            out.extend_from_slice(&key.ciphertext);
+        }
+        out
+    }
+
+    /// Encodes the whole header including the MAC.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_fixed();
+        out.extend_from_slice(&self.encode_keys());
+        out.extend_from_slice(&self.header_mac);
+        out
+    }
+
+    /// Checks the limits that parsing enforces, so a header we write can always be read.
+    pub fn validate(&self) -> Result<(), ArtifactError> {
+        if !FRAME_SIZE_RANGE.contains(&self.frame_size) {
+            return Err(ArtifactError::Format("frame size out of range"));
+        }
+        if self.context.len() > MAX_CONTEXT_ENTRIES
+            || self.context.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || v.len() > 1024)
+        {
+            return Err(ArtifactError::Format("encryption context too large"));
+        }
+        if self.wrapped_keys.is_empty() || self.wrapped_keys.len() > MAX_WRAPPED_KEYS {
+            return Err(ArtifactError::Format("an artifact holds 1 to 8 wrapped keys"));
+        }
+        for key in &self.wrapped_keys {
+            if key.provider.is_empty()
+                || key.provider.len() > 64
+                || key.key_id.len() > 1024
+                || key.ciphertext.is_empty()
+                || key.ciphertext.len() > MAX_WRAPPED_CIPHERTEXT
+            {
+                return Err(ArtifactError::Format("wrapped key field out of range"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a header from the start of `bytes`; returns it with its encoded length.
+    pub fn parse(bytes: &[u8]) -> Result<(Self, usize), ArtifactError> {
+        let mut r = Cursor { bytes, pos: 0 };
+        if r.take(8)? != MAGIC {
+            return Err(ArtifactError::Format("not a Sealgate sealed artifact (bad magic)"));
+        }
+        if r.u8()? != VERSION {
+            return Err(ArtifactError::Format("unsupported artifact version"));
+        }
+        if r.u16()? != SUITE_AES256GCM_HKDF_SHA256 {
+            return Err(ArtifactError::Format("unsupported artifact suite"));
+        }
+        let message_id = r.array32()?;
+        let frame_size = r.u32()?;
+        let entries = usize::from(r.u16()?);
+        if entries > MAX_CONTEXT_ENTRIES {
+            return Err(ArtifactError::Format("too many encryption context entries"));
+        }
+        let mut context = EncryptionContext::new();
+        for _ in 0..entries {
+            let k = r.text16()?;
+            let v = r.text16()?;
+            if context.insert(k, v).is_some() {
+                return Err(ArtifactError::Format("duplicate encryption context key"));
+            }
+        }
+        let commitment = r.array32()?;
+        let count = usize::from(r.u8()?);
+        let mut wrapped_keys = Vec::with_capacity(count.min(MAX_WRAPPED_KEYS));
+        for _ in 0..count {
+            let plen = usize::from(r.u8()?);
+            let provider = r.text(plen)?;
+            let kid_len = usize::from(r.u16()?);
+            let key_id = r.text(kid_len)?;
+            let ct_len = usize::from(r.u16()?);
+            let ciphertext = r.take(ct_len)?.to_vec();
+            wrapped_keys.push(WrappedKey { provider, key_id, ciphertext });
+        }
+        let header_mac = r.array32()?;
+        let header = Header { message_id, frame_size, context, commitment, wrapped_keys, header_mac };
+        header.validate()?;
+        Ok((header, r.pos))
+    }
+}
+
+/// Ciphertext length of a body holding `plaintext_len` bytes.
+pub fn body_len(plaintext_len: u64, frame_size: u32) -> u64 {
+    let frame = u64::from(frame_size);
+    // Full frames, then a final frame of 0..=frame_size bytes; a plaintext that is an exact
+    // multiple of the frame size ends with an empty final frame.
+    let frames = plaintext_len / frame + 1;
+    plaintext_len + frames * TAG_LEN as u64
+}
+
+/// Plaintext length of a body of `body_len` ciphertext bytes, or an error if no plaintext
+/// length produces that body length (a truncated or padded file).
+pub fn plaintext_len(body_len: u64, frame_size: u32) -> Result<u64, ArtifactError> {
+    let full = u64::from(frame_size) + TAG_LEN as u64;
+    let full_frames = body_len / full;
+    let last = body_len % full;
+    if last < TAG_LEN as u64 {
+        return Err(ArtifactError::Truncated);
+    }
+    Ok(full_frames * u64::from(frame_size) + (last - TAG_LEN as u64))
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ArtifactError> {
+        let end = self.pos.checked_add(n).ok_or(ArtifactError::Truncated)?;
+        let slice = self.bytes.get(self.pos..end).ok_or(ArtifactError::Truncated)?;
+        self.pos = end;
+        Ok(slice)
+    }
+    fn u8(&mut self) -> Result<u8, ArtifactError> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+    fn u16(&mut self) -> Result<u16, ArtifactError> {
+        let b: [u8; 2] = self.take(2)?.try_into().map_err(|_| ArtifactError::Truncated)?;
+        Ok(u16::from_be_bytes(b))
+    }
+    fn u32(&mut self) -> Result<u32, ArtifactError> {
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| ArtifactError::Truncated)?;
+        Ok(u32::from_be_bytes(b))
+    }
+    fn array32(&mut self) -> Result<[u8; 32], ArtifactError> {
+        self.take(32)?.try_into().map_err(|_| ArtifactError::Truncated)
+    }
+    fn text(&mut self, n: usize) -> Result<String, ArtifactError> {
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| ArtifactError::Format("text field is not UTF-8"))
+    }
+    fn text16(&mut self) -> Result<String, ArtifactError> {
+        let n = usize::from(self.u16()?);
+        self.text(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_length_arithmetic_round_trips() {
+        for frame in [4096u32, 65536] {
+            for len in [0u64, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 7, 1 << 20] {
+                let body = body_len(len, frame);
+                assert_eq!(plaintext_len(body, frame).unwrap(), len, "len {len} frame {frame}");
+            }
+        }
+        // A body cut inside a tag cannot be any plaintext length.
+        assert!(plaintext_len(4096 + 16 + 5, 4096).is_err());
+        assert!(plaintext_len(3, 4096).is_err());
+    }
+}

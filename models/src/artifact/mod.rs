@@ -1,0 +1,367 @@
+//! Sealed model artifacts: envelope encryption of ONNX weights at rest.
+//!
+//! [`seal`] encrypts a model under a fresh data key that one or more KMS keys wrap;
+//! [`open`] unwraps the data key and decrypts the body, frame by frame, straight into one
+//! [`LockedBuffer`] — the only plaintext copy outside ONNX Runtime — which the caller wipes
+//! as soon as the session is built. The format (see [`format`] and
+//! docs/ARTIFACT-FORMAT.md) borrows from the AWS Encryption SDK v2 message format (key
+//! commitment, framed body, final-frame marker) and Tink's streaming AEAD (per-artifact key
+//! derivation, segment numbers in the nonce).
+//!
+//! Key schedule, with `dek` the 32-byte data key:
+//!
+//! ```text
+//! prk        = HKDF-Extract(salt = message_id, ikm = dek)
+//! body_key   = HKDF-Expand(prk, "sealgate v1 body key", 32)
+//! mac_key    = HKDF-Expand(prk, "sealgate v1 header mac", 32)
+//! commitment = HKDF-Expand(prk, "sealgate v1 key commitment", 32)
+//! frame i:     nonce = 0x00000000 || u64 i;  aad = SHA-256(fixed header) || u64 i || final?1:0
+//! ```
+
+pub mod format;
+mod locked;
+
+use std::io::{Read, Write};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use hkdf::Hkdf;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+pub use format::Header;
+pub use locked::LockedBuffer;
+
+use crate::kms::{DataKey, EncryptionContext, KmsError, KmsProvider, WrappedKey};
+
+/// Context key: the model name.
+pub const CONTEXT_MODEL: &str = "model";
+/// Context key: the model version.
+pub const CONTEXT_VERSION: &str = "version";
+/// Context key: hex SHA-256 of the plaintext model.
+pub const CONTEXT_SHA256: &str = "sha256";
+/// Context key: creation time, Unix seconds.
+pub const CONTEXT_CREATED: &str = "created";
+
+/// Default plaintext bytes per frame.
+pub const DEFAULT_FRAME_SIZE: u32 = 1 << 20;
+
+/// Why an artifact could not be sealed or opened. No variant carries key material or
+/// plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// The header is malformed; the text names the field.
+    #[error("malformed artifact header: {0}")]
+    Format(&'static str),
+    /// The file ends early (or has bytes cut from the body).
+    #[error("the artifact is truncated")]
+    Truncated,
+    /// No wrapped key could be unwrapped; one entry per wrapped key tried.
+    #[error("no wrapped data key could be unwrapped: {}", .0.join("; "))]
+    NoUsableKey(Vec<String>),
+    /// The KMS failed in a way worth retrying (unreachable).
+    #[error(transparent)]
+    KmsUnavailable(KmsError),
+    /// The unwrapped data key is not the one the artifact was sealed with.
+    #[error("key commitment mismatch: the data key does not belong to this artifact")]
+    Commitment,
+    /// The header MAC does not verify: the header (or key section) was modified.
+    #[error("the artifact header has been modified (header MAC mismatch)")]
+    HeaderMac,
+    /// A frame failed to authenticate: modified, reordered, swapped, duplicated or cut.
+    #[error("frame {0} failed authentication (modified, reordered or truncated body)")]
+    Frame(u64),
+    /// The decrypted model does not match the digest in the header.
+    #[error("the decrypted model's SHA-256 does not match the header")]
+    Digest,
+    /// The artifact is not the model it is presented as.
+    #[error("artifact identity mismatch: {0}")]
+    Identity(String),
+    /// Reading or writing failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The keys derived from a data key for one artifact.
+struct Keys {
+    body: LessSafeKey,
+    mac: Zeroizing<[u8; 32]>,
+    commitment: [u8; 32],
+}
+
+impl Keys {
+    fn derive(dek: &DataKey, message_id: &[u8; 32]) -> Result<Self, ArtifactError> {
+        let hk = Hkdf::<Sha256>::new(Some(message_id), dek.expose());
+        let mut body = Zeroizing::new([0u8; 32]);
+        let mut mac = Zeroizing::new([0u8; 32]);
+        let mut commitment = [0u8; 32];
+        let expand = |info: &[u8], out: &mut [u8]| hk.expand(info, out).map_err(|_| ArtifactError::Format("hkdf"));
+        expand(b"sealgate v1 body key", body.as_mut())?;
+        expand(b"sealgate v1 header mac", mac.as_mut())?;
+        expand(b"sealgate v1 key commitment", &mut commitment)?;
+        let unbound = UnboundKey::new(&AES_256_GCM, body.as_ref()).map_err(|_| ArtifactError::Format("body key"))?;
+        Ok(Self { body: LessSafeKey::new(unbound), mac, commitment })
+    }
+
+    fn header_mac(&self, header: &Header) -> [u8; 32] {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.mac.as_ref()).expect("any key length");
+        mac.update(&header.encode_fixed());
+        mac.update(&header.encode_keys());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+fn frame_nonce(seq: u64) -> Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&seq.to_be_bytes());
+    Nonce::assume_unique_for_key(nonce)
+}
+
+fn frame_aad(header_digest: &[u8; 32], seq: u64, last: bool) -> [u8; 41] {
+    let mut aad = [0u8; 41];
+    aad[..32].copy_from_slice(header_digest);
+    aad[32..40].copy_from_slice(&seq.to_be_bytes());
+    aad[40] = u8::from(last);
+    aad
+}
+
+/// What to seal and under which keys.
+pub struct SealRequest<'a> {
+    /// Model name.
+    pub model: &'a str,
+    /// Model version.
+    pub version: &'a str,
+    /// The KMS that generates the data key, and the key it uses.
+    pub primary: (&'a dyn KmsProvider, &'a str),
+    /// Further KMS keys that also wrap the data key (recovery paths).
+    pub recovery: Vec<(&'a dyn KmsProvider, &'a str)>,
+    /// Plaintext bytes per frame.
+    pub frame_size: u32,
+}
+
+/// Seals `plaintext` (read fully first, to compute the digest that the header commits to)
+/// and writes the artifact to `out`. `progress` is called with bytes encrypted so far.
+pub fn seal(
+    request: &SealRequest<'_>,
+    plaintext: &[u8],
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<Header, ArtifactError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut context = EncryptionContext::new();
+    context.insert(CONTEXT_MODEL.into(), request.model.into());
+    context.insert(CONTEXT_VERSION.into(), request.version.into());
+    context.insert(CONTEXT_SHA256.into(), hex::encode(Sha256::digest(plaintext)));
+    context.insert(CONTEXT_CREATED.into(), now.to_string());
+
+    let (kms, key_id) = request.primary;
+    let generated = kms.generate_data_key(key_id, &context).map_err(kms_error)?;
+    let mut wrapped_keys = vec![generated.wrapped];
+    for (kms, key_id) in &request.recovery {
+        wrapped_keys.push(kms.wrap_data_key(key_id, &generated.plaintext, &context).map_err(kms_error)?);
+    }
+
+    let mut message_id = [0u8; 32];
+    getrandom::fill(&mut message_id).map_err(|e| ArtifactError::Io(std::io::Error::other(e.to_string())))?;
+    let keys = Keys::derive(&generated.plaintext, &message_id)?;
+    let mut header = Header {
+        message_id,
+        frame_size: request.frame_size,
+        context,
+        commitment: keys.commitment,
+        wrapped_keys,
+        header_mac: [0; 32],
+    };
+    header.validate()?;
+    header.header_mac = keys.header_mac(&header);
+    out.write_all(&header.encode())?;
+
+    let digest: [u8; 32] = Sha256::digest(header.encode_fixed()).into();
+    let frame = header.frame_size as usize;
+    let mut buffer = Zeroizing::new(Vec::with_capacity(frame + format::TAG_LEN));
+    let mut chunks = plaintext.chunks(frame).peekable();
+    let mut seq = 0u64;
+    let mut done = 0u64;
+    loop {
+        let chunk = chunks.next().unwrap_or_default();
+        // The final frame is the first one shorter than a full frame; a plaintext that is an
+        // exact multiple of the frame size ends with an empty final frame.
+        let last = chunk.len() < frame;
+        buffer.clear();
+        buffer.extend_from_slice(chunk);
+        let tag = keys
+            .body
+            .seal_in_place_separate_tag(frame_nonce(seq), Aad::from(frame_aad(&digest, seq, last)), &mut buffer)
+            .map_err(|_| ArtifactError::Format("frame encryption"))?;
+        out.write_all(&buffer)?;
+        out.write_all(tag.as_ref())?;
+        done += chunk.len() as u64;
+        progress(done);
+        if last {
+            break;
+        }
+        seq += 1;
+    }
+    out.flush()?;
+    Ok(header)
+}
+
+fn kms_error(e: KmsError) -> ArtifactError {
+    if e.is_transient() { ArtifactError::KmsUnavailable(e) } else { ArtifactError::NoUsableKey(vec![e.to_string()]) }
+}
+
+/// Finds a KMS provider by the name stored in a wrapped key.
+pub trait KmsSet {
+    /// The provider named `name`, if configured.
+    fn provider(&self, name: &str) -> Option<&dyn KmsProvider>;
+}
+
+impl KmsSet for [&dyn KmsProvider] {
+    fn provider(&self, name: &str) -> Option<&dyn KmsProvider> {
+        self.iter().copied().find(|p| p.name() == name)
+    }
+}
+
+/// An opened artifact: the header and the plaintext in locked memory.
+pub struct Opened {
+    /// The authenticated header.
+    pub header: Header,
+    /// The decrypted model, wiped on drop.
+    pub plaintext: LockedBuffer,
+    /// Which wrapped key opened it (provider, key id).
+    pub opened_with: (String, String),
+}
+
+/// How thoroughly [`open`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// Also recompute the plaintext SHA-256 and compare it with the header (`verify`).
+    Recompute,
+    /// Rely on the AEAD: every frame is authenticated under a committed key bound to the
+    /// header that holds the digest (`serve`, where load time matters).
+    TrustAead,
+}
+
+/// Unwraps the data key with the first wrapped key whose provider is configured.
+pub fn unwrap_data_key(
+    kms: &(impl KmsSet + ?Sized),
+    header: &Header,
+) -> Result<(DataKey, (String, String)), ArtifactError> {
+    let mut failures = Vec::new();
+    for wrapped in &header.wrapped_keys {
+        let Some(provider) = kms.provider(&wrapped.provider) else {
+            failures.push(format!("{} key '{}': provider not configured", wrapped.provider, wrapped.key_id));
+            continue;
+        };
+        match provider.decrypt_data_key(wrapped, &header.context) {
+            Ok(dek) => return Ok((dek, (wrapped.provider.clone(), wrapped.key_id.clone()))),
+            Err(e) if e.is_transient() && header.wrapped_keys.len() == 1 => {
+                return Err(ArtifactError::KmsUnavailable(e));
+            }
+            Err(e) => failures.push(format!("{} key '{}': {e}", wrapped.provider, wrapped.key_id)),
+        }
+    }
+    Err(ArtifactError::NoUsableKey(failures))
+}
+
+/// Reads and checks the header, unwraps the data key, verifies commitment and header MAC.
+fn open_header(
+    reader: &mut impl Read,
+    kms: &(impl KmsSet + ?Sized),
+) -> Result<(Header, Vec<u8>, DataKey, Keys, (String, String)), ArtifactError> {
+    // Headers are small; read a bounded prefix, parse, and keep what follows it.
+    let mut prefix = Vec::with_capacity(64 << 10);
+    reader.take(64 << 10).read_to_end(&mut prefix)?;
+    let (header, used) = Header::parse(&prefix)?;
+    let rest = prefix.split_off(used);
+    let (dek, opened_with) = unwrap_data_key(kms, &header)?;
+    let keys = Keys::derive(&dek, &header.message_id)?;
+    if !bool::from(keys.commitment.ct_eq(&header.commitment)) {
+        return Err(ArtifactError::Commitment);
+    }
+    if !bool::from(keys.header_mac(&header).ct_eq(&header.header_mac)) {
+        return Err(ArtifactError::HeaderMac);
+    }
+    Ok((header, rest, dek, keys, opened_with))
+}
+
+/// Opens an artifact of `total_len` bytes from `reader`, decrypting into locked memory.
+pub fn open(
+    reader: &mut impl Read,
+    total_len: u64,
+    kms: &(impl KmsSet + ?Sized),
+    check: DigestCheck,
+) -> Result<Opened, ArtifactError> {
+    let (header, rest, _dek, keys, opened_with) = open_header(reader, kms)?;
+    let header_len = header.encode().len() as u64;
+    let body_len = total_len.checked_sub(header_len).ok_or(ArtifactError::Truncated)?;
+    let plain_len = format::plaintext_len(body_len, header.frame_size)?;
+    let plain_len = usize::try_from(plain_len).map_err(|_| ArtifactError::Format("artifact too large"))?;
+
+    let digest: [u8; 32] = Sha256::digest(header.encode_fixed()).into();
+    let frame = header.frame_size as usize;
+    // One extra tag's room at the end, so every frame (with its tag) is read straight into
+    // place and decrypted there: the plaintext is never copied.
+    let mut buffer = LockedBuffer::new(plain_len + format::TAG_LEN)?;
+    let mut body = std::io::Cursor::new(rest).chain(reader);
+    let mut seq = 0u64;
+    let mut pos = 0usize;
+    loop {
+        let remaining = plain_len - pos;
+        let last = remaining < frame;
+        let chunk = if last { remaining } else { frame };
+        let slot = buffer.as_mut_slice().get_mut(pos..pos + chunk + format::TAG_LEN).ok_or(ArtifactError::Truncated)?;
+        body.read_exact(slot).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => ArtifactError::Truncated,
+            _ => ArtifactError::Io(e),
+        })?;
+        keys.body
+            .open_in_place(frame_nonce(seq), Aad::from(frame_aad(&digest, seq, last)), slot)
+            .map_err(|_| ArtifactError::Frame(seq))?;
+        pos += chunk;
+        if last {
+            break;
+        }
+        seq += 1;
+    }
+    // Anything after the final frame means the file is not what was sealed.
+    if body.read(&mut [0u8; 1])? != 0 {
+        return Err(ArtifactError::Format("data after the final frame"));
+    }
+    let mut buffer = buffer;
+    buffer.truncate(plain_len);
+    if check == DigestCheck::Recompute {
+        let actual = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, buffer.as_slice()));
+        if header.context.get(CONTEXT_SHA256).map(String::as_str) != Some(actual.as_str()) {
+            return Err(ArtifactError::Digest);
+        }
+    }
+    Ok(Opened { header, plaintext: buffer, opened_with })
+}
+
+/// Replaces the key section: every wrapped key is replaced by `new_keys` wrapping the same
+/// data key, and the header MAC is recomputed. The body bytes are copied unchanged.
+pub fn rewrap(
+    reader: &mut impl Read,
+    kms: &(impl KmsSet + ?Sized),
+    new_keys: &[(&dyn KmsProvider, &str)],
+    keep_existing: bool,
+    out: &mut impl Write,
+) -> Result<Header, ArtifactError> {
+    let (mut header, rest, dek, keys, _) = open_header(reader, kms)?;
+    let mut wrapped: Vec<WrappedKey> = if keep_existing { header.wrapped_keys.clone() } else { Vec::new() };
+    for (provider, key_id) in new_keys {
+        wrapped.push(provider.wrap_data_key(key_id, &dek, &header.context).map_err(kms_error)?);
+    }
+    header.wrapped_keys = wrapped;
+    header.validate()?;
+    header.header_mac = keys.header_mac(&header);
+    out.write_all(&header.encode())?;
+    out.write_all(&rest)?;
+    std::io::copy(reader, out)?;
+    out.flush()?;
+    Ok(header)
+}
