@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use ort::environment::Environment;
+pub use ort::environment::Environment;
 
 use crate::error::{ModelError, Result};
 

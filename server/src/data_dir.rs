@@ -2,9 +2,11 @@
 //!
 //! `sealgate serve` with no arguments must work on a fresh machine, so the first start
 //! creates what a production deployment would bring itself: a development CA and a server
-//! certificate for localhost (`tls/`), and an HPKE key pair (`keys/`). Later starts reuse
-//! them, so clients that trusted the CA or pinned the key configuration keep working.
-//! Private files are created with mode 0600 inside 0700 directories.
+//! certificate for localhost (`tls/`), and an HPKE key pair (`keys/`) whose private key is
+//! stored only wrapped by the KMS (bound to the context `purpose=ohttp-key`, `key_id`).
+//! Later starts reuse them, so clients that trusted the CA or pinned the key configuration
+//! keep working, and replicas that share the KMS share the keys. Private files are created
+//! with mode 0600 inside 0700 directories.
 
 use std::fs;
 use std::io::Write;
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use sealgate_models::artifact::KmsSet;
+use sealgate_models::kms::{DataKey, EncryptionContext, KmsProvider, WrappedKey};
 use sealgate_protocol::{GatewayKey, Kem, SymmetricSuite};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -31,6 +35,11 @@ impl DataDir {
         Ok(Self { root: root.to_path_buf() })
     }
 
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The development CA certificate clients trust.
     pub fn ca_cert(&self) -> PathBuf {
         self.root.join("tls/ca.pem")
@@ -44,6 +53,16 @@ impl DataDir {
     /// The server's TLS private key.
     pub fn server_key(&self) -> PathBuf {
         self.root.join("tls/server.key")
+    }
+
+    /// Sealed models of the embedded default.
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// The record of published model versions and their digests.
+    pub fn published_models(&self) -> PathBuf {
+        self.root.join("published-models.json")
     }
 
     fn ohttp_keys_dir(&self) -> PathBuf {
@@ -93,8 +112,13 @@ impl DataDir {
         Ok(true)
     }
 
-    /// Loads the gateway's HPKE keys, generating one with a random key id if there are none.
-    pub fn load_or_create_ohttp_keys(&self) -> Result<Vec<GatewayKey>> {
+    /// Loads the gateway's HPKE keys, unwrapping each with whichever of `kms` wrapped it;
+    /// with none on disk, generates one (random key id) and wraps it with `wrap_with`.
+    pub fn load_or_create_ohttp_keys(
+        &self,
+        kms: &[&dyn KmsProvider],
+        wrap_with: (&dyn KmsProvider, &str),
+    ) -> Result<Vec<GatewayKey>> {
         let dir = self.ohttp_keys_dir();
         create_private_dir(&dir)?;
         let mut keys = Vec::new();
@@ -105,7 +129,7 @@ impl DataDir {
             .collect();
         paths.sort();
         for path in paths {
-            keys.push(read_ohttp_key(&path)?);
+            keys.push(read_ohttp_key(&path, kms)?);
         }
         if keys.is_empty() {
             let mut id = [0u8; 1];
@@ -117,45 +141,63 @@ impl DataDir {
                 &mut rand_core::UnwrapErr(getrandom::SysRng),
             )
             .context("generating the HPKE key")?;
-            write_ohttp_key(&dir.join(format!("ohttp-{:03}.key", id[0])), &key)?;
+            write_ohttp_key(&dir.join(format!("ohttp-{:03}.key", id[0])), &key, wrap_with)?;
             keys.push(key);
         }
         Ok(keys)
     }
 }
 
-/// The at-rest form of an HPKE key. The secret is hex so the file is inspectable; the file
-/// itself is private to the gateway user.
+/// The at-rest form of an HPKE key: public parameters in the clear, the private key only
+/// as a KMS-wrapped blob.
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     key_id: u8,
     kem: u16,
     suites: Vec<(u16, u16)>,
-    secret_hex: String,
+    wrapped: StoredWrapped,
 }
 
-impl Drop for StoredKey {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.secret_hex);
-    }
+#[derive(Serialize, Deserialize)]
+struct StoredWrapped {
+    provider: String,
+    key_id: String,
+    ciphertext_hex: String,
 }
 
-fn write_ohttp_key(path: &Path, key: &GatewayKey) -> Result<()> {
+fn ohttp_key_context(key_id: u8, kem: u16) -> EncryptionContext {
+    [
+        ("purpose".to_string(), "ohttp-key".to_string()),
+        ("key_id".to_string(), key_id.to_string()),
+        ("kem".to_string(), kem.to_string()),
+    ]
+    .into()
+}
+
+fn write_ohttp_key(path: &Path, key: &GatewayKey, (kms, kms_key): (&dyn KmsProvider, &str)) -> Result<()> {
     let config = key.config();
+    let secret = DataKey::from_slice(&key.secret_bytes()).context("HPKE private key size")?;
+    let wrapped = kms
+        .wrap_data_key(kms_key, &secret, &ohttp_key_context(config.key_id(), config.kem().id()))
+        .context("wrapping the HPKE private key with the KMS")?;
     let stored = StoredKey {
         key_id: config.key_id(),
         kem: config.kem().id(),
         suites: config.suites().iter().map(|s| (s.kdf.id(), s.aead.id())).collect(),
-        secret_hex: hex::encode(&*key.secret_bytes()),
+        wrapped: StoredWrapped {
+            provider: wrapped.provider,
+            key_id: wrapped.key_id,
+            ciphertext_hex: hex::encode(&wrapped.ciphertext),
+        },
     };
-    let json = Zeroizing::new(serde_json::to_vec_pretty(&stored)?);
-    write_file(path, &json, 0o600)
+    write_file(path, &serde_json::to_vec_pretty(&stored)?, 0o600)
 }
 
-fn read_ohttp_key(path: &Path) -> Result<GatewayKey> {
-    let bytes = Zeroizing::new(fs::read(path).with_context(|| format!("reading {}", path.display()))?);
-    let stored: StoredKey = serde_json::from_slice(&bytes)
-        .map_err(|_| anyhow::anyhow!("{} is not a valid HPKE key file", path.display()))?;
+fn read_ohttp_key(path: &Path, kms: &[&dyn KmsProvider]) -> Result<GatewayKey> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let stored: StoredKey = serde_json::from_slice(&bytes).map_err(|_| {
+        anyhow::anyhow!("{} is not a KMS-sealed HPKE key file (plaintext key files are not accepted)", path.display())
+    })?;
     let kem = Kem::from_id(stored.kem).with_context(|| format!("{}", path.display()))?;
     let suites = stored
         .suites
@@ -165,10 +207,20 @@ fn read_ohttp_key(path: &Path) -> Result<GatewayKey> {
         })
         .collect::<Result<Vec<_>, sealgate_protocol::Error>>()
         .with_context(|| format!("{}", path.display()))?;
-    let secret = Zeroizing::new(
-        hex::decode(&stored.secret_hex).map_err(|_| anyhow::anyhow!("{}: secret is not hex", path.display()))?,
-    );
-    GatewayKey::from_secret_bytes(stored.key_id, kem, suites, &secret).with_context(|| format!("{}", path.display()))
+    let wrapped = WrappedKey {
+        provider: stored.wrapped.provider.clone(),
+        key_id: stored.wrapped.key_id.clone(),
+        ciphertext: hex::decode(&stored.wrapped.ciphertext_hex)
+            .map_err(|_| anyhow::anyhow!("{}: wrapped key is not hex", path.display()))?,
+    };
+    let provider = kms.provider(&wrapped.provider).ok_or_else(|| {
+        anyhow::anyhow!("{}: sealed with KMS provider '{}', which is not configured", path.display(), wrapped.provider)
+    })?;
+    let secret = provider
+        .decrypt_data_key(&wrapped, &ohttp_key_context(stored.key_id, stored.kem))
+        .with_context(|| format!("unwrapping the HPKE key {}", path.display()))?;
+    GatewayKey::from_secret_bytes(stored.key_id, kem, suites, secret.expose())
+        .with_context(|| format!("{}", path.display()))
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
@@ -180,7 +232,7 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 /// Writes a new file atomically (temp file + rename) with `mode`.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)

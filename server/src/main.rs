@@ -1,14 +1,19 @@
 //! `sealgate`: the gateway binary.
 //!
 //! `sealgate serve` with no arguments runs the embedded development default (see
-//! [`data_dir`]): a data directory `./.sealgate/`, a development CA, an HPKE key and the demo
-//! models, listening on 127.0.0.1:8443. Every piece can be pointed elsewhere with flags.
+//! [`data_dir`]): a data directory `./.sealgate/` with a local KMS keyring, a development CA,
+//! a KMS-sealed HPKE key and the demo models sealed on first start, listening on
+//! 127.0.0.1:8443. Every piece can be pointed elsewhere with flags. The other commands
+//! (`seal`, `verify`, `rewrap`, `kms`, `audit`) manage sealed artifacts and keys.
 
+mod commands;
 mod data_dir;
 mod gateway;
 mod inference;
 mod listener;
 mod problem;
+mod providers;
+mod sealed_models;
 mod tls;
 
 use std::net::SocketAddr;
@@ -18,7 +23,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sealgate_models::{ModelRegistry, runtime};
+use sealgate_models::kms::KmsProvider;
+use sealgate_models::runtime;
 use sealgate_protocol::GatewayKeys;
 
 /// The ONNX Runtime library file name that `cargo xtask setup` installs.
@@ -35,6 +41,18 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
+    /// Seal an ONNX model into an envelope-encrypted artifact.
+    Seal(commands::seal::SealArgs),
+    /// Decrypt an artifact in memory and check it (exit 0 or a clear error).
+    Verify(commands::verify::VerifyArgs),
+    /// Re-wrap an artifact's data key under another key, or add a recovery key, without
+    /// touching the encrypted body.
+    Rewrap(commands::seal::RewrapArgs),
+    /// Manage KMS keys.
+    Kms(commands::kms::KmsCommandArgs),
+    /// Check the key-use audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 #[derive(clap::Args)]
@@ -45,9 +63,22 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SEALGATE_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Folder of models to serve (`*.onnx`, named after the file).
+    /// Folder of sealed models to serve (`*.sealed`). Default: DATA_DIR/models, filled on
+    /// first start by sealing the demo models with the local KMS key `default`.
     #[arg(long, env = "SEALGATE_MODELS")]
     models: Option<PathBuf>,
+    /// Also serve plaintext `*.onnx` files from the models folder. Development only: the
+    /// weights then rest unencrypted on disk.
+    #[arg(long)]
+    danger_allow_plaintext_models: bool,
+    /// How often to retry when the KMS is unreachable at start-up (exponential backoff).
+    #[arg(long, default_value_t = 5)]
+    kms_retries: u32,
+    /// KMS provider and key that wrap a newly generated HPKE private key.
+    #[arg(long, default_value = "local:default", value_name = "PROVIDER:KEY")]
+    hpke_key_kms: String,
+    #[command(flatten)]
+    providers: providers::KmsArgs,
     /// ONNX Runtime shared library (default: $ORT_DYLIB_PATH, then ./.tools/onnxruntime/).
     #[arg(long, env = "ORT_DYLIB_PATH")]
     ort_library: Option<PathBuf>,
@@ -83,6 +114,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Seal(args) => commands::seal::seal(args),
+        Command::Verify(args) => commands::verify::verify(args),
+        Command::Rewrap(args) => commands::seal::rewrap(args),
+        Command::Kms(args) => commands::kms::run(args),
+        Command::Audit(command) => commands::audit::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -135,17 +171,39 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
     };
     let tls = tls::server_config(&cert, &key)?;
-    let keys = GatewayKeys::new(data.load_or_create_ohttp_keys()?).context("loading HPKE keys")?;
 
-    let models_dir = args.models.unwrap_or_else(default_models_dir);
-    let sources = ModelRegistry::onnx_files_in(&models_dir)
-        .with_context(|| format!("listing models in {}", models_dir.display()))?;
-    if sources.is_empty() {
-        anyhow::bail!("no models (*.onnx) found in {}", models_dir.display());
+    let (hpke_provider, hpke_key) =
+        args.hpke_key_kms.split_once(':').context("--hpke-key-kms: expected PROVIDER:KEY, such as local:default")?;
+    let providers = providers::Providers::open(data.root(), &args.providers, Some(hpke_provider), "serve")?;
+    let audited = providers.audited();
+    let kms = providers::as_set(&audited);
+    let default_key_needed = args.models.is_none() || (hpke_provider == "local" && hpke_key == "default");
+    if default_key_needed {
+        providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;
     }
+    let hpke_kms = providers.get(hpke_provider)?;
+    let keys = GatewayKeys::new(data.load_or_create_ohttp_keys(&kms, (&hpke_kms as &dyn KmsProvider, hpke_key))?)
+        .context("loading HPKE keys")?;
+
+    let models_dir = match args.models {
+        Some(dir) => dir,
+        None => {
+            let local = providers.get("local")?;
+            sealed_models::seal_demo_models(&data, &default_models_dir(), (&local as &dyn KmsProvider, "default"))?;
+            data.models_dir()
+        }
+    };
     let library = ort_library(args.ort_library);
     let env = runtime::environment(&library)?;
-    let registry = ModelRegistry::load(env, &sources, args.sessions_per_model)?;
+    let options = sealed_models::LoadOptions {
+        dir: &models_dir,
+        allow_plaintext: args.danger_allow_plaintext_models,
+        sessions: args.sessions_per_model,
+        kms_retries: args.kms_retries,
+    };
+    let registry = sealed_models::load(env, &data, &kms, &options)?;
+    drop(kms);
+    drop(audited);
 
     let limits = gateway::Limits {
         max_body_bytes: args.max_body_bytes,

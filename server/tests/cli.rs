@@ -38,7 +38,7 @@ fn an_empty_models_folder_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no models (*.onnx) found in"), "{stderr}");
+    assert!(stderr.contains("no models (*.sealed) found in"), "{stderr}");
 }
 
 #[test]

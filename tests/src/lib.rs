@@ -157,7 +157,7 @@ impl GatewayOptions {
         Self::default()
     }
 
-    /// Appends one argument after `serve --data-dir .. --listen .. --models ..`.
+    /// Appends one argument after `serve --data-dir .. --listen ..`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
@@ -169,7 +169,7 @@ impl GatewayOptions {
         self
     }
 
-    /// Serves the models in `dir` instead of `models/demo`.
+    /// Serves the models in `dir` instead of the demo models sealed into the data dir.
     pub fn models(mut self, dir: impl Into<PathBuf>) -> Self {
         self.models = Some(dir.into());
         self
@@ -259,8 +259,6 @@ impl Gateway {
         let stderr_path = root.path().join(STDERR_FILE);
         let stdout = File::create(&stdout_path).expect("creating the stdout file");
         let stderr = File::create(&stderr_path).expect("creating the stderr file");
-        let models = options.models.clone().unwrap_or_else(demo_models_dir);
-
         let mut command = Command::new(&binary);
         command
             .arg("serve")
@@ -268,8 +266,6 @@ impl Gateway {
             .arg(&data_dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .arg("--models")
-            .arg(&models)
             .args(&options.args)
             // Run from the temporary directory so no relative default finds files elsewhere.
             .current_dir(root.path())
@@ -278,6 +274,11 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
+        // Without --models the gateway runs its embedded default: it seals models/demo with
+        // its local KMS into the data dir on first start and serves the sealed artifacts.
+        if let Some(models) = &options.models {
+            command.arg("--models").arg(models);
+        }
         for key in CLEARED_ENV {
             command.env_remove(key);
         }

@@ -267,11 +267,18 @@ pub fn unwrap_data_key(
     Err(ArtifactError::NoUsableKey(failures))
 }
 
+/// A header that passed every check, with what was read past it and the keys.
+struct CheckedHeader {
+    header: Header,
+    /// Bytes read after the header (the start of the body).
+    rest: Vec<u8>,
+    dek: DataKey,
+    keys: Keys,
+    opened_with: (String, String),
+}
+
 /// Reads and checks the header, unwraps the data key, verifies commitment and header MAC.
-fn open_header(
-    reader: &mut impl Read,
-    kms: &(impl KmsSet + ?Sized),
-) -> Result<(Header, Vec<u8>, DataKey, Keys, (String, String)), ArtifactError> {
+fn open_header(reader: &mut impl Read, kms: &(impl KmsSet + ?Sized)) -> Result<CheckedHeader, ArtifactError> {
     // Headers are small; read a bounded prefix, parse, and keep what follows it.
     let mut prefix = Vec::with_capacity(64 << 10);
     reader.take(64 << 10).read_to_end(&mut prefix)?;
@@ -285,7 +292,7 @@ fn open_header(
     if !bool::from(keys.header_mac(&header).ct_eq(&header.header_mac)) {
         return Err(ArtifactError::HeaderMac);
     }
-    Ok((header, rest, dek, keys, opened_with))
+    Ok(CheckedHeader { header, rest, dek, keys, opened_with })
 }
 
 /// Opens an artifact of `total_len` bytes from `reader`, decrypting into locked memory.
@@ -295,7 +302,7 @@ pub fn open(
     kms: &(impl KmsSet + ?Sized),
     check: DigestCheck,
 ) -> Result<Opened, ArtifactError> {
-    let (header, rest, _dek, keys, opened_with) = open_header(reader, kms)?;
+    let CheckedHeader { header, rest, keys, opened_with, .. } = open_header(reader, kms)?;
     let header_len = header.encode().len() as u64;
     let body_len = total_len.checked_sub(header_len).ok_or(ArtifactError::Truncated)?;
     let plain_len = format::plaintext_len(body_len, header.frame_size)?;
@@ -351,7 +358,7 @@ pub fn rewrap(
     keep_existing: bool,
     out: &mut impl Write,
 ) -> Result<Header, ArtifactError> {
-    let (mut header, rest, dek, keys, _) = open_header(reader, kms)?;
+    let CheckedHeader { mut header, rest, dek, keys, .. } = open_header(reader, kms)?;
     let mut wrapped: Vec<WrappedKey> = if keep_existing { header.wrapped_keys.clone() } else { Vec::new() };
     for (provider, key_id) in new_keys {
         wrapped.push(provider.wrap_data_key(key_id, &dek, &header.context).map_err(kms_error)?);

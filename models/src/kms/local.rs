@@ -277,11 +277,9 @@ impl LocalKms {
         let result = change(&mut keyring)?;
         let now = now();
         for key in keyring.keys.values_mut() {
-            if let StoredState::PendingDeletion { delete_after } = key.state {
-                if now >= delete_after {
-                    key.state = StoredState::Destroyed;
-                    key.versions.clear();
-                }
+            if matches!(key.state, StoredState::PendingDeletion { delete_after } if now >= delete_after) {
+                key.state = StoredState::Destroyed;
+                key.versions.clear();
             }
         }
         self.write_file(&keyring)?;
@@ -396,10 +394,8 @@ impl LocalKms {
     ) -> Result<(), KmsError> {
         self.update(|keyring| {
             let key = keyring.keys.get_mut(name).ok_or_else(|| KmsError::KeyNotFound(name.into()))?;
-            if let StoredState::PendingDeletion { delete_after } = key.state {
-                if now() >= delete_after {
-                    return Err(KmsError::KeyNotFound(name.into()));
-                }
+            if matches!(key.state, StoredState::PendingDeletion { delete_after } if now() >= delete_after) {
+                return Err(KmsError::KeyNotFound(name.into()));
             }
             key.state = next(&key.state).map_err(|e| KmsError::InvalidRequest(format!("key '{name}': {e}")))?;
             Ok(())

@@ -1,0 +1,225 @@
+//! Loading the models a gateway serves: sealed artifacts, decrypted in memory.
+//!
+//! `serve` loads every `*.sealed` file of the models folder. Each is opened with the
+//! configured KMS providers straight into locked memory, handed to ONNX Runtime, and the
+//! buffer is wiped as soon as the sessions exist. The model's name and version come from the
+//! artifact's authenticated header, and the file name must agree, so an artifact renamed to
+//! pose as another model is refused. A plaintext `.onnx` in the folder stops start-up unless
+//! `--danger-allow-plaintext-models` is given. A name + version, once published in this data
+//! dir, keeps its digest forever: new content needs a new version.
+//!
+//! Loading is all or nothing. A KMS that cannot be reached is retried with exponential
+//! backoff; any other failure stops start-up with the reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sealgate_models::artifact::{self, ArtifactError, DigestCheck, SealRequest};
+use sealgate_models::kms::KmsProvider;
+use sealgate_models::runtime::Environment;
+use sealgate_models::{Model, ModelRegistry, ModelSource};
+
+use crate::data_dir::{DataDir, write_file};
+
+/// How to load.
+pub struct LoadOptions<'a> {
+    /// The models folder.
+    pub dir: &'a Path,
+    /// Accept plaintext `.onnx` files (development only).
+    pub allow_plaintext: bool,
+    /// Sessions per model.
+    pub sessions: usize,
+    /// Retries when the KMS is unreachable.
+    pub kms_retries: u32,
+}
+
+/// Seals every `*.onnx` of `demo_dir` into `data.models_dir()` with `kms`, unless that
+/// folder already exists (the embedded default's first start).
+pub fn seal_demo_models(data: &DataDir, demo_dir: &Path, kms: (&dyn KmsProvider, &str)) -> Result<()> {
+    let target = data.models_dir();
+    if target.exists() {
+        return Ok(());
+    }
+    let staging = data.models_dir().with_extension("staging");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    for source in ModelRegistry::onnx_files_in(demo_dir)? {
+        let ModelSource::OnnxFile(path) = source;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        let plaintext = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let request = SealRequest {
+            model: &name,
+            version: "1",
+            primary: kms,
+            recovery: vec![],
+            frame_size: artifact::DEFAULT_FRAME_SIZE,
+        };
+        let mut sealed = Vec::new();
+        artifact::seal(&request, &plaintext, &mut sealed, |_| {})
+            .with_context(|| format!("sealing {}", path.display()))?;
+        write_file(&staging.join(format!("{name}.sealed")), &sealed, 0o644)?;
+    }
+    // Publish all sealed models at once, so an interrupted first start is simply redone.
+    std::fs::rename(&staging, &target).with_context(|| format!("creating {}", target.display()))?;
+    Ok(())
+}
+
+/// Loads every model of `options.dir`.
+pub fn load(
+    env: &Environment,
+    data: &DataDir,
+    kms: &[&dyn KmsProvider],
+    options: &LoadOptions<'_>,
+) -> Result<ModelRegistry> {
+    let mut sealed = Vec::new();
+    let mut plaintext = Vec::new();
+    let entries =
+        std::fs::read_dir(options.dir).with_context(|| format!("listing models in {}", options.dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("sealed") => sealed.push(path),
+            Some("onnx") => plaintext.push(path),
+            _ => {}
+        }
+    }
+    sealed.sort();
+    plaintext.sort();
+    if !plaintext.is_empty() && !options.allow_plaintext {
+        bail!(
+            "refusing plaintext model {} (seal it with `sealgate seal`, or pass \
+             --danger-allow-plaintext-models for development)",
+            plaintext[0].display()
+        );
+    }
+    if sealed.is_empty() && plaintext.is_empty() {
+        bail!("no models (*.sealed) found in {}", options.dir.display());
+    }
+
+    let mut published = Published::open(data)?;
+    let mut registry = ModelRegistry::default();
+    for path in &sealed {
+        let model = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))?;
+        published.check(&model)?;
+        registry.insert(model)?;
+    }
+    if !plaintext.is_empty() {
+        tracing::warn!(count = plaintext.len(), "serving PLAINTEXT models (--danger-allow-plaintext-models)");
+        for path in plaintext {
+            let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
+            let name = name.with_context(|| format!("{}: not a valid model name", path.display()))?;
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let model = Model::from_onnx_bytes(env, name, "1", &bytes, options.sessions)?;
+            published.check(&model)?;
+            registry.insert(model)?;
+        }
+    }
+    published.save(data)?;
+    Ok(registry)
+}
+
+/// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
+fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], sessions: usize) -> Result<Model, LoadError> {
+    let file = std::fs::File::open(path).map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let opened = match artifact::open(&mut reader, len, kms, DigestCheck::TrustAead) {
+        Ok(o) => o,
+        Err(ArtifactError::KmsUnavailable(e)) => {
+            return Err(LoadError::Transient(anyhow::anyhow!("{}: {e}", path.display())));
+        }
+        Err(e) => return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: {e}", path.display()))),
+    };
+    let context = &opened.header.context;
+    let (name, version) = (
+        context.get(artifact::CONTEXT_MODEL).cloned().unwrap_or_default(),
+        context.get(artifact::CONTEXT_VERSION).cloned().unwrap_or_default(),
+    );
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if stem != name && stem != format!("{name}@{version}") {
+        return Err(LoadError::Fatal(anyhow::anyhow!(
+            "refusing {}: the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
+             another model (name the file {name}.sealed or {name}@{version}.sealed)",
+            path.display()
+        )));
+    }
+    if !sealgate_models::is_valid_name(&name) || version.is_empty() {
+        return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: invalid model name or version", path.display())));
+    }
+    let model = Model::from_onnx_bytes(env, &name, &version, opened.plaintext.as_slice(), sessions)
+        .map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display())))?;
+    // `opened.plaintext` drops here: ONNX Runtime holds its own copy, ours is zeroized.
+    drop(opened);
+    tracing::info!(model = %name, version = %version, "loaded sealed model");
+    Ok(model)
+}
+
+enum LoadError {
+    Transient(anyhow::Error),
+    Fatal(anyhow::Error),
+}
+
+fn with_retries(retries: u32, mut f: impl FnMut() -> Result<Model, LoadError>) -> Result<Model> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Ok(model) => return Ok(model),
+            Err(LoadError::Fatal(e)) => return Err(e),
+            Err(LoadError::Transient(e)) if attempt >= retries => {
+                return Err(e.context(format!("the KMS stayed unreachable after {retries} retries")));
+            }
+            Err(LoadError::Transient(e)) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "KMS unavailable, retrying");
+                eprintln!("KMS unavailable ({e:#}); retry {attempt}/{retries} in {:.1}s", delay.as_secs_f64());
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// `published-models.json`: name@version → SHA-256 of the plaintext model.
+struct Published {
+    path: PathBuf,
+    versions: BTreeMap<String, String>,
+    changed: bool,
+}
+
+impl Published {
+    fn open(data: &DataDir) -> Result<Self> {
+        let path = data.published_models();
+        let versions = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is malformed", path.display()))?,
+            Err(_) => BTreeMap::new(),
+        };
+        Ok(Self { path, versions, changed: false })
+    }
+
+    fn check(&mut self, model: &Model) -> Result<()> {
+        let key = format!("{}@{}", model.name(), model.version());
+        let digest = hex::encode(model.sha256());
+        match self.versions.get(&key) {
+            Some(known) if *known != digest => bail!(
+                "model {key} was published with different content (sha256 {known}); published versions are \
+                 immutable: seal the new content as a new version"
+            ),
+            Some(_) => Ok(()),
+            None => {
+                self.versions.insert(key, digest);
+                self.changed = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn save(&self, _data: &DataDir) -> Result<()> {
+        if self.changed {
+            write_file(&self.path, &serde_json::to_vec_pretty(&self.versions)?, 0o644)?;
+        }
+        Ok(())
+    }
+}
