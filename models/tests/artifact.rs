@@ -37,8 +37,19 @@ fn fixture(len: usize) -> Fixture {
     Fixture { header_len: header.encode().len(), dir, kms, plaintext, sealed }
 }
 
+/// Opens through both readers (sequential from memory, and parallel positional reads from a
+/// file) and requires them to agree.
 fn open(kms: &[&dyn KmsProvider], sealed: &[u8]) -> Result<artifact::Opened, ArtifactError> {
-    artifact::open(&mut Cursor::new(sealed), sealed.len() as u64, kms, DigestCheck::Recompute)
+    let sequential = artifact::open(&mut Cursor::new(sealed), sealed.len() as u64, kms, DigestCheck::Recompute);
+    let mut file = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut file, sealed).unwrap();
+    let parallel = artifact::open_file(&file, kms, DigestCheck::Recompute);
+    match (&sequential, &parallel) {
+        (Ok(a), Ok(b)) => assert_eq!(a.plaintext.as_slice(), b.plaintext.as_slice()),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "the two readers disagree"),
+        _ => panic!("the two readers disagree: {:?} vs {:?}", sequential.is_ok(), parallel.is_ok()),
+    }
+    sequential
 }
 
 #[test]
@@ -75,7 +86,13 @@ fn every_single_bit_flip_is_refused() {
     for i in 0..f.sealed.len() {
         let mut bad = f.sealed.clone();
         bad[i] ^= 1 << (i % 8);
-        let result = open(&[&f.kms], &bad);
+        // The sequential reader only: the two readers are compared on every other test.
+        let result = artifact::open(
+            &mut Cursor::new(&bad),
+            bad.len() as u64,
+            &[&f.kms as &dyn KmsProvider][..],
+            DigestCheck::Recompute,
+        );
         assert!(result.is_err(), "a flip at byte {i} of {} was accepted", f.sealed.len());
     }
 }
@@ -241,7 +258,7 @@ fn key_use_is_audited_including_refusals() {
     assert!(text.contains("\"op\":\"unwrap\"") && text.contains("\"result\":\"ok\""));
     assert!(text.contains("refused: key 'default' is disabled"));
     assert!(text.contains("\"artifact\":\"m@1\""));
-    assert_eq!(audit::verify(f.dir.path()), Ok(2));
+    assert_eq!(audit::verify(f.dir.path()), Ok(4), "two opens (both readers) per call");
     let _ = KmsError::Unwrap; // The error type is part of the public surface used above.
 }
 

@@ -63,10 +63,7 @@ fn regenerate() {
         Tampered { what: "bit flip in frame 0".into(), artifact: flip(header_length + 10) },
         Tampered { what: "bit flip in the final frame's tag".into(), artifact: flip(sealed.len() - 1) },
         Tampered { what: "frames 0 and 1 swapped".into(), artifact: hex::encode(&swapped) },
-        Tampered {
-            what: "final frame removed".into(),
-            artifact: hex::encode(&sealed[..header_length + 2 * full]),
-        },
+        Tampered { what: "final frame removed".into(), artifact: hex::encode(&sealed[..header_length + 2 * full]) },
     ];
     let vectors = Vectors {
         description: "Sealgate sealed artifact v1; the data key is wrapped by the customer-provided provider \

@@ -201,7 +201,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         sessions: args.sessions_per_model,
         kms_retries: args.kms_retries,
     };
-    let registry = sealed_models::load(env, &data, &kms, &options)?;
+    let registry = sealed_models::load(env, &data, &kms, &providers, &options)?;
     drop(kms);
     drop(audited);
 

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sealgate_models::audit::{AuditLog, Audited};
+use sealgate_models::audit::{AuditLog, Audited, Event};
 use sealgate_models::kms::aws::{AwsKms, AwsKmsConfig};
 use sealgate_models::kms::customer::CustomerKey;
 use sealgate_models::kms::local::{LocalKms, RootKey};
@@ -23,17 +23,17 @@ use zeroize::Zeroizing;
 pub struct KmsArgs {
     /// Enable the AWS KMS provider (configured by AWS_ENDPOINT_URL, AWS_REGION,
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub aws_kms: bool,
     /// Enable the PKCS#11 provider with the token of this label (PIN from SEALGATE_PKCS11_PIN).
-    #[arg(long, env = "SEALGATE_PKCS11_TOKEN")]
+    #[arg(long, env = "SEALGATE_PKCS11_TOKEN", global = true)]
     pub pkcs11_token: Option<String>,
     /// The PKCS#11 module.
-    #[arg(long, env = "SEALGATE_PKCS11_LIBRARY", default_value = pkcs11::DEFAULT_LIBRARY)]
+    #[arg(long, env = "SEALGATE_PKCS11_LIBRARY", default_value = pkcs11::DEFAULT_LIBRARY, global = true)]
     pub pkcs11_library: PathBuf,
     /// Enable the customer-provided provider with the 256-bit key in this file (raw or hex),
     /// or `-` for stdin. The key is never written anywhere.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub customer_key: Option<String>,
 }
 
@@ -60,12 +60,18 @@ impl Providers {
             Ok(p) if !p.is_empty() => RootKey::Passphrase(Zeroizing::new(p)),
             _ => RootKey::File,
         };
-        let local = LocalKms::open(data_dir, root).context("opening the local KMS keyring")?;
+        crate::data_dir::DataDir::open(data_dir)?;
+        let log = AuditLog::new(data_dir, actor(command));
         if let Some(name) =
             required.filter(|n| ![local::NAME, aws::PROVIDER_NAME, pkcs11::PROVIDER_NAME, customer::NAME].contains(n))
         {
-            bail!("unknown KMS provider '{name}' (expected local, aws-kms, pkcs11 or customer-provided)");
+            let reason =
+                format!("unknown KMS provider '{name}' (expected local, aws-kms, pkcs11 or customer-provided)");
+            let event = Event { op: command, provider: name, key_id: "-", artifact: None, result: Err(reason.clone()) };
+            log.record(&event).context("writing the audit log")?;
+            bail!(reason);
         }
+        let local = LocalKms::open(data_dir, root).context("opening the local KMS keyring")?;
         let aws = if args.aws_kms || required == Some(aws::PROVIDER_NAME) {
             Some(AwsKms::new(AwsKmsConfig::from_env()?).context("configuring AWS KMS")?)
         } else {
@@ -90,7 +96,7 @@ impl Providers {
             (None, true) => bail!("--kms customer-provided needs --customer-key FILE (or - for stdin)"),
             (None, false) => None,
         };
-        Ok(Self { local, aws, pkcs11, customer, log: AuditLog::new(data_dir, actor(command)) })
+        Ok(Self { local, aws, pkcs11, customer, log })
     }
 
     /// The local provider (for `sealgate kms`).
@@ -111,6 +117,16 @@ impl Providers {
     /// The audit log.
     pub fn log(&self) -> &AuditLog {
         &self.log
+    }
+
+    /// Records that the artifact at `path` was refused for `reason`, so refusals that happen
+    /// past the KMS (commitment, MAC, frames, identity, immutability) are audited like the
+    /// KMS's own. The subject is `model@version` from the header when it parses, else the path.
+    pub fn record_refusal(&self, op: &str, path: &std::path::Path, reason: &anyhow::Error) -> Result<()> {
+        let subject = artifact_subject(path);
+        let event =
+            Event { op, provider: "-", key_id: "-", artifact: Some(&subject), result: Err(format!("{reason:#}")) };
+        self.log.record(&event).context("writing the audit log")
     }
 
     fn raw(&self, name: &str) -> Option<&dyn KmsProvider> {
@@ -139,6 +155,26 @@ impl Providers {
             None => bail!("KMS provider '{name}' is not configured (see `sealgate seal --help`)"),
         }
     }
+}
+
+/// `model@version` of an artifact's (unauthenticated) header, or the path if it does not parse.
+fn artifact_subject(path: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut prefix = Vec::new();
+    let parsed = std::fs::File::open(path)
+        .and_then(|f| f.take(64 << 10).read_to_end(&mut prefix))
+        .ok()
+        .and_then(|_| sealgate_models::artifact::Header::parse(&prefix).ok());
+    match parsed {
+        Some((header, _)) => sealgate_models::audit::subject(&header.context),
+        None => path.display().to_string(),
+    }
+}
+
+/// True when the KMS itself refused (and so already audited the refusal).
+pub fn refused_by_kms(e: &sealgate_models::artifact::ArtifactError) -> bool {
+    use sealgate_models::artifact::ArtifactError as E;
+    matches!(e, E::NoUsableKey(_) | E::KmsUnavailable(_) | E::KmsRefused(_))
 }
 
 /// Lets `&[Audited]` serve as the provider set of artifact functions.

@@ -22,6 +22,7 @@ use sealgate_models::runtime::Environment;
 use sealgate_models::{Model, ModelRegistry, ModelSource};
 
 use crate::data_dir::{DataDir, write_file};
+use crate::providers::Providers;
 
 /// How to load.
 pub struct LoadOptions<'a> {
@@ -71,6 +72,7 @@ pub fn load(
     env: &Environment,
     data: &DataDir,
     kms: &[&dyn KmsProvider],
+    audit: &Providers,
     options: &LoadOptions<'_>,
 ) -> Result<ModelRegistry> {
     let mut sealed = Vec::new();
@@ -101,8 +103,19 @@ pub fn load(
     let mut published = Published::open(data)?;
     let mut registry = ModelRegistry::default();
     for path in &sealed {
-        let model = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))?;
-        published.check(&model)?;
+        // Every refusal is audited, including those after the KMS unwrapped the key
+        // (commitment, header MAC, frames, identity, immutability).
+        let loaded = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))
+            .and_then(|model| published.check(&model).map(|()| model).map_err(|e| (e, true)));
+        let model = match loaded {
+            Ok(model) => model,
+            Err((e, audit_it)) => {
+                if audit_it {
+                    audit.record_refusal("load", path, &e)?;
+                }
+                return Err(e);
+            }
+        };
         registry.insert(model)?;
     }
     if !plaintext.is_empty() {
@@ -122,15 +135,19 @@ pub fn load(
 
 /// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
 fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], sessions: usize) -> Result<Model, LoadError> {
-    let file = std::fs::File::open(path).map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display())))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let opened = match artifact::open(&mut reader, len, kms, DigestCheck::TrustAead) {
+    let file =
+        std::fs::File::open(path).map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display()), true))?;
+    let opened = match artifact::open_file(&file, kms, DigestCheck::TrustAead) {
         Ok(o) => o,
         Err(ArtifactError::KmsUnavailable(e)) => {
             return Err(LoadError::Transient(anyhow::anyhow!("{}: {e}", path.display())));
         }
-        Err(e) => return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: {e}", path.display()))),
+        Err(e) => {
+            // The KMS audits its own refusals; everything after the unwrap is audited by
+            // the caller.
+            let audit = !crate::providers::refused_by_kms(&e);
+            return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: {e}", path.display()), audit));
+        }
     };
     let context = &opened.header.context;
     let (name, version) = (
@@ -139,17 +156,23 @@ fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], session
     );
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if stem != name && stem != format!("{name}@{version}") {
-        return Err(LoadError::Fatal(anyhow::anyhow!(
-            "refusing {}: the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
+        return Err(LoadError::Fatal(
+            anyhow::anyhow!(
+                "refusing {}: the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
              another model (name the file {name}.sealed or {name}@{version}.sealed)",
-            path.display()
-        )));
+                path.display()
+            ),
+            true,
+        ));
     }
     if !sealgate_models::is_valid_name(&name) || version.is_empty() {
-        return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: invalid model name or version", path.display())));
+        return Err(LoadError::Fatal(
+            anyhow::anyhow!("refusing {}: invalid model name or version", path.display()),
+            true,
+        ));
     }
     let model = Model::from_onnx_bytes(env, &name, &version, opened.plaintext.as_slice(), sessions)
-        .map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display())))?;
+        .map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display()), true))?;
     // `opened.plaintext` drops here: ONNX Runtime holds its own copy, ours is zeroized.
     drop(opened);
     tracing::info!(model = %name, version = %version, "loaded sealed model");
@@ -158,18 +181,21 @@ fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], session
 
 enum LoadError {
     Transient(anyhow::Error),
-    Fatal(anyhow::Error),
+    /// A refusal, and whether it still needs an audit entry.
+    Fatal(anyhow::Error, bool),
 }
 
-fn with_retries(retries: u32, mut f: impl FnMut() -> Result<Model, LoadError>) -> Result<Model> {
+/// Runs `f`, retrying transient KMS failures; the error says whether to audit it.
+fn with_retries(retries: u32, mut f: impl FnMut() -> Result<Model, LoadError>) -> Result<Model, (anyhow::Error, bool)> {
     let mut delay = Duration::from_millis(500);
     let mut attempt = 0;
     loop {
         match f() {
             Ok(model) => return Ok(model),
-            Err(LoadError::Fatal(e)) => return Err(e),
+            Err(LoadError::Fatal(e, audit)) => return Err((e, audit)),
             Err(LoadError::Transient(e)) if attempt >= retries => {
-                return Err(e.context(format!("the KMS stayed unreachable after {retries} retries")));
+                // The provider audited each failed attempt.
+                return Err((e.context(format!("the KMS stayed unreachable after {retries} retries")), false));
             }
             Err(LoadError::Transient(e)) => {
                 attempt += 1;

@@ -14,9 +14,20 @@
 //! Rust SDK ([`Gateway::client`]), raw HTTPS ([`Gateway::raw_http`],
 //! [`Gateway::post_encapsulated`]) with `sealgate_protocol` for hand-made encapsulated
 //! requests ([`encapsulate`]), and the independent Python tooling ([`onnxruntime_reference`]).
+//!
+//! For the key and artifact commands there is [`sealgate`] (run the binary as a CLI and
+//! collect its exit status and output), [`Gateway::start_expecting_failure`] (a `serve` that
+//! must refuse to start), [`SealedLayout`] (where the parts of a `*.sealed` file are, for
+//! tampering), and throwaway KMS backends: [`moto::Moto`] (AWS KMS API) and
+//! [`softhsm::SoftHsm`] (a PKCS#11 token).
 
-use std::ffi::OsStr;
+pub mod moto;
+pub mod softhsm;
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,8 +60,26 @@ pub const STDOUT_FILE: &str = "stdout.log";
 pub const STDERR_FILE: &str = "stderr.log";
 
 /// Environment variables of the gateway that the harness clears so the caller's shell
-/// cannot change what a test runs; set them again with [`GatewayOptions::env`].
-const CLEARED_ENV: [&str; 4] = ["SEALGATE_LOG", "SEALGATE_DATA_DIR", "SEALGATE_LISTEN", "SEALGATE_MODELS"];
+/// cannot change what a test runs; set them again with [`GatewayOptions::env`] (or
+/// [`SealgateCommand::env`]).
+const CLEARED_ENV: &[&str] = &[
+    "SEALGATE_LOG",
+    "SEALGATE_DATA_DIR",
+    "SEALGATE_LISTEN",
+    "SEALGATE_MODELS",
+    "SEALGATE_CORS_ORIGINS",
+    "SEALGATE_KMS_PASSPHRASE",
+    "SEALGATE_PKCS11_TOKEN",
+    "SEALGATE_PKCS11_LIBRARY",
+    "SEALGATE_PKCS11_PIN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+];
 
 /// The checkout root (the parent of this crate).
 pub fn repo_root() -> PathBuf {
@@ -149,6 +178,7 @@ pub struct GatewayOptions {
     args: Vec<String>,
     env: Vec<(String, String)>,
     models: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -173,6 +203,82 @@ impl GatewayOptions {
     pub fn models(mut self, dir: impl Into<PathBuf>) -> Self {
         self.models = Some(dir.into());
         self
+    }
+
+    /// Uses `dir` as the data directory (its local keyring, audit log, published versions)
+    /// instead of a fresh `data/` inside [`Gateway::root`]. The caller owns and removes it,
+    /// so several gateways and `sealgate` CLI commands can share one.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The `sealgate serve ...` command these options describe, run from `root` (a
+    /// temporary directory) with output going to `stdout` and `stderr`.
+    fn command(&self, binary: &Path, root: &Path, data_dir: &Path, stdout: File, stderr: File) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.args)
+            // Run from the temporary directory so no relative default finds files elsewhere.
+            .current_dir(root)
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        // Without --models the gateway runs its embedded default: it seals models/demo with
+        // its local KMS into the data dir on first start and serves the sealed artifacts.
+        if let Some(models) = &self.models {
+            command.arg("--models").arg(models);
+        }
+        for key in CLEARED_ENV {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+}
+
+/// A `sealgate serve` that exited before it listened (see [`Gateway::start_expecting_failure`]).
+#[derive(Debug)]
+pub struct FailedStart {
+    /// Its exit status (never success).
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr: the log and the final `error: ...` line.
+    pub stderr: String,
+}
+
+impl FailedStart {
+    /// Asserts that stderr contains `needle`; returns `self` for chaining.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "expected '{needle}' in the gateway's stderr:\n{}", self.text());
+        self
+    }
+
+    /// The `error: ...` the gateway ended with (from the last line that starts with it to
+    /// the end), without the log lines before it; empty when there is none.
+    pub fn error(&self) -> String {
+        let at = self
+            .stderr
+            .match_indices("error: ")
+            .map(|(i, _)| i)
+            .filter(|&i| i == 0 || self.stderr[..i].ends_with('\n'));
+        at.last().map(|i| self.stderr[i..].to_owned()).unwrap_or_default()
+    }
+
+    /// Status and output, for messages.
+    pub fn text(&self) -> String {
+        format!("status: {}\n--- stdout ---\n{}--- stderr ---\n{}", self.status, self.stdout, self.stderr)
     }
 }
 
@@ -243,6 +349,7 @@ impl Drop for ChildGuard {
 pub struct Gateway {
     child: Mutex<ChildGuard>,
     startup: Startup,
+    data_dir: PathBuf,
     // Declared last so it is removed after the process is gone.
     root: tempfile::TempDir,
 }
@@ -252,39 +359,13 @@ impl Gateway {
     /// output when it exits or does not become ready.
     pub fn start(options: GatewayOptions) -> Self {
         let binary = gateway_binary();
-        let ort = ort_library();
         let root = tempfile::Builder::new().prefix("sealgate-test-").tempdir().expect("creating a temporary directory");
-        let data_dir = root.path().join("data");
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| root.path().join("data"));
         let stdout_path = root.path().join(STDOUT_FILE);
         let stderr_path = root.path().join(STDERR_FILE);
         let stdout = File::create(&stdout_path).expect("creating the stdout file");
         let stderr = File::create(&stderr_path).expect("creating the stderr file");
-        let mut command = Command::new(&binary);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(&options.args)
-            // Run from the temporary directory so no relative default finds files elsewhere.
-            .current_dir(root.path())
-            .env("ORT_DYLIB_PATH", &ort)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        // Without --models the gateway runs its embedded default: it seals models/demo with
-        // its local KMS into the data dir on first start and serves the sealed artifacts.
-        if let Some(models) = &options.models {
-            command.arg("--models").arg(models);
-        }
-        for key in CLEARED_ENV {
-            command.env_remove(key);
-        }
-        for (key, value) in &options.env {
-            command.env(key, value);
-        }
+        let mut command = options.command(&binary, root.path(), &data_dir, stdout, stderr);
         let child = command.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
         let mut guard = ChildGuard(child);
 
@@ -306,7 +387,47 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(25));
         };
-        Self { child: Mutex::new(guard), startup, root }
+        Self { child: Mutex::new(guard), startup, data_dir, root }
+    }
+
+    /// Runs `sealgate serve` with `options` where it must refuse to start: waits (up to 30 s)
+    /// for it to exit and returns its status and output. Panics if it prints
+    /// `sealgate listening on` (it started, at least partly), exits successfully, or keeps
+    /// running.
+    pub fn start_expecting_failure(options: GatewayOptions) -> FailedStart {
+        let binary = gateway_binary();
+        let root = tempfile::Builder::new().prefix("sealgate-test-").tempdir().expect("creating a temporary directory");
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| root.path().join("data"));
+        let stdout_path = root.path().join(STDOUT_FILE);
+        let stderr_path = root.path().join(STDERR_FILE);
+        let stdout = File::create(&stdout_path).expect("creating the stdout file");
+        let stderr = File::create(&stderr_path).expect("creating the stderr file");
+        let mut command = options.command(&binary, root.path(), &data_dir, stdout, stderr);
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let mut guard = ChildGuard(child);
+        let started = Instant::now();
+        let status = loop {
+            if fs::read_to_string(&stdout_path).unwrap_or_default().contains("sealgate listening on") {
+                guard.stop();
+                panic!("the gateway started although it should have refused:\n{}", read_logs(root.path()));
+            }
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                break status;
+            }
+            if started.elapsed() > START_TIMEOUT {
+                guard.stop();
+                panic!("the gateway neither started nor exited within {START_TIMEOUT:?}:\n{}", read_logs(root.path()));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        let failed = FailedStart {
+            status,
+            stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+        };
+        assert!(!failed.status.success(), "the gateway exited successfully without serving:\n{}", failed.text());
+        assert!(!failed.stdout.contains("listening"), "the gateway printed 'listening':\n{}", failed.text());
+        failed
     }
 
     /// The base URL, such as `https://127.0.0.1:40123`.
@@ -349,9 +470,10 @@ impl Gateway {
         self.root.path()
     }
 
-    /// The gateway's data directory.
+    /// The gateway's data directory: `data/` inside [`Gateway::root`], or the one given
+    /// with [`GatewayOptions::data_dir`].
     pub fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
+        self.data_dir.clone()
     }
 
     /// An SDK builder that trusts the gateway's CA (add a token or an AEAD, then build).
@@ -705,6 +827,332 @@ pub fn list_files(root: &Path) -> Vec<PathBuf> {
 /// True when `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// How long a `sealgate` CLI command may run.
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `sealgate` command line to run as a CLI (not `serve`): see [`sealgate`] and
+/// [`sealgate_command`].
+#[derive(Debug, Clone, Default)]
+pub struct SealgateCommand {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl SealgateCommand {
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Sets an environment variable of the process (after the harness cleared the
+    /// `SEALGATE_*` and `AWS_*` variables of the caller's shell).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<K: AsRef<OsStr>, V: AsRef<OsStr>>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (key, value) in vars {
+            self = self.env(key, value);
+        }
+        self
+    }
+
+    /// Feeds `bytes` to the process's stdin (closed otherwise).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs the command to completion (panics after 60 s) from a fresh temporary working
+    /// directory, so no relative default (`.sealgate`) finds or leaves files elsewhere.
+    pub fn run(self) -> CliOutput {
+        let binary = gateway_binary();
+        let cwd = tempfile::Builder::new().prefix("sealgate-cli-").tempdir().expect("creating a temporary directory");
+        let mut stdout = tempfile::tempfile().expect("creating a temporary file");
+        let mut stderr = tempfile::tempfile().expect("creating a temporary file");
+        let mut command = Command::new(&binary);
+        command
+            .args(&self.args)
+            .current_dir(cwd.path())
+            .env("NO_COLOR", "1")
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(stdout.try_clone().expect("cloning a file handle"))
+            .stderr(stderr.try_clone().expect("cloning a file handle"));
+        for key in CLEARED_ENV {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let mut guard = ChildGuard(child);
+        if let Some(bytes) = self.stdin.clone() {
+            let mut pipe = guard.0.stdin.take().expect("a piped stdin");
+            // From a thread, so a command that does not read its input cannot block the test
+            // on a full pipe; if it exits without reading, the write fails, which is its answer.
+            std::thread::spawn(move || pipe.write_all(&bytes));
+        }
+        let started = Instant::now();
+        let status = loop {
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                break status;
+            }
+            if started.elapsed() > CLI_TIMEOUT {
+                guard.stop();
+                panic!("sealgate {:?} did not finish within {CLI_TIMEOUT:?}", self.args);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let read = |file: &mut File| {
+            let mut text = String::new();
+            file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut text)).expect("reading the output");
+            text
+        };
+        let args = self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+        CliOutput { args, status, stdout: read(&mut stdout), stderr: read(&mut stderr) }
+    }
+}
+
+/// A `sealgate` command line with these arguments; add environment or stdin, then
+/// [`SealgateCommand::run`].
+pub fn sealgate_command<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> SealgateCommand {
+    args.into_iter().fold(SealgateCommand::default(), SealgateCommand::arg)
+}
+
+/// Runs `sealgate ARGS...` as a CLI (stdin closed, the caller's `SEALGATE_*` and `AWS_*`
+/// variables cleared) and returns its status and output. Pass `--data-dir` yourself.
+pub fn sealgate<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> CliOutput {
+    sealgate_command(args).run()
+}
+
+/// What a finished `sealgate` CLI command returned.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    /// The arguments, for messages.
+    pub args: String,
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr (the log and `error: ...`).
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// True when it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Asserts exit status 0; returns `self` for chaining.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.success(), "sealgate {} failed:\n{}", self.args, self.text());
+        self
+    }
+
+    /// Asserts a non-zero exit status with `needle` in stderr and nothing on stdout;
+    /// returns `self` for chaining.
+    #[track_caller]
+    pub fn assert_failure(&self, needle: &str) -> &Self {
+        assert!(!self.success(), "sealgate {} should have failed:\n{}", self.args, self.text());
+        assert!(
+            self.stderr.contains(needle),
+            "sealgate {}: expected '{needle}' in stderr:\n{}",
+            self.args,
+            self.text()
+        );
+        assert!(self.stdout.trim().is_empty(), "sealgate {} failed but printed on stdout:\n{}", self.args, self.text());
+        self
+    }
+
+    /// Asserts that stdout contains `needle`; returns `self` for chaining.
+    #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "sealgate {}: expected '{needle}' on stdout:\n{}",
+            self.args,
+            self.text()
+        );
+        self
+    }
+
+    /// Status and output, for messages.
+    pub fn text(&self) -> String {
+        format!("status: {}\n--- stdout ---\n{}--- stderr ---\n{}", self.status, self.stdout, self.stderr)
+    }
+}
+
+/// `sealgate audit verify --data-dir DATA_DIR` must pass; returns the number of entries.
+#[track_caller]
+pub fn assert_audit_intact(data_dir: &Path) -> u64 {
+    let output = sealgate([OsStr::new("audit"), OsStr::new("verify"), OsStr::new("--data-dir"), data_dir.as_os_str()]);
+    output.assert_success().assert_stdout_contains("ok: audit log intact");
+    output
+        .stdout
+        .split("intact, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no entry count in '{}'", output.stdout.trim()))
+}
+
+/// The entries of `DATA_DIR/audit.log`, parsed (an empty list when there is none).
+pub fn audit_entries(data_dir: &Path) -> Vec<serde_json::Value> {
+    let text = fs::read_to_string(data_dir.join("audit.log")).unwrap_or_default();
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// Where the parts of a sealed artifact (format v1, docs/ARTIFACT-FORMAT.md) lie, found
+/// with an independent parser so tests can flip bits in a chosen part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedLayout {
+    /// Plaintext bytes per frame.
+    pub frame_size: usize,
+    /// The encryption context, in file order.
+    pub context: Vec<(String, String)>,
+    /// Where the context value of `model` starts.
+    pub model_name_at: usize,
+    /// Offset of the key section (the wrapped keys' count byte).
+    pub key_section: usize,
+    /// Each wrapped key: provider, key id, and the byte range of its ciphertext.
+    pub wrapped_keys: Vec<(String, String, std::ops::Range<usize>)>,
+    /// Offset of the 32-byte header MAC.
+    pub header_mac: usize,
+    /// Offset of the body (the header's length).
+    pub body: usize,
+    /// Byte range of each frame (ciphertext and tag); the last one is the final frame.
+    pub frames: Vec<std::ops::Range<usize>>,
+}
+
+/// Bytes of an AES-GCM tag after each frame.
+const FRAME_TAG_LEN: usize = 16;
+
+impl SealedLayout {
+    /// Parses `bytes`; panics (failing the test) when they are not a well-formed artifact.
+    pub fn parse(bytes: &[u8]) -> Self {
+        let mut r = Reader { bytes, pos: 0 };
+        assert_eq!(r.take(8), b"SGSEALED", "magic");
+        assert_eq!(r.take(1), [1], "version");
+        assert_eq!(r.take(2), [0, 1], "suite");
+        r.take(32); // message id
+        let frame_size = r.u32() as usize;
+        let entries = r.u16();
+        let mut context = Vec::new();
+        let mut model_name_at = None;
+        for _ in 0..entries {
+            let key = r.text16();
+            if key == "model" {
+                model_name_at = Some(r.pos + 2);
+            }
+            context.push((key, r.text16()));
+        }
+        r.take(32); // key commitment
+        let key_section = r.pos;
+        let count = r.take(1)[0];
+        let mut wrapped_keys = Vec::new();
+        for _ in 0..count {
+            let len = usize::from(r.take(1)[0]);
+            let provider = String::from_utf8(r.take(len).to_vec()).expect("UTF-8 provider");
+            let key_id = r.text16();
+            let len = usize::from(r.u16());
+            let start = r.pos;
+            r.take(len);
+            wrapped_keys.push((provider, key_id, start..start + len));
+        }
+        let header_mac = r.pos;
+        r.take(32);
+        let body = r.pos;
+        let full = frame_size + FRAME_TAG_LEN;
+        let mut frames = Vec::new();
+        let mut at = body;
+        while bytes.len() - at >= full {
+            frames.push(at..at + full);
+            at += full;
+        }
+        // The final frame holds 0..frame_size bytes (a plaintext that is a multiple of the
+        // frame size ends with an empty final frame).
+        assert!(bytes.len() - at >= FRAME_TAG_LEN, "the body does not end with a final frame");
+        frames.push(at..bytes.len());
+        let model_name_at = model_name_at.expect("a 'model' entry in the encryption context");
+        Self { frame_size, context, model_name_at, key_section, wrapped_keys, header_mac, body, frames }
+    }
+
+    /// The context value of `key`.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A cursor over artifact bytes for [`SealedLayout::parse`] (big-endian integers).
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let slice = self.bytes.get(self.pos..self.pos + n);
+        let slice = slice.unwrap_or_else(|| panic!("the artifact ends at {} (wanted {n} more bytes)", self.pos));
+        self.pos += n;
+        slice
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_be_bytes(self.take(2).try_into().expect("two bytes"))
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_be_bytes(self.take(4).try_into().expect("four bytes"))
+    }
+
+    fn text16(&mut self) -> String {
+        let len = usize::from(self.u16());
+        String::from_utf8(self.take(len).to_vec()).expect("a UTF-8 text field")
+    }
+}
+
+/// Windows of [`find_plaintext`]: a copy of at least twice this many bytes of a model
+/// always contains one whole window.
+pub const PLAINTEXT_WINDOW: usize = 64;
+
+/// Searches every file under `root` for any [`PLAINTEXT_WINDOW`]-byte window of
+/// `plaintext` (windows of one repeated byte are skipped: they say nothing about the
+/// model). Returns the files and offsets where one was found.
+pub fn find_plaintext(root: &Path, plaintext: &[u8]) -> Vec<(PathBuf, usize)> {
+    let windows: HashMap<&[u8], usize> = plaintext
+        .windows(PLAINTEXT_WINDOW)
+        .enumerate()
+        .filter(|(_, w)| w.iter().any(|b| *b != w[0]))
+        .map(|(i, w)| (w, i))
+        .collect();
+    let mut found = Vec::new();
+    if !root.exists() {
+        return found;
+    }
+    for path in list_files(root) {
+        let Ok(bytes) = fs::read(&path) else { continue };
+        if let Some(at) = bytes.windows(PLAINTEXT_WINDOW).position(|w| windows.contains_key(w)) {
+            found.push((path, at));
+        }
+    }
+    found
+}
+
+/// Asserts that no file under `root` holds a piece of `plaintext` (see [`find_plaintext`]).
+#[track_caller]
+pub fn assert_no_plaintext(root: &Path, plaintext: &[u8]) {
+    let found = find_plaintext(root, plaintext);
+    assert!(found.is_empty(), "plaintext model bytes on disk under {}: {found:?}", root.display());
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub enum ArtifactError {
     /// The KMS failed in a way worth retrying (unreachable).
     #[error(transparent)]
     KmsUnavailable(KmsError),
+    /// The KMS refused to generate or wrap a data key while sealing or re-wrapping.
+    #[error("the KMS refused: {0}")]
+    KmsRefused(KmsError),
     /// The unwrapped data key is not the one the artifact was sealed with.
     #[error("key commitment mismatch: the data key does not belong to this artifact")]
     Commitment,
@@ -210,7 +213,7 @@ pub fn seal(
 }
 
 fn kms_error(e: KmsError) -> ArtifactError {
-    if e.is_transient() { ArtifactError::KmsUnavailable(e) } else { ArtifactError::NoUsableKey(vec![e.to_string()]) }
+    if e.is_transient() { ArtifactError::KmsUnavailable(e) } else { ArtifactError::KmsRefused(e) }
 }
 
 /// Finds a KMS provider by the name stored in a wrapped key.
@@ -296,50 +299,106 @@ fn open_header(reader: &mut impl Read, kms: &(impl KmsSet + ?Sized)) -> Result<C
 }
 
 /// Opens an artifact of `total_len` bytes from `reader`, decrypting into locked memory.
+/// Sequential; [`open_file`] is the faster path for files.
 pub fn open(
     reader: &mut impl Read,
     total_len: u64,
     kms: &(impl KmsSet + ?Sized),
     check: DigestCheck,
 ) -> Result<Opened, ArtifactError> {
-    let CheckedHeader { header, rest, keys, opened_with, .. } = open_header(reader, kms)?;
-    let header_len = header.encode().len() as u64;
-    let body_len = total_len.checked_sub(header_len).ok_or(ArtifactError::Truncated)?;
-    let plain_len = format::plaintext_len(body_len, header.frame_size)?;
-    let plain_len = usize::try_from(plain_len).map_err(|_| ArtifactError::Format("artifact too large"))?;
-
-    let digest: [u8; 32] = Sha256::digest(header.encode_fixed()).into();
-    let frame = header.frame_size as usize;
-    // One extra tag's room at the end, so every frame (with its tag) is read straight into
-    // place and decrypted there: the plaintext is never copied.
-    let mut buffer = LockedBuffer::new(plain_len + format::TAG_LEN)?;
-    let mut body = std::io::Cursor::new(rest).chain(reader);
-    let mut seq = 0u64;
-    let mut pos = 0usize;
-    loop {
-        let remaining = plain_len - pos;
-        let last = remaining < frame;
-        let chunk = if last { remaining } else { frame };
-        let slot = buffer.as_mut_slice().get_mut(pos..pos + chunk + format::TAG_LEN).ok_or(ArtifactError::Truncated)?;
-        body.read_exact(slot).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => ArtifactError::Truncated,
-            _ => ArtifactError::Io(e),
-        })?;
-        keys.body
-            .open_in_place(frame_nonce(seq), Aad::from(frame_aad(&digest, seq, last)), slot)
-            .map_err(|_| ArtifactError::Frame(seq))?;
-        pos += chunk;
-        if last {
-            break;
-        }
-        seq += 1;
-    }
+    let checked = open_header(reader, kms)?;
+    let layout = Layout::new(&checked.header, total_len)?;
+    let mut buffer = LockedBuffer::new(layout.plain_len)?;
+    let mut body = std::io::Cursor::new(&checked.rest).chain(reader);
+    let mut staging = Zeroizing::new(vec![0u8; layout.full_frame()]);
+    layout.decrypt(&checked.keys, 0, layout.frames(), buffer.as_mut_slice(), &mut staging, |_, frame| {
+        body.read_exact(frame).map_err(read_error)
+    })?;
     // Anything after the final frame means the file is not what was sealed.
     if body.read(&mut [0u8; 1])? != 0 {
         return Err(ArtifactError::Format("data after the final frame"));
     }
-    let mut buffer = buffer;
-    buffer.truncate(plain_len);
+    finish(checked, buffer, check)
+}
+
+/// Opens a sealed file, decrypting into locked memory with up to `available_parallelism`
+/// threads: frames are independent, so each thread reads its own frames with positional
+/// reads and decrypts them straight from a frame-sized staging buffer into its part of the
+/// locked buffer (one pass over the plaintext, no intermediate copy of the whole body).
+pub fn open_file(
+    file: &std::fs::File,
+    kms: &(impl KmsSet + ?Sized),
+    check: DigestCheck,
+) -> Result<Opened, ArtifactError> {
+    use std::os::unix::fs::FileExt;
+
+    let total_len = file.metadata()?.len();
+    // Positional reads from offset 0: the file's own cursor may be anywhere and is shared.
+    let mut reader = ReadAt { file, pos: 0 };
+    let checked = open_header(&mut reader, kms)?;
+    let layout = Layout::new(&checked.header, total_len)?;
+    let mut buffer = LockedBuffer::new(layout.plain_len)?;
+    let frames = layout.frames();
+    let threads = if layout.plain_len < 8 << 20 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64
+    };
+    let per_thread = frames.div_ceil(threads);
+    let frame = u64::from(layout.frame_size);
+    let results: Vec<Result<(), ArtifactError>> = std::thread::scope(|scope| {
+        let mut rest = buffer.as_mut_slice();
+        let mut handles = Vec::new();
+        let mut first = 0u64;
+        while first < frames {
+            let count = per_thread.min(frames - first);
+            let last_seq = first + count - 1;
+            // Every frame before `last_seq` is full; the final frame holds the remainder.
+            let bytes = if last_seq + 1 == frames { rest.len() } else { (count * frame) as usize };
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(bytes);
+            rest = tail;
+            let (layout, keys) = (&layout, &checked.keys);
+            handles.push(scope.spawn(move || {
+                let mut staging = Zeroizing::new(vec![0u8; layout.full_frame()]);
+                layout.decrypt(keys, first, count, mine, &mut staging, |seq, dst| {
+                    file.read_exact_at(dst, layout.frame_offset(seq)).map_err(read_error)
+                })
+            }));
+            first += count;
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(ArtifactError::Format("decryption thread panicked"))))
+            .collect()
+    });
+    // Report the first failing frame in order, so errors do not depend on thread timing.
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    finish(checked, buffer, check)
+}
+
+/// `Read` over positional reads, leaving the file's shared cursor alone.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_error(e: std::io::Error) -> ArtifactError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => ArtifactError::Truncated,
+        _ => ArtifactError::Io(e),
+    }
+}
+
+fn finish(checked: CheckedHeader, buffer: LockedBuffer, check: DigestCheck) -> Result<Opened, ArtifactError> {
+    let CheckedHeader { header, opened_with, .. } = checked;
     if check == DigestCheck::Recompute {
         let actual = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, buffer.as_slice()));
         if header.context.get(CONTEXT_SHA256).map(String::as_str) != Some(actual.as_str()) {
@@ -347,6 +406,68 @@ pub fn open(
         }
     }
     Ok(Opened { header, plaintext: buffer, opened_with })
+}
+
+/// Where frames are, for one artifact.
+struct Layout {
+    header_len: u64,
+    frame_size: u32,
+    plain_len: usize,
+    digest: [u8; 32],
+}
+
+impl Layout {
+    fn new(header: &Header, total_len: u64) -> Result<Self, ArtifactError> {
+        let header_len = header.encode().len() as u64;
+        let body_len = total_len.checked_sub(header_len).ok_or(ArtifactError::Truncated)?;
+        let plain_len = format::plaintext_len(body_len, header.frame_size)?;
+        let plain_len = usize::try_from(plain_len).map_err(|_| ArtifactError::Format("artifact too large"))?;
+        let digest = Sha256::digest(header.encode_fixed()).into();
+        Ok(Self { header_len, frame_size: header.frame_size, plain_len, digest })
+    }
+
+    fn full_frame(&self) -> usize {
+        self.frame_size as usize + format::TAG_LEN
+    }
+
+    /// Number of frames, the final one included.
+    fn frames(&self) -> u64 {
+        self.plain_len as u64 / u64::from(self.frame_size) + 1
+    }
+
+    fn frame_offset(&self, seq: u64) -> u64 {
+        self.header_len + seq * self.full_frame() as u64
+    }
+
+    /// Decrypts the `count` consecutive frames from `first_seq` into `out`, which holds
+    /// exactly their plaintext; `read` fills one frame's ciphertext and tag.
+    fn decrypt(
+        &self,
+        keys: &Keys,
+        first_seq: u64,
+        count: u64,
+        out: &mut [u8],
+        staging: &mut [u8],
+        mut read: impl FnMut(u64, &mut [u8]) -> Result<(), ArtifactError>,
+    ) -> Result<(), ArtifactError> {
+        let frame = self.frame_size as usize;
+        let total_frames = self.frames();
+        let mut offset = 0usize;
+        for seq in first_seq..first_seq + count {
+            let last = seq + 1 == total_frames;
+            let len = if last { out.len() - offset } else { frame };
+            let chunk = out.get_mut(offset..offset + len).ok_or(ArtifactError::Truncated)?;
+            let staged = staging.get_mut(..len + format::TAG_LEN).ok_or(ArtifactError::Truncated)?;
+            read(seq, staged)?;
+            let (ciphertext, tag) = staged.split_at(len);
+            let aad = Aad::from(frame_aad(&self.digest, seq, last));
+            keys.body
+                .open_separate_gather(frame_nonce(seq), aad, ciphertext, tag, chunk)
+                .map_err(|_| ArtifactError::Frame(seq))?;
+            offset += len;
+        }
+        Ok(())
+    }
 }
 
 /// Replaces the key section: every wrapped key is replaced by `new_keys` wrapping the same

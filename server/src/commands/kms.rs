@@ -86,7 +86,18 @@ pub fn run(args: KmsCommandArgs) -> Result<()> {
                 },
                 other => Err(KmsError::UnknownProvider(other.into())),
             };
-            ("create", if provider == local::NAME { local::NAME } else { "other" }, name, result)
+            let provider: &str = match provider.as_str() {
+                "aws-kms" => "aws-kms",
+                "pkcs11" => "pkcs11",
+                _ => local::NAME,
+            };
+            let name = match &result {
+                Ok(text) if provider != local::NAME => {
+                    text.rsplit(' ').next().unwrap_or(&name).trim_matches('\'').to_owned()
+                }
+                _ => name,
+            };
+            ("create", provider, name, result)
         }
         KmsCommand::List => {
             for key in kms.list()? {

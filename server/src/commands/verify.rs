@@ -33,21 +33,26 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     let audited = providers.audited();
     let set = as_set(&audited);
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let len = file.metadata()?.len();
-    let opened = artifact::open(&mut std::io::BufReader::new(file), len, &set[..], DigestCheck::Recompute)
-        .with_context(|| format!("{} failed verification", args.file.display()))?;
+    let opened = match artifact::open_file(&file, &set[..], DigestCheck::Recompute) {
+        Ok(opened) => opened,
+        Err(e) => {
+            let by_kms = crate::providers::refused_by_kms(&e);
+            let e = anyhow::Error::new(e).context(format!("{} failed verification", args.file.display()));
+            if !by_kms {
+                providers.record_refusal("verify", &args.file, &e)?;
+            }
+            return Err(e);
+        }
+    };
     let context = &opened.header.context;
     let get = |k: &str| context.get(k).map(String::as_str).unwrap_or("-");
     for (flag, key, wanted) in
         [("--model", artifact::CONTEXT_MODEL, &args.model), ("--version", artifact::CONTEXT_VERSION, &args.version)]
     {
-        if let Some(wanted) = wanted {
-            anyhow::ensure!(
-                get(key) == wanted,
-                "{} holds {key} '{}', not '{wanted}' ({flag})",
-                args.file.display(),
-                get(key)
-            );
+        if let Some(wanted) = wanted.as_ref().filter(|w| get(key) != w.as_str()) {
+            let e = anyhow::anyhow!("{} holds {key} '{}', not '{wanted}' ({flag})", args.file.display(), get(key));
+            providers.record_refusal("verify", &args.file, &e)?;
+            return Err(e);
         }
     }
     println!(
