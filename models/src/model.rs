@@ -50,6 +50,18 @@ impl Model {
         pool_size: usize,
     ) -> Result<Self> {
         let pool_size = pool_size.max(1);
+        match crate::onnx_scan::scan(onnx) {
+            Ok(crate::onnx_scan::Scan::SelfContained) => {}
+            Ok(crate::onnx_scan::Scan::ExternalData) => {
+                return Err(ModelError::Unsupported {
+                    model: name.to_owned(),
+                    reason: "the model references external data files; only self-contained models are served \
+                             (ONNX Runtime would read those files from disk, unencrypted)"
+                        .into(),
+                });
+            }
+            Err(e) => return Err(ModelError::Unsupported { model: name.to_owned(), reason: e.to_string() }),
+        }
         let mut sessions = Vec::with_capacity(pool_size);
         for _ in 0..pool_size {
             let session =

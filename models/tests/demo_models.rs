@@ -149,5 +149,22 @@ fn registry_loads_a_folder_and_refuses_duplicates() {
 #[test]
 fn garbage_model_bytes_are_refused() {
     let e = Model::from_onnx_bytes(env(), "junk", "1", b"definitely not an onnx protobuf", 1).unwrap_err();
-    assert!(matches!(e, ModelError::Runtime(_)), "{e:?}");
+    assert!(matches!(e, ModelError::Runtime(_) | ModelError::Unsupported { .. }), "{e:?}");
+}
+
+#[test]
+fn models_with_external_data_are_refused_before_onnx_runtime_reads_anything() {
+    // ModelProto { graph: GraphProto { initializer: TensorProto { name: "w",
+    //   data_location: EXTERNAL, external_data: [{ location: "weights.bin" }] } } }
+    let field = |n: u8, payload: &[u8]| [vec![n << 3 | 2, payload.len() as u8], payload.to_vec()].concat();
+    let entry = [field(1, b"location"), field(2, b"weights.bin")].concat();
+    let tensor = [field(8, b"w"), vec![14 << 3, 1], field(13, &entry)].concat();
+    let model = field(7, &field(5, &tensor));
+    let e = Model::from_onnx_bytes(env(), "ext", "1", &model, 1).unwrap_err();
+    assert!(e.to_string().contains("external data"), "{e}");
+    // The demo models are self-contained.
+    for name in ["breast-cancer", "credit-risk"] {
+        let bytes = std::fs::read(repo().join(format!("models/demo/{name}.onnx"))).unwrap();
+        assert_eq!(sealgate_models::onnx_scan::scan(&bytes), Ok(sealgate_models::onnx_scan::Scan::SelfContained));
+    }
 }
