@@ -104,10 +104,10 @@ fn visit(bytes: &[u8], message: Message, depth: usize) -> Result<bool, ScanError
                 if matches!(message, Message::Tensor) && field == 13 {
                     return Ok(true);
                 }
-                if let Some(kind) = child(message, field) {
-                    if visit(inner, kind, depth + 1)? {
-                        return Ok(true);
-                    }
+                if let Some(kind) = child(message, field)
+                    && visit(inner, kind, depth + 1)?
+                {
+                    return Ok(true);
                 }
                 pos = end;
             }
