@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Peak RSS is read from `/proc/self/status` (VmHWM) of child processes that each do one
-//! load and nothing else, so the two loads cannot share pages or allocator state.
+//! load and nothing else, so the two loads cannot share pages or allocator state. With
+//! `BENCH_TRACE=1` every load also prints its phases (read/open, session build, drop).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -43,15 +44,31 @@ fn vm_hwm_kib() -> u64 {
 }
 
 fn load_plaintext(model: &Path) -> Model {
+    let t0 = Instant::now();
     let bytes = std::fs::read(model).unwrap();
-    Model::from_onnx_bytes(env(), "m", "1", &bytes, 1).unwrap()
+    let t1 = Instant::now();
+    let m = Model::from_onnx_bytes(env(), "m", "1", &bytes, 1).unwrap();
+    let t2 = Instant::now();
+    drop(bytes);
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprintln!("plaintext: read {:?} session {:?} drop {:?}", t1 - t0, t2 - t1, t2.elapsed());
+    }
+    m
 }
 
 fn load_sealed(kms: &LocalKms, sealed: &Path) -> Model {
+    let t0 = Instant::now();
     let file = std::fs::File::open(sealed).unwrap();
     let set: &[&dyn KmsProvider] = &[kms];
     let opened = artifact::open_file(&file, set, DigestCheck::TrustAead).unwrap();
-    Model::from_onnx_bytes(env(), "m", "1", opened.plaintext.as_slice(), 1).unwrap()
+    let t1 = Instant::now();
+    let m = Model::from_onnx_bytes(env(), "m", "1", opened.plaintext.as_slice(), 1).unwrap();
+    let t2 = Instant::now();
+    drop(opened);
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprintln!("sealed: open {:?} session {:?} drop {:?}", t1 - t0, t2 - t1, t2.elapsed());
+    }
+    m
 }
 
 /// One load in a fresh process; prints VmHWM in KiB.
