@@ -11,7 +11,6 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelMetadata, TensorMetadata};
-use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, Result};
 use crate::tensor;
@@ -48,6 +47,22 @@ impl Model {
         version: &str,
         onnx: &[u8],
         pool_size: usize,
+    ) -> Result<Self> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, onnx);
+        let sha256: [u8; 32] = digest.as_ref().try_into().map_err(|_| ModelError::Runtime("SHA-256 length".into()))?;
+        Self::from_onnx_bytes_with_digest(env, name, version, onnx, pool_size, sha256)
+    }
+
+    /// Like [`Model::from_onnx_bytes`] with the SHA-256 of `onnx` already known and
+    /// trusted — the digest in a sealed artifact's authenticated header, which the AEAD and
+    /// key commitment tie to these exact bytes — so a model-sized hash is not computed twice.
+    pub fn from_onnx_bytes_with_digest(
+        env: &Environment,
+        name: &str,
+        version: &str,
+        onnx: &[u8],
+        pool_size: usize,
+        sha256: [u8; 32],
     ) -> Result<Self> {
         let pool_size = pool_size.max(1);
         match crate::onnx_scan::scan(onnx) {
@@ -88,7 +103,7 @@ impl Model {
         Ok(Self {
             name: name.to_owned(),
             version: version.to_owned(),
-            sha256: Sha256::digest(onnx).into(),
+            sha256,
             inputs,
             outputs,
             sessions: Mutex::new(sessions),

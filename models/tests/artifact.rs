@@ -37,17 +37,20 @@ fn fixture(len: usize) -> Fixture {
     Fixture { header_len: header.encode().len(), dir, kms, plaintext, sealed }
 }
 
-/// Opens through both readers (sequential from memory, and parallel positional reads from a
-/// file) and requires them to agree.
+/// Opens through all three readers (sequential stream, parallel positional reads from a
+/// file, parallel from memory) and requires them to agree.
 fn open(kms: &[&dyn KmsProvider], sealed: &[u8]) -> Result<artifact::Opened, ArtifactError> {
     let sequential = artifact::open(&mut Cursor::new(sealed), sealed.len() as u64, kms, DigestCheck::Recompute);
     let mut file = tempfile::tempfile().unwrap();
     std::io::Write::write_all(&mut file, sealed).unwrap();
     let parallel = artifact::open_file(&file, kms, DigestCheck::Recompute);
-    match (&sequential, &parallel) {
-        (Ok(a), Ok(b)) => assert_eq!(a.plaintext.as_slice(), b.plaintext.as_slice()),
-        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "the two readers disagree"),
-        _ => panic!("the two readers disagree: {:?} vs {:?}", sequential.is_ok(), parallel.is_ok()),
+    let in_memory = artifact::open_slice(sealed, kms, DigestCheck::Recompute);
+    for other in [&parallel, &in_memory] {
+        match (&sequential, other) {
+            (Ok(a), Ok(b)) => assert_eq!(a.plaintext.as_slice(), b.plaintext.as_slice()),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "the readers disagree"),
+            _ => panic!("the readers disagree: {:?} vs {:?}", sequential.is_ok(), other.is_ok()),
+        }
     }
     sequential
 }
@@ -258,7 +261,7 @@ fn key_use_is_audited_including_refusals() {
     assert!(text.contains("\"op\":\"unwrap\"") && text.contains("\"result\":\"ok\""));
     assert!(text.contains("refused: key 'default' is disabled"));
     assert!(text.contains("\"artifact\":\"m@1\""));
-    assert_eq!(audit::verify(f.dir.path()), Ok(4), "two opens (both readers) per call");
+    assert_eq!(audit::verify(f.dir.path()), Ok(6), "three opens (one per reader) per call");
     let _ = KmsError::Unwrap; // The error type is part of the public surface used above.
 }
 

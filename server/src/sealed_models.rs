@@ -171,7 +171,16 @@ fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], session
             true,
         ));
     }
-    let model = Model::from_onnx_bytes(env, &name, &version, opened.plaintext.as_slice(), sessions)
+    // The header's digest is authenticated and bound to these bytes (key commitment + AEAD),
+    // so it is used as is rather than hashing the model again.
+    let digest: [u8; 32] = context
+        .get(artifact::CONTEXT_SHA256)
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(|| {
+            LoadError::Fatal(anyhow::anyhow!("refusing {}: malformed sha256 in header", path.display()), true)
+        })?;
+    let model = Model::from_onnx_bytes_with_digest(env, &name, &version, opened.plaintext.as_slice(), sessions, digest)
         .map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display()), true))?;
     // `opened.plaintext` drops here: ONNX Runtime holds its own copy, ours is zeroized.
     drop(opened);

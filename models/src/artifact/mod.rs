@@ -310,10 +310,9 @@ pub fn open(
     let layout = Layout::new(&checked.header, total_len)?;
     let mut buffer = LockedBuffer::new(layout.plain_len)?;
     let mut body = std::io::Cursor::new(&checked.rest).chain(reader);
-    let mut staging = Zeroizing::new(vec![0u8; layout.full_frame()]);
-    layout.decrypt(&checked.keys, 0, layout.frames(), buffer.as_mut_slice(), &mut staging, |_, frame| {
-        body.read_exact(frame).map_err(read_error)
-    })?;
+    let mut source = Staged::new(&layout, |_, frame: &mut [u8]| body.read_exact(frame).map_err(read_error));
+    layout.decrypt(&checked.keys, 0, layout.frames(), buffer.as_mut_slice(), &mut source)?;
+    drop(source);
     // Anything after the final frame means the file is not what was sealed.
     if body.read(&mut [0u8; 1])? != 0 {
         return Err(ArtifactError::Format("data after the final frame"));
@@ -338,41 +337,21 @@ pub fn open_file(
     let checked = open_header(&mut reader, kms)?;
     let layout = Layout::new(&checked.header, total_len)?;
     let mut buffer = LockedBuffer::new(layout.plain_len)?;
-    let frames = layout.frames();
-    let threads = if layout.plain_len < 8 << 20 {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64
-    };
-    let per_thread = frames.div_ceil(threads);
-    let frame = u64::from(layout.frame_size);
-    let results: Vec<Result<(), ArtifactError>> = std::thread::scope(|scope| {
-        let mut rest = buffer.as_mut_slice();
-        let mut handles = Vec::new();
-        let mut first = 0u64;
-        while first < frames {
-            let count = per_thread.min(frames - first);
-            let last_seq = first + count - 1;
-            // Every frame before `last_seq` is full; the final frame holds the remainder.
-            let bytes = if last_seq + 1 == frames { rest.len() } else { (count * frame) as usize };
-            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(bytes);
-            rest = tail;
-            let (layout, keys) = (&layout, &checked.keys);
-            handles.push(scope.spawn(move || {
-                let mut staging = Zeroizing::new(vec![0u8; layout.full_frame()]);
-                layout.decrypt(keys, first, count, mine, &mut staging, |seq, dst| {
-                    file.read_exact_at(dst, layout.frame_offset(seq)).map_err(read_error)
-                })
-            }));
-            first += count;
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(ArtifactError::Format("decryption thread panicked"))))
-            .collect()
-    });
-    // Report the first failing frame in order, so errors do not depend on thread timing.
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    layout.decrypt_parallel(&checked.keys, &mut buffer, || {
+        Staged::new(&layout, |seq, dst: &mut [u8]| {
+            file.read_exact_at(dst, layout.frame_offset(seq)).map_err(read_error)
+        })
+    })?;
+    finish(checked, buffer, check)
+}
+
+/// Opens an artifact held in memory (for example fetched from an object store), decrypting
+/// every frame straight from `bytes` into locked memory on up to four threads.
+pub fn open_slice(bytes: &[u8], kms: &(impl KmsSet + ?Sized), check: DigestCheck) -> Result<Opened, ArtifactError> {
+    let checked = open_header(&mut &bytes[..], kms)?;
+    let layout = Layout::new(&checked.header, bytes.len() as u64)?;
+    let mut buffer = LockedBuffer::new(layout.plain_len)?;
+    layout.decrypt_parallel(&checked.keys, &mut buffer, || InMemory(bytes))?;
     finish(checked, buffer, check)
 }
 
@@ -440,15 +419,14 @@ impl Layout {
     }
 
     /// Decrypts the `count` consecutive frames from `first_seq` into `out`, which holds
-    /// exactly their plaintext; `read` fills one frame's ciphertext and tag.
+    /// exactly their plaintext, taking each frame's ciphertext and tag from `source`.
     fn decrypt(
         &self,
         keys: &Keys,
         first_seq: u64,
         count: u64,
         out: &mut [u8],
-        staging: &mut [u8],
-        mut read: impl FnMut(u64, &mut [u8]) -> Result<(), ArtifactError>,
+        source: &mut impl FrameSource,
     ) -> Result<(), ArtifactError> {
         let frame = self.frame_size as usize;
         let total_frames = self.frames();
@@ -457,9 +435,8 @@ impl Layout {
             let last = seq + 1 == total_frames;
             let len = if last { out.len() - offset } else { frame };
             let chunk = out.get_mut(offset..offset + len).ok_or(ArtifactError::Truncated)?;
-            let staged = staging.get_mut(..len + format::TAG_LEN).ok_or(ArtifactError::Truncated)?;
-            read(seq, staged)?;
-            let (ciphertext, tag) = staged.split_at(len);
+            let sealed = source.frame(self, seq, len + format::TAG_LEN)?;
+            let (ciphertext, tag) = sealed.split_at(len);
             let aad = Aad::from(frame_aad(&self.digest, seq, last));
             keys.body
                 .open_separate_gather(frame_nonce(seq), aad, ciphertext, tag, chunk)
@@ -467,6 +444,81 @@ impl Layout {
             offset += len;
         }
         Ok(())
+    }
+
+    /// Decrypts every frame into `buffer`, splitting the frames over up to four threads
+    /// (frames are independent); each thread gets its own source from `source`.
+    fn decrypt_parallel<S: FrameSource>(
+        &self,
+        keys: &Keys,
+        buffer: &mut LockedBuffer,
+        source: impl Fn() -> S + Sync,
+    ) -> Result<(), ArtifactError> {
+        let frames = self.frames();
+        let threads = if self.plain_len < 8 << 20 {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64
+        };
+        let per_thread = frames.div_ceil(threads);
+        let frame = u64::from(self.frame_size);
+        let results: Vec<Result<(), ArtifactError>> = std::thread::scope(|scope| {
+            let mut rest = buffer.as_mut_slice();
+            let mut handles = Vec::new();
+            let mut first = 0u64;
+            while first < frames {
+                let count = per_thread.min(frames - first);
+                // Every frame but the very last is full; the final frame holds the remainder.
+                let bytes = if first + count == frames { rest.len() } else { (count * frame) as usize };
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(bytes);
+                rest = tail;
+                let source = &source;
+                handles.push(scope.spawn(move || self.decrypt(keys, first, count, mine, &mut source())));
+                first += count;
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(ArtifactError::Format("decryption thread panicked"))))
+                .collect()
+        });
+        // Report the first failing frame in order, so errors do not depend on thread timing.
+        results.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
+    }
+}
+
+/// Where a frame's ciphertext and tag come from.
+trait FrameSource {
+    /// The `len` bytes (ciphertext and tag) of frame `seq`.
+    fn frame(&mut self, layout: &Layout, seq: u64, len: usize) -> Result<&[u8], ArtifactError>;
+}
+
+/// Frames read into a frame-sized staging buffer (from a file or a stream).
+struct Staged<F> {
+    staging: Zeroizing<Vec<u8>>,
+    read: F,
+}
+
+impl<F: FnMut(u64, &mut [u8]) -> Result<(), ArtifactError>> Staged<F> {
+    fn new(layout: &Layout, read: F) -> Self {
+        Self { staging: Zeroizing::new(vec![0u8; layout.full_frame()]), read }
+    }
+}
+
+impl<F: FnMut(u64, &mut [u8]) -> Result<(), ArtifactError>> FrameSource for Staged<F> {
+    fn frame(&mut self, _: &Layout, seq: u64, len: usize) -> Result<&[u8], ArtifactError> {
+        let staged = self.staging.get_mut(..len).ok_or(ArtifactError::Truncated)?;
+        (self.read)(seq, staged)?;
+        Ok(staged)
+    }
+}
+
+/// Frames taken straight from an artifact held in memory: no copy at all.
+struct InMemory<'a>(&'a [u8]);
+
+impl FrameSource for InMemory<'_> {
+    fn frame(&mut self, layout: &Layout, seq: u64, len: usize) -> Result<&[u8], ArtifactError> {
+        let start = usize::try_from(layout.frame_offset(seq)).map_err(|_| ArtifactError::Truncated)?;
+        self.0.get(start..start + len).ok_or(ArtifactError::Truncated)
     }
 }
 
