@@ -33,7 +33,7 @@
 mod client;
 mod error;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, ExchangeTimings, HttpVersion};
 pub use error::{Error, Result};
 pub use sealgate_protocol::inference;
-pub use sealgate_protocol::{Aead, KeyConfig, bhttp};
+pub use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp};

@@ -7,7 +7,7 @@ use core::fmt;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, SecretKey};
+use crate::crypto::{self, Backend, SecretKey};
 use crate::error::{Error, Result};
 use crate::key_config::KeyConfig;
 use crate::response::{ClientResponse, ServerResponse};
@@ -63,30 +63,76 @@ impl RequestHeader {
 pub struct ClientRequest {
     header: RequestHeader,
     public_key: Vec<u8>,
+    backend: Backend,
 }
 
 impl ClientRequest {
     /// Prepares a request to `config` using `suite`, which the configuration must offer.
+    /// The cryptography is done by [`Backend::default`].
     pub fn new(config: &KeyConfig, suite: SymmetricSuite) -> Result<Self> {
         if !config.offers(suite) {
             return Err(Error::SuiteNotOffered);
         }
         let suite = Suite { kem: config.kem(), kdf: suite.kdf, aead: suite.aead };
-        Ok(Self { header: RequestHeader { key_id: config.key_id(), suite }, public_key: config.public_key().to_vec() })
+        Ok(Self {
+            header: RequestHeader { key_id: config.key_id(), suite },
+            public_key: config.public_key().to_vec(),
+            backend: Backend::default(),
+        })
+    }
+
+    /// Uses `backend` for this request and its response. Both backends produce messages the
+    /// other can read.
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The backend this request will use.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Encrypts a Binary HTTP request. Returns the encapsulated request
     /// (`header | enc | ciphertext`) and the state needed to open the response.
     pub fn encapsulate(self, request: &[u8], rng: &mut impl CryptoRng) -> Result<(Vec<u8>, ClientResponse)> {
         let info = self.header.info();
-        let (enc, ctx) = crypto::setup_sender(self.header.suite, &self.public_key, &info, rng)?;
+        let (enc, ctx) = crypto::setup_sender(self.backend, self.header.suite, &self.public_key, &info, rng)?;
+        self.finish(request, enc, ctx)
+    }
+
+    /// [`ClientRequest::encapsulate`] with a fixed ephemeral X25519 private key instead of a
+    /// random one, on the aws-lc-rs backend whatever [`ClientRequest::backend`] says. It
+    /// exists to reproduce published test vectors (RFC 9458 Appendix A) byte for byte.
+    ///
+    /// **Never use it to send a real request**: reusing an ephemeral key, or one an attacker
+    /// knows, exposes the request and the response. Only DHKEM(X25519) is supported; X-Wing is
+    /// [`Error::UnsupportedKem`].
+    #[cfg(feature = "aws-lc")]
+    pub fn danger_encapsulate_with_ephemeral_key(
+        self,
+        request: &[u8],
+        ephemeral_private_key: &[u8],
+    ) -> Result<(Vec<u8>, ClientResponse)> {
+        let info = self.header.info();
+        let (enc, ctx) = crypto::aws_lc::danger_setup_sender_with_ephemeral_key(
+            self.header.suite,
+            &self.public_key,
+            &info,
+            ephemeral_private_key,
+        )?;
+        Self { backend: Backend::AwsLc, ..self }.finish(request, enc, crypto::SenderContext::AwsLc(ctx))
+    }
+
+    /// Exports the response secret, seals the request and frames `header | enc | ciphertext`.
+    fn finish(self, request: &[u8], enc: Vec<u8>, mut ctx: crypto::SenderContext) -> Result<(Vec<u8>, ClientResponse)> {
         let secret = crate::response::export_secret(self.header.suite, |label, out| ctx.export(label, out))?;
         let ciphertext = ctx.seal(request, &[])?;
         let mut out = Vec::with_capacity(RequestHeader::LEN + enc.len() + ciphertext.len());
         out.extend_from_slice(&self.header.encode());
         out.extend_from_slice(&enc);
         out.extend_from_slice(&ciphertext);
-        Ok((out, ClientResponse::new(self.header.suite, enc, secret)))
+        Ok((out, ClientResponse::new(self.backend, self.header.suite, enc, secret)))
     }
 }
 
@@ -99,28 +145,51 @@ pub struct GatewayKey {
 
 impl fmt::Debug for GatewayKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayKey").field("config", &self.config).field("secret", &"<redacted>").finish()
+        f.debug_struct("GatewayKey")
+            .field("config", &self.config)
+            .field("backend", &self.secret.backend())
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
 impl GatewayKey {
-    /// Generates a fresh key pair with randomness from `rng`.
+    /// Generates a fresh key pair with randomness from `rng`, held by [`Backend::default`].
     pub fn generate(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, rng: &mut impl CryptoRng) -> Result<Self> {
         let mut ikm = Zeroizing::new(alloc::vec![0u8; kem.private_key_len()]);
         rng.fill_bytes(&mut ikm);
         Self::derive(key_id, kem, suites, &ikm)
     }
 
-    /// Derives a key pair from input keying material (RFC 9180 `DeriveKeyPair`).
+    /// Derives a key pair from input keying material (RFC 9180 `DeriveKeyPair`; for X-Wing
+    /// the SHAKE256 derivation of draft-ietf-hpke-pq).
     pub fn derive(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, ikm: &[u8]) -> Result<Self> {
-        let (secret, public_key) = SecretKey::derive(kem, ikm);
+        let (secret, public_key) = SecretKey::derive(Backend::default(), kem, ikm)?;
         Ok(Self { config: KeyConfig::new(key_id, kem, public_key, suites)?, secret })
     }
 
-    /// Imports an encoded private key (as produced by [`GatewayKey::secret_bytes`]).
+    /// Imports an encoded private key (as produced by [`GatewayKey::secret_bytes`]; for
+    /// X-Wing the 32-byte seed).
     pub fn from_secret_bytes(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>, secret: &[u8]) -> Result<Self> {
-        let (secret, public_key) = SecretKey::from_bytes(kem, secret)?;
+        let (secret, public_key) = SecretKey::from_bytes(Backend::default(), kem, secret)?;
         Ok(Self { config: KeyConfig::new(key_id, kem, public_key, suites)?, secret })
+    }
+
+    /// The same key held by `backend` (the key is re-imported; the configuration stays).
+    pub fn with_backend(self, backend: Backend) -> Result<Self> {
+        if self.secret.backend() == backend {
+            return Ok(self);
+        }
+        let (secret, public_key) = SecretKey::from_bytes(backend, self.config.kem(), &self.secret.to_bytes())?;
+        if public_key != self.config.public_key() {
+            return Err(Error::InvalidPrivateKey);
+        }
+        Ok(Self { config: self.config, secret })
+    }
+
+    /// The backend that holds the key and decapsulates requests to it.
+    pub fn backend(&self) -> Backend {
+        self.secret.backend()
     }
 
     /// The encoded private key, for sealing at rest. The buffer zeroizes itself on drop.
@@ -186,6 +255,6 @@ impl GatewayKeys {
         let mut ctx = crypto::setup_receiver(header.suite, &key.secret, enc, &header.info())?;
         let plaintext = Zeroizing::new(ctx.open(ciphertext, &[])?);
         let secret = crate::response::export_secret(header.suite, |label, out| ctx.export(label, out))?;
-        Ok((plaintext, ServerResponse::new(header.suite, enc.to_vec(), secret)))
+        Ok((plaintext, ServerResponse::new(key.secret.backend(), header.suite, enc.to_vec(), secret)))
     }
 }

@@ -8,7 +8,7 @@ use core::fmt;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::crypto;
+use crate::crypto::{self, Backend};
 use crate::error::{Error, Result};
 use crate::suite::Suite;
 
@@ -27,6 +27,7 @@ pub(crate) fn export_secret(
 
 /// The response AEAD key and nonce for `enc`, `response_nonce` and the exported secret.
 fn response_key(
+    backend: Backend,
     suite: Suite,
     secret: &[u8],
     enc: &[u8],
@@ -35,16 +36,17 @@ fn response_key(
     let mut salt = Vec::with_capacity(enc.len() + response_nonce.len());
     salt.extend_from_slice(enc);
     salt.extend_from_slice(response_nonce);
-    let prk = crypto::hkdf_sha256_extract(&salt, secret);
+    let prk = crypto::hkdf_sha256_extract(backend, &salt, secret);
     let mut key = Zeroizing::new(alloc::vec![0u8; suite.aead.key_len()]);
-    crypto::hkdf_sha256_expand(&prk, b"key", &mut key)?;
+    crypto::hkdf_sha256_expand(backend, &prk, b"key", &mut key)?;
     let mut nonce = alloc::vec![0u8; suite.aead.nonce_len()];
-    crypto::hkdf_sha256_expand(&prk, b"nonce", &mut nonce)?;
+    crypto::hkdf_sha256_expand(backend, &prk, b"nonce", &mut nonce)?;
     Ok((key, nonce))
 }
 
 /// The gateway's state for answering one request. Single use.
 pub struct ServerResponse {
+    backend: Backend,
     suite: Suite,
     enc: Vec<u8>,
     secret: Zeroizing<Vec<u8>>,
@@ -57,8 +59,8 @@ impl fmt::Debug for ServerResponse {
 }
 
 impl ServerResponse {
-    pub(crate) fn new(suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
-        Self { suite, enc, secret }
+    pub(crate) fn new(backend: Backend, suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
+        Self { backend, suite, enc, secret }
     }
 
     /// The suite the client chose; the response uses the same AEAD.
@@ -70,8 +72,8 @@ impl ServerResponse {
     pub fn encapsulate(self, response: &[u8], rng: &mut impl CryptoRng) -> Result<Vec<u8>> {
         let mut out = alloc::vec![0u8; self.suite.response_nonce_len()];
         rng.fill_bytes(&mut out);
-        let (key, nonce) = response_key(self.suite, &self.secret, &self.enc, &out)?;
-        let ciphertext = crypto::aead_seal(self.suite.aead, &key, &nonce, response)?;
+        let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, &out)?;
+        let ciphertext = crypto::aead_seal(self.backend, self.suite.aead, &key, &nonce, response)?;
         out.extend_from_slice(&ciphertext);
         Ok(out)
     }
@@ -79,6 +81,7 @@ impl ServerResponse {
 
 /// The client's state for opening the response to one request. Single use.
 pub struct ClientResponse {
+    backend: Backend,
     suite: Suite,
     enc: Vec<u8>,
     secret: Zeroizing<Vec<u8>>,
@@ -91,8 +94,8 @@ impl fmt::Debug for ClientResponse {
 }
 
 impl ClientResponse {
-    pub(crate) fn new(suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
-        Self { suite, enc, secret }
+    pub(crate) fn new(backend: Backend, suite: Suite, enc: Vec<u8>, secret: Zeroizing<Vec<u8>>) -> Self {
+        Self { backend, suite, enc, secret }
     }
 
     /// Decrypts an encapsulated response into the Binary HTTP response.
@@ -102,7 +105,7 @@ impl ClientResponse {
             return Err(Error::Truncated);
         }
         let (response_nonce, ciphertext) = encapsulated.split_at(nonce_len);
-        let (key, nonce) = response_key(self.suite, &self.secret, &self.enc, response_nonce)?;
-        crypto::aead_open(self.suite.aead, &key, &nonce, ciphertext)
+        let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, response_nonce)?;
+        crypto::aead_open(self.backend, self.suite.aead, &key, &nonce, ciphertext)
     }
 }

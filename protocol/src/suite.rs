@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 pub enum Kem {
     /// DHKEM(X25519, HKDF-SHA256), 0x0020.
     X25519HkdfSha256,
+    /// X-Wing (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem), 0x647a: a post-quantum
+    /// hybrid. Its private key is the 32-byte seed from which both component keys are
+    /// expanded; HPKE integration per draft-ietf-hpke-pq.
+    XWing,
 }
 
 impl Kem {
@@ -16,6 +20,7 @@ impl Kem {
     pub const fn id(self) -> u16 {
         match self {
             Kem::X25519HkdfSha256 => 0x0020,
+            Kem::XWing => 0x647a,
         }
     }
 
@@ -23,30 +28,46 @@ impl Kem {
     pub fn from_id(id: u16) -> Result<Self> {
         match id {
             0x0020 => Ok(Kem::X25519HkdfSha256),
+            0x647a => Ok(Kem::XWing),
             other => Err(Error::UnsupportedKem(other)),
         }
     }
 
-    /// Length of an encoded public key (Npk).
+    /// Length of an encoded public key (Npk): for X-Wing the ML-KEM-768 encapsulation key
+    /// (1184 bytes) followed by the X25519 public key.
     pub const fn public_key_len(self) -> usize {
         match self {
             Kem::X25519HkdfSha256 => 32,
+            Kem::XWing => 1216,
         }
     }
 
-    /// Length of the encapsulated key `enc` (Nenc).
+    /// Length of the encapsulated key `enc` (Nenc): for X-Wing the ML-KEM-768 ciphertext
+    /// (1088 bytes) followed by the ephemeral X25519 public key.
     pub const fn enc_len(self) -> usize {
         match self {
             Kem::X25519HkdfSha256 => 32,
+            Kem::XWing => 1120,
         }
     }
 
-    /// Length of an encoded private key (Nsk).
+    /// Length of an encoded private key (Nsk): for X-Wing the seed.
     pub const fn private_key_len(self) -> usize {
         match self {
-            Kem::X25519HkdfSha256 => 32,
+            Kem::X25519HkdfSha256 | Kem::XWing => 32,
         }
     }
+
+    /// Short lowercase name used in configuration files, options and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kem::X25519HkdfSha256 => "x25519",
+            Kem::XWing => "x-wing",
+        }
+    }
+
+    /// Every KEM this implementation supports, classical first.
+    pub const ALL: [Kem; 2] = [Kem::X25519HkdfSha256, Kem::XWing];
 }
 
 /// A key derivation function (RFC 9180 section 7.2).

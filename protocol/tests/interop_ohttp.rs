@@ -1,6 +1,7 @@
 //! Interoperability with the `ohttp` crate, the reference implementation of RFC 9458, in
-//! both directions and for every AEAD: our client against its server, its client against
-//! our gateway. Both sides also exchange Binary HTTP produced by the `bhttp` crate.
+//! both directions, for both KEMs (X25519 and X-Wing), every AEAD and every backend: our
+//! client against its server, its client against our gateway. Both sides also exchange
+//! Binary HTTP produced by the `bhttp` crate.
 //!
 //! The `ohttp` crate's pure-Rust backend offers AES-128-GCM and ChaCha20-Poly1305 only
 //! (`rh/hpke.rs`, `Config::supported`), so AES-256-GCM is checked against the independent
@@ -10,10 +11,20 @@ mod common;
 
 use std::io::Cursor;
 
-use sealgate_protocol::{Aead, ClientRequest, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp};
+use sealgate_protocol::{Aead, Backend, ClientRequest, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp};
 
 const AEADS: [(Aead, ohttp::hpke::Aead); 2] =
     [(Aead::Aes128Gcm, ohttp::hpke::Aead::Aes128Gcm), (Aead::ChaCha20Poly1305, ohttp::hpke::Aead::ChaCha20Poly1305)];
+
+const KEMS: [(Kem, ohttp::hpke::Kem); 2] =
+    [(Kem::X25519HkdfSha256, ohttp::hpke::Kem::X25519Sha256), (Kem::XWing, ohttp::hpke::Kem::XWing)];
+
+/// Every (KEM, AEAD, backend) combination the `ohttp` crate can take part in.
+fn combinations() -> impl Iterator<Item = ((Kem, ohttp::hpke::Kem), (Aead, ohttp::hpke::Aead), Backend)> {
+    KEMS.into_iter()
+        .flat_map(|kem| AEADS.into_iter().map(move |aead| (kem, aead)))
+        .flat_map(|(kem, aead)| Backend::ALL.iter().map(move |&backend| (kem, aead, backend)))
+}
 
 fn sample_request() -> bhttp::Request {
     let mut req = bhttp::Request::new("POST", "https", "gateway.example", "/v2/models/breast-cancer/infer");
@@ -24,17 +35,19 @@ fn sample_request() -> bhttp::Request {
 
 #[test]
 fn our_client_to_ohttp_server() {
-    for (ours, theirs) in AEADS {
+    for ((our_kem, their_kem), (ours, theirs), backend) in combinations() {
         let suite = ohttp::SymmetricSuite::new(ohttp::hpke::Kdf::HkdfSha256, theirs);
-        let config = ohttp::KeyConfig::new(42, ohttp::hpke::Kem::X25519Sha256, vec![suite]).unwrap();
+        let config = ohttp::KeyConfig::new(42, their_kem, vec![suite]).unwrap();
         let encoded = config.encode().unwrap();
         let server = ohttp::Server::new(config).unwrap();
 
         let our_config = KeyConfig::decode(&encoded).unwrap();
+        assert_eq!(our_config.kem(), our_kem);
         let request = sample_request();
         let (enc_request, pending) =
             ClientRequest::new(&our_config, SymmetricSuite::new(sealgate_protocol::Kdf::HkdfSha256, ours))
                 .unwrap()
+                .with_backend(backend)
                 .encapsulate(&request.encode(), &mut common::os_rng())
                 .unwrap();
 
@@ -52,16 +65,17 @@ fn our_client_to_ohttp_server() {
         let enc_response = responder.encapsulate(&answer_bytes).unwrap();
 
         let response = bhttp::Response::decode(&pending.decapsulate(&enc_response).unwrap()).unwrap();
-        assert_eq!(response.status, 200, "{ours:?}");
+        assert_eq!(response.status, 200, "{our_kem:?} {ours:?} {backend:?}");
         assert_eq!(response.body, b"{\"ok\":true}");
     }
 }
 
 #[test]
 fn ohttp_client_to_our_gateway() {
-    for (ours, _) in AEADS {
+    for ((kem, _), (ours, _), backend) in combinations() {
         let suite = SymmetricSuite::new(sealgate_protocol::Kdf::HkdfSha256, ours);
-        let key = GatewayKey::generate(7, Kem::X25519HkdfSha256, vec![suite], &mut common::os_rng()).unwrap();
+        let key =
+            GatewayKey::generate(7, kem, vec![suite], &mut common::os_rng()).unwrap().with_backend(backend).unwrap();
         let gateway = GatewayKeys::new(vec![key]).unwrap();
 
         for mode in [::bhttp::Mode::KnownLength, ::bhttp::Mode::IndeterminateLength] {
@@ -78,7 +92,7 @@ fn ohttp_client_to_our_gateway() {
             let request = bhttp::Request::decode(&inner).unwrap();
             assert_eq!(request.path, "/v2/models");
             assert_eq!(request.header("content-type"), Some(&b"application/json"[..]));
-            assert_eq!(request.body, b"{\"feature\":1}", "{mode:?}");
+            assert_eq!(request.body, b"{\"feature\":1}", "{kem:?} {ours:?} {backend:?} {mode:?}");
 
             let answer = bhttp::Response::new(201, vec![bhttp::Field::new("x-a", "b")], b"done".to_vec());
             let enc_response = responder.encapsulate(&answer.encode(), &mut common::os_rng()).unwrap();

@@ -4,11 +4,20 @@
 mod common;
 
 use proptest::prelude::*;
-use sealgate_protocol::{ClientRequest, Error, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp};
+use sealgate_protocol::{
+    Backend, ClientRequest, Error, GatewayKey, GatewayKeys, Kem, KeyConfig, SymmetricSuite, bhttp,
+};
+
+/// An X25519 key (id 3, first) and an X-Wing key (id 4) held by `backend`.
+fn gateway_on(backend: Backend) -> GatewayKeys {
+    let keys = [(3, Kem::X25519HkdfSha256), (4, Kem::XWing)].map(|(id, kem)| {
+        GatewayKey::derive(id, kem, SymmetricSuite::ALL.to_vec(), &[7; 32]).unwrap().with_backend(backend).unwrap()
+    });
+    GatewayKeys::new(keys.to_vec()).unwrap()
+}
 
 fn gateway() -> GatewayKeys {
-    let key = GatewayKey::derive(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &[7; 32]).unwrap();
-    GatewayKeys::new(vec![key]).unwrap()
+    gateway_on(Backend::default())
 }
 
 fn field() -> impl Strategy<Value = bhttp::Field> {
@@ -44,11 +53,15 @@ proptest! {
         prop_assert_eq!(bhttp::Response::decode(&resp.encode()).unwrap(), resp);
     }
 
+    /// Every KEM and AEAD, with the client and the gateway each on any backend.
     #[test]
-    fn ohttp_round_trip(req in request(), suite in 0usize..3, answer in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let gw = gateway();
-        let config = &gw.configs()[0];
+    fn ohttp_round_trip(req in request(), kem in 0usize..2, suite in 0usize..3,
+                        client in 0..Backend::ALL.len(), server in 0..Backend::ALL.len(),
+                        answer in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let gw = gateway_on(Backend::ALL[server]);
+        let config = &gw.configs()[kem];
         let (enc, pending) = ClientRequest::new(config, SymmetricSuite::ALL[suite]).unwrap()
+            .with_backend(Backend::ALL[client])
             .encapsulate(&req.encode(), &mut common::os_rng()).unwrap();
         let (inner, responder) = gw.decapsulate(&enc).unwrap();
         prop_assert_eq!(bhttp::Request::decode(&inner).unwrap(), req);
@@ -62,7 +75,24 @@ proptest! {
         let _ = bhttp::Response::decode(&bytes);
         let _ = KeyConfig::decode(&bytes);
         let _ = KeyConfig::decode_list(&bytes);
-        let _ = gateway().decapsulate(&bytes);
+        for &backend in Backend::ALL {
+            let _ = gateway_on(backend).decapsulate(&bytes);
+        }
+    }
+
+    /// Random bytes after a valid X-Wing header reach ML-KEM decapsulation; they must fail
+    /// cleanly on every backend.
+    #[test]
+    fn random_xwing_requests_fail(body in proptest::collection::vec(any::<u8>(), 1100..1200), aead in 0usize..3) {
+        for &backend in Backend::ALL {
+            let gw = gateway_on(backend);
+            let config = &gw.configs()[1];
+            let (valid, _) = ClientRequest::new(config, SymmetricSuite::ALL[aead]).unwrap()
+                .encapsulate(b"x", &mut common::os_rng()).unwrap();
+            let mut bytes = valid[..7].to_vec();
+            bytes.extend_from_slice(&body);
+            prop_assert!(gw.decapsulate(&bytes).is_err());
+        }
     }
 
     /// Flipping any bit of a valid encapsulated request makes decapsulation fail cleanly.
@@ -118,10 +148,41 @@ fn framing_errors_are_named() {
 
 #[test]
 fn secrets_do_not_reach_debug_output() {
-    let key = GatewayKey::derive(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &[7; 32]).unwrap();
-    let secret_hex: String = key.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let debug = format!("{key:?} {:?}", GatewayKeys::new(vec![key.clone()]).unwrap());
-    assert!(debug.contains("redacted"));
-    assert!(!debug.contains(&secret_hex));
-    assert!(!debug.contains(&format!("{:?}", &key.secret_bytes()[..])));
+    for kem in Kem::ALL {
+        for &backend in Backend::ALL {
+            let key = GatewayKey::derive(3, kem, SymmetricSuite::ALL.to_vec(), &[7; 32])
+                .unwrap()
+                .with_backend(backend)
+                .unwrap();
+            let secret_hex: String = key.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let debug = format!("{key:?} {:?}", GatewayKeys::new(vec![key.clone()]).unwrap());
+            assert!(debug.contains("redacted"));
+            assert!(!debug.contains(&secret_hex));
+            assert!(!debug.contains(&format!("{:?}", &key.secret_bytes()[..])));
+        }
+    }
+}
+
+/// A key moved to another backend keeps its configuration and private key, and generated,
+/// derived and imported keys agree across backends.
+#[test]
+fn keys_move_between_backends() {
+    for kem in Kem::ALL {
+        let key = GatewayKey::generate(9, kem, SymmetricSuite::ALL.to_vec(), &mut common::os_rng()).unwrap();
+        assert_eq!(key.backend(), Backend::default());
+        assert_eq!(key.config().public_key().len(), kem.public_key_len());
+        assert_eq!(key.secret_bytes().len(), kem.private_key_len());
+        for &backend in Backend::ALL {
+            let moved = key.clone().with_backend(backend).unwrap();
+            assert_eq!((moved.backend(), moved.config()), (backend, key.config()));
+            assert_eq!(moved.secret_bytes(), key.secret_bytes());
+            let imported =
+                GatewayKey::from_secret_bytes(9, kem, SymmetricSuite::ALL.to_vec(), &key.secret_bytes()).unwrap();
+            assert_eq!(imported.config(), key.config());
+        }
+        assert_eq!(
+            GatewayKey::from_secret_bytes(9, kem, SymmetricSuite::ALL.to_vec(), &[1; 31]).unwrap_err(),
+            Error::InvalidPrivateKey
+        );
+    }
 }

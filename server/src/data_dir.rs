@@ -2,8 +2,9 @@
 //!
 //! `sealgate serve` with no arguments must work on a fresh machine, so the first start
 //! creates what a production deployment would bring itself: a development CA and a server
-//! certificate for localhost (`tls/`), and an HPKE key pair (`keys/`) whose private key is
-//! stored only wrapped by the KMS (bound to the context `purpose=ohttp-key`, `key_id`).
+//! certificate for localhost (`tls/`), and HPKE key pairs, one X25519 and one X-Wing (`keys/`),
+//! whose private keys (for X-Wing the 32-byte seed) are stored only wrapped by the KMS (bound
+//! to the context `purpose=ohttp-key`, `key_id`, `kem`).
 //! Later starts reuse them, so clients that trusted the CA or pinned the key configuration
 //! keep working, and replicas that share the KMS share the keys. Private files are created
 //! with mode 0600 inside 0700 directories.
@@ -113,7 +114,8 @@ impl DataDir {
     }
 
     /// Loads the gateway's HPKE keys, unwrapping each with whichever of `kms` wrapped it;
-    /// with none on disk, generates one (random key id) and wraps it with `wrap_with`.
+    /// with none on disk, generates one per KEM (X25519 and X-Wing, random distinct key ids)
+    /// and wraps them with `wrap_with`.
     pub fn load_or_create_ohttp_keys(
         &self,
         kms: &[&dyn KmsProvider],
@@ -132,18 +134,30 @@ impl DataDir {
             keys.push(read_ohttp_key(&path, kms)?);
         }
         if keys.is_empty() {
-            let mut id = [0u8; 1];
-            getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("system RNG: {e}"))?;
-            let key = GatewayKey::generate(
-                id[0],
-                Kem::X25519HkdfSha256,
-                SymmetricSuite::ALL.to_vec(),
-                &mut rand_core::UnwrapErr(getrandom::SysRng),
-            )
-            .context("generating the HPKE key")?;
-            write_ohttp_key(&dir.join(format!("ohttp-{:03}.key", id[0])), &key, wrap_with)?;
-            keys.push(key);
+            // One key per KEM (X25519 and the post-quantum hybrid X-Wing), each with its own
+            // random key id.
+            for kem in Kem::ALL {
+                let id = loop {
+                    let mut id = [0u8; 1];
+                    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("system RNG: {e}"))?;
+                    if !keys.iter().any(|k: &GatewayKey| k.config().key_id() == id[0]) {
+                        break id[0];
+                    }
+                };
+                let key = GatewayKey::generate(
+                    id,
+                    kem,
+                    SymmetricSuite::ALL.to_vec(),
+                    &mut rand_core::UnwrapErr(getrandom::SysRng),
+                )
+                .with_context(|| format!("generating the {} HPKE key", kem.name()))?;
+                write_ohttp_key(&dir.join(format!("ohttp-{id:03}.key")), &key, wrap_with)?;
+                keys.push(key);
+            }
         }
+        // Published in the order of `Kem::ALL`, X25519 first: clients that take the first
+        // configuration they can use keep the classical one unless they choose X-Wing.
+        keys.sort_by_key(|k| Kem::ALL.iter().position(|&kem| kem == k.config().kem()));
         Ok(keys)
     }
 }

@@ -95,6 +95,63 @@ pub fn router(gateway: Arc<Gateway>, web: WebOptions) -> Router {
     router
 }
 
+/// Where [`plaintext_bench_router`] serves the inner API without encryption.
+pub const PLAINTEXT_BENCH_PREFIX: &str = "/danger-plaintext-bench";
+
+/// The benchmark-only plaintext path (`sealgate serve --danger-plaintext-bench`, loopback
+/// only): `PLAINTEXT_BENCH_PREFIX` + an inner path runs the same inner router as the OHTTP
+/// endpoint, with the same body limit, timeout and one log line per request, but no
+/// encryption. Comparing the two isolates what OHTTP itself costs the server.
+pub fn plaintext_bench_router(gateway: Arc<Gateway>) -> Router {
+    let limit = gateway.limits.max_body_bytes;
+    Router::new()
+        .route(&format!("{PLAINTEXT_BENCH_PREFIX}/{{*path}}"), axum::routing::any(plaintext_bench))
+        .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
+        .with_state(gateway)
+}
+
+async fn plaintext_bench(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Response, Problem> {
+    let started = Instant::now();
+    let limit = gw.limits.max_body_bytes;
+    let (mut parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, limit);
+    let body = match tokio::time::timeout(gw.limits.request_timeout, body.collect()).await {
+        Err(_) => return Err(Problem::Timeout),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(Problem::PayloadTooLarge { limit }),
+        Ok(Err(_)) => return Err(Problem::BadRequest("the request body could not be read")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let inner_path = path.strip_prefix(PLAINTEXT_BENCH_PREFIX).unwrap_or(path);
+    // A fresh request, like the one the encrypted path builds from Binary HTTP: the outer
+    // router's path parameters travel in the extensions and would confuse the inner
+    // router's `Path` extractors.
+    let mut inner = Request::new(Body::from(body));
+    *inner.uri_mut() = inner_path.parse().map_err(|_| Problem::BadRequest("invalid path"))?;
+    *inner.method_mut() = parts.method;
+    *inner.headers_mut() = std::mem::take(&mut parts.headers);
+    let model = served_model_in(inner.uri().path(), &gw.model_names);
+    let fut = gw.inner.clone().oneshot(inner);
+    let response = match tokio::time::timeout(gw.limits.request_timeout, fut).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(never)) => match never {},
+        Err(_) => return Err(Problem::Timeout),
+    };
+    // Collected like the encrypted path's answer, so both pay for the same copies.
+    let (parts, body) = response.into_parts();
+    let body = match http_body_util::Limited::new(body, gw.limits.max_response_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    };
+    tracing::info!(
+        inner_status = parts.status.as_u16(),
+        model = model.as_deref().unwrap_or("-"),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "served PLAINTEXT benchmark request"
+    );
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
 async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
     let mut response = gw.encoded_configs.clone().into_response();
     let headers = response.headers_mut();
@@ -132,6 +189,7 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     let (inner_response, model) = answer(&gw, &inner_bytes).await;
     drop(inner_bytes);
     tracing::info!(
+        kem = suite.kem.name(),
         aead = suite.aead.name(),
         inner_status = inner_response.status,
         model = model.as_deref().unwrap_or("-"),
@@ -376,6 +434,34 @@ mod tests {
             }
         }
         Stalled(false)
+    }
+
+    #[tokio::test]
+    async fn plaintext_bench_path_exists_only_when_merged_in() {
+        let (app, _) = app(Limits::default());
+        let request = || {
+            axum::http::Request::post(format!("{PLAINTEXT_BENCH_PREFIX}/echo/word?x=1"))
+                .body(Body::from("features in the clear"))
+                .unwrap()
+        };
+        let (status, _, _) = call(&app, request()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let key = GatewayKey::generate(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        // A path parameter, as the KServe routes have: the outer route's own parameter must
+        // not reach the inner router's extractor.
+        let echo = |axum::extract::Path(word): axum::extract::Path<String>, body: String| async move {
+            format!("{word}: {body}")
+        };
+        let inner = Router::new().route("/echo/{word}", post(echo));
+        let gw = Arc::new(Gateway::new(GatewayKeys::new(vec![key]).unwrap(), inner, vec![], Limits::default()));
+        let app = router(gw.clone(), WebOptions::default()).merge(plaintext_bench_router(gw));
+        let (status, _, body) = call(&app, request()).await;
+        assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"word: features in the clear"[..]));
+        // An inner 404 passes through unchanged: there is no encryption to hide it in.
+        let missing =
+            axum::http::Request::get(format!("{PLAINTEXT_BENCH_PREFIX}/nowhere")).body(Body::empty()).unwrap();
+        assert_eq!(call(&app, missing).await.0, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

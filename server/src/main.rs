@@ -104,6 +104,11 @@ struct ServeArgs {
     /// Serve the static web app in this folder for paths the gateway does not own.
     #[arg(long = "static")]
     static_dir: Option<PathBuf>,
+    /// Benchmarks only: also serve the inference API WITHOUT encryption under
+    /// `/danger-plaintext-bench/` (what `sealgate-load --compare-plaintext` measures against).
+    /// Refused unless --listen is a loopback address.
+    #[arg(long)]
+    danger_plaintext_bench: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -162,6 +167,13 @@ fn default_models_dir() -> PathBuf {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
+    // Checked before anything else so a misconfigured benchmark never creates keys or files.
+    anyhow::ensure!(
+        !args.danger_plaintext_bench || args.listen.ip().is_loopback(),
+        "--danger-plaintext-bench serves inference without encryption and is refused on {}; \
+         listen on a loopback address (127.0.0.1 or [::1])",
+        args.listen
+    );
     let data = data_dir::DataDir::open(&args.data_dir)?;
     let (cert, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
@@ -215,6 +227,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let inner = inference::router(Arc::new(inference::Models::new(registry)));
     let configs = keys.configs();
     let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
+    let plaintext_bench = args.danger_plaintext_bench.then(|| gateway::plaintext_bench_router(gw.clone()));
     let cors_origins =
         if args.cors_origins.is_empty() { vec![format!("https://{}", args.listen)] } else { args.cors_origins.clone() };
     let cors_origins = cors_origins
@@ -230,7 +243,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
     }
-    let app = gateway::router(gw, gateway::WebOptions { cors_origins, static_dir: args.static_dir.clone() });
+    let mut app = gateway::router(gw, gateway::WebOptions { cors_origins, static_dir: args.static_dir.clone() });
+    if let Some(bench) = plaintext_bench {
+        tracing::warn!(
+            "--danger-plaintext-bench: inference is ALSO served WITHOUT encryption under /danger-plaintext-bench/ \
+             on this loopback address; for benchmarks only, never in production"
+        );
+        app = app.merge(bench);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async move {

@@ -83,7 +83,9 @@ async fn key_configuration_mismatches_are_422_ohttp_key() {
     let inner = bhttp::Response::decode(&pending.decapsulate(&response.body).unwrap()).unwrap();
     assert_eq!(inner.status, 200);
 
-    let other_key = config.key_id().wrapping_add(1);
+    // A key id the gateway does not serve (it serves one per KEM).
+    let served = KeyConfig::decode_list(&gateway.get(sealgate_protocol::GATEWAY_PATH).await.body).unwrap();
+    let other_key = (0..=u8::MAX).find(|id| served.iter().all(|c| c.key_id() != *id)).unwrap();
     let cases: [(&str, usize, &[u8]); 4] = [
         ("unknown key identifier", 0, &[other_key]),
         ("unsupported KEM", 1, &0x0010u16.to_be_bytes()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sealgate_client::Aead;
 use sealgate_client::inference::{DataType, TensorMetadata};
-use sealgate_protocol::{GATEWAY_PATH, KeyConfig, media_type};
+use sealgate_protocol::{GATEWAY_PATH, Kem, KeyConfig, media_type};
 use sealgate_tests::{
     DEMO_MODELS, EXAMPLE_LABELS, Gateway, GatewayOptions, demo_model_path, example_path, example_request, labels,
     onnxruntime_reference, output_text, probabilities, repo_root, run_command,
@@ -132,6 +132,28 @@ async fn models_are_listed_with_their_metadata() {
     }
 }
 
+/// The SDK keeps to X25519 by default and uses the gateway's X-Wing key when asked; the
+/// answers are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_with_x_wing_gets_the_same_answers() {
+    let gateway = Gateway::start(GatewayOptions::new());
+    let default = gateway.client();
+    let xwing = gateway.client_builder().kem(Kem::XWing).build().unwrap();
+    assert_eq!(default.key_config().await.unwrap().kem(), Kem::X25519HkdfSha256);
+    assert_eq!(xwing.key_config().await.unwrap().kem(), Kem::XWing);
+    for model in DEMO_MODELS {
+        let request = example_request(model);
+        let classical = default.infer(model, &request).await.unwrap();
+        let hybrid = xwing.infer(model, &request).await.unwrap_or_else(|e| panic!("{model}: {e}\n{}", gateway.logs()));
+        assert_eq!(labels(&hybrid), labels(&classical), "{model}");
+        assert_eq!(probabilities(&hybrid), probabilities(&classical), "{model}");
+    }
+    let logs = gateway.logs();
+    let served =
+        |kem: &str| logs.lines().filter(|l| l.contains("served encapsulated request") && l.contains(kem)).count();
+    assert_eq!((served("x25519"), served("x-wing")), (DEMO_MODELS.len(), DEMO_MODELS.len()), "{logs}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_configuration_matches_the_printed_fingerprint() {
     let gateway = Gateway::start(GatewayOptions::new());
@@ -139,13 +161,17 @@ async fn key_configuration_matches_the_printed_fingerprint() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.content_type, media_type::OHTTP_KEYS);
     let configs = KeyConfig::decode_list(&response.body).unwrap();
-    assert_eq!(configs.len(), 1, "one key configuration");
+    let kems: Vec<Kem> = configs.iter().map(KeyConfig::kem).collect();
+    assert_eq!(kems, [Kem::X25519HkdfSha256, Kem::XWing], "an X25519 key configuration, then X-Wing");
     assert_eq!(KeyConfig::encode_list(&configs), response.body, "nothing else in the list");
+    assert_ne!(configs[0].key_id(), configs[1].key_id());
     let config = &configs[0];
     assert_eq!(hex::encode(config.sha256()), gateway.key_config_sha256());
     assert_eq!(config.key_id(), gateway.key_id());
-    for (aead, _, _) in AEADS {
-        assert!(config.suite_for(aead).is_some(), "the configuration offers {aead:?}");
+    for config in &configs {
+        for (aead, _, _) in AEADS {
+            assert!(config.suite_for(aead).is_some(), "{:?} offers {aead:?}", config.kem());
+        }
     }
 }
 

@@ -624,9 +624,14 @@ async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
     assert!(!names.iter().any(|n| n.ends_with(".onnx")), "plaintext models in the data dir: {names:?}");
     assert!(!names.iter().any(|n| n.ends_with(".partial") || n.contains("staging")), "{names:?}");
 
-    // The HPKE private keys rest only wrapped by the KMS.
+    // The HPKE private keys (one X25519, one X-Wing) rest only wrapped by the KMS.
     let keys: Vec<&PathBuf> = files.iter().filter(|f| f.starts_with(data.join("keys"))).collect();
-    assert!(!keys.is_empty(), "no HPKE key files: {names:?}");
+    assert_eq!(keys.len(), 2, "HPKE key files: {names:?}");
+    let served = sealgate_protocol::KeyConfig::decode_list(&gateway.get(sealgate_protocol::GATEWAY_PATH).await.body)
+        .unwrap()
+        .iter()
+        .map(|c| (u64::from(c.key_id()), u64::from(c.kem().id())))
+        .collect::<Vec<_>>();
     for key in keys {
         assert_eq!(key.extension().and_then(|e| e.to_str()), Some("key"), "{}", key.display());
         let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(key).unwrap().permissions());
@@ -634,7 +639,8 @@ async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
         let json: serde_json::Value = serde_json::from_slice(&fs::read(key).unwrap()).unwrap();
         let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         assert!(!fields.iter().any(|f| f.contains("secret") || f.contains("private")), "{json}");
-        assert_eq!(json["key_id"].as_u64(), Some(u64::from(gateway.key_id())), "{json}");
+        let stored = (json["key_id"].as_u64().unwrap(), json["kem"].as_u64().unwrap());
+        assert!(served.contains(&stored), "{json} is not one of the served keys {served:?}");
         let wrapped = json["wrapped"].as_object().unwrap_or_else(|| panic!("no 'wrapped' object: {json}"));
         assert_eq!(wrapped["provider"], "local", "{json}");
         assert_eq!(wrapped["key_id"], "default", "{json}");

@@ -10,12 +10,16 @@
 //! - `serve [ARGS...]`: run the gateway in release mode with the runtime library wired in.
 //! - `test`: everything CI checks (see [`test`]).
 //! - `ort-path`: print the ONNX Runtime library path, for scripts.
+//! - `bench [--quick] [--soak]`: the end-to-end benchmark with `sealgate-load` (see [`bench`]).
+//! - `wasm [test [--browser]]`: build the browser package, or run its wasm tests (see [`wasm`]).
 //!
 //! Linux only, like the gateway (it loads a Linux `.so`).
 
+mod bench;
 mod process;
 mod setup;
 mod test;
+mod wasm;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;
@@ -50,6 +54,25 @@ enum Task {
     Test,
     /// Print the ONNX Runtime library path (installing it first if missing).
     OrtPath,
+    /// End-to-end benchmark: sealgate-load against a release gateway, encrypted and
+    /// plaintext, with server CPU per request; then the protocol's criterion benchmark.
+    Bench(bench::BenchArgs),
+    /// Build the browser package into wasm-client/pkg/ (and the demo site into
+    /// target/wasm-demo/), or run its wasm-bindgen tests.
+    Wasm {
+        #[command(subcommand)]
+        action: Option<WasmAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WasmAction {
+    /// Run the wasm-bindgen tests of sealgate-wasm in Node (default) or Chromium.
+    Test {
+        /// Run them in headless Chromium through chromedriver instead of Node.
+        #[arg(long)]
+        browser: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,6 +111,11 @@ fn run(cli: Cli) -> Result<()> {
             return Err(err).with_context(|| format!("could not start `{line}`"));
         }
         Task::Test => test::run_all(&root)?,
+        Task::Bench(args) => bench::run_all(&root, &args)?,
+        Task::Wasm { action: None } => {
+            wasm::build(&root)?;
+        }
+        Task::Wasm { action: Some(WasmAction::Test { browser }) } => wasm::test(&root, browser)?,
         Task::OrtPath => {
             let library = setup::onnxruntime(&root)?;
             // The only line on stdout, so `$(cargo xtask ort-path)` works in scripts.

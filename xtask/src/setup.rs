@@ -5,7 +5,8 @@
 //! the ONNX Runtime shared library (from the PyPI wheel, since `ort`'s own binary download
 //! cannot work here), the Python packages of the interop tests, the wasm target that proves
 //! the protocol crate builds for browsers, the `openssl` command the TLS tests use, and the
-//! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS).
+//! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS), and
+//! what the browser package needs (see `wasm.rs`).
 //! Each check is cheap, so running setup on every `serve`/`test` costs well under a second.
 
 use std::fs;
@@ -50,6 +51,8 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     wasm_target()?;
     openssl()?;
     kms_test_servers(root)?;
+    // The browser package and its tests: wasm-bindgen-cli, Chromium, npm packages.
+    crate::wasm::setup(root)?;
     Ok(library)
 }
 

@@ -28,6 +28,14 @@ impl Step {
         command.args(args);
         Self { name, command }
     }
+
+    /// A task of this xtask binary itself (`cargo xtask ARGS`), without rebuilding it.
+    fn xtask(name: &'static str, args: &[&str]) -> Self {
+        let exe = std::env::current_exe().unwrap_or_else(|_| "xtask".into());
+        let mut command = Command::new(exe);
+        command.args(args);
+        Self { name, command }
+    }
 }
 
 /// How a step ended, for the summary.
@@ -112,6 +120,26 @@ fn steps(root: &Path) -> Vec<Step> {
             "protocol for wasm",
             &["build", "-p", "sealgate-protocol", "--target", "wasm32-unknown-unknown", "--no-default-features"],
         ),
+        // The browser package: clippy for its real target, then the package itself (the
+        // Chromium end-to-end test in the workspace tests below loads it), then its
+        // wasm-bindgen unit tests in Node and in Chromium.
+        Step::cargo(
+            "wasm clippy",
+            &[
+                "clippy",
+                "-p",
+                "sealgate-wasm",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        Step::xtask("wasm package", &["wasm"]),
+        Step::xtask("wasm tests (node)", &["wasm", "test"]),
+        Step::xtask("wasm tests (chromium)", &["wasm", "test", "--browser"]),
         // End-to-end tests start `target/debug/sealgate`; test builds alone do not produce it.
         Step::cargo("build binaries", &["build", "--workspace", "--bins"]),
         tests,

@@ -1,5 +1,7 @@
-//! HKDF-SHA256 and one-shot AEAD, used for the OHTTP response (RFC 9458 section 4.4), which
-//! derives its own key and nonce from an HPKE export rather than using the HPKE context.
+//! HKDF-SHA256 and one-shot AEAD on the RustCrypto crates the `hpke` crate uses: the
+//! `hpke`-crate backend's half of the OHTTP response (RFC 9458 section 4.4), which derives its
+//! own key and nonce from an HPKE export rather than using the HPKE context. The aws-lc-rs
+//! backend has its own in `aws_lc.rs`.
 
 use alloc::vec::Vec;
 

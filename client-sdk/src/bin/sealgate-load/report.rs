@@ -1,0 +1,350 @@
+//! Recording a run and reporting it: HdrHistogram latencies, error counts by kind, the
+//! human-readable report on stdout and the JSON one for machines (`--json`).
+//!
+//! Latencies are recorded in nanoseconds with three significant digits (0.1 % error), from
+//! 1 ns to one hour; longer values are clamped rather than dropped, so a stuck request
+//! still shows as the maximum. The JSON report uses microseconds as floating-point numbers
+//! so scripts need no unit handling.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::server_usage::ServerUsage;
+use crate::target::{ErrorKind, Mode, Outcome};
+
+/// Longest latency the histograms distinguish.
+const MAX_TRACKED: Duration = Duration::from_secs(3600);
+
+/// Collects the outcomes of one run.
+pub struct Recorder {
+    latency: Histogram<u64>,
+    crypto: Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<ErrorKind, ErrorTally>,
+    max_schedule_lag: Option<Duration>,
+}
+
+/// Errors of one kind: how many, by status, and the first message.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErrorTally {
+    /// How many.
+    pub count: u64,
+    /// How many per HTTP status (outer for problems, inner for inference errors).
+    pub by_status: BTreeMap<u16, u64>,
+    /// The first message seen (SDK and gateway messages never hold request data).
+    pub first_message: String,
+}
+
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+    // 3 significant figures), so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_TRACKED.as_nanos() as u64, 3).expect("valid histogram bounds")
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self { latency: histogram(), crypto: histogram(), ok: 0, errors: BTreeMap::new(), max_schedule_lag: None }
+    }
+
+    /// Records one request: its latency and outcome.
+    pub fn record(&mut self, latency: Duration, outcome: Outcome) {
+        self.latency.saturating_record(nanos(latency));
+        match outcome {
+            Outcome::Ok { crypto } => {
+                self.ok += 1;
+                if let Some(crypto) = crypto {
+                    self.crypto.saturating_record(nanos(crypto));
+                }
+            }
+            Outcome::Failed { kind, status, message } => {
+                let tally = self.errors.entry(kind).or_default();
+                tally.count += 1;
+                if let Some(status) = status {
+                    *tally.by_status.entry(status).or_default() += 1;
+                }
+                if tally.first_message.is_empty() {
+                    tally.first_message = message;
+                }
+            }
+        }
+    }
+
+    /// Notes how late the open-loop scheduler sent a request (the client falling behind).
+    pub fn schedule_lag(&mut self, lag: Duration) {
+        self.max_schedule_lag = self.max_schedule_lag.max(Some(lag));
+    }
+
+    /// Successful requests so far.
+    pub fn ok(&self) -> u64 {
+        self.ok
+    }
+
+    /// Failed requests so far.
+    pub fn failed(&self) -> u64 {
+        self.errors.values().map(|t| t.count).sum()
+    }
+
+    /// The result of a finished run that took `elapsed`.
+    pub fn finish(&self, mode: Mode, elapsed: Duration) -> RunResult {
+        let secs = elapsed.as_secs_f64();
+        RunResult {
+            mode: mode.name(),
+            ok: self.ok,
+            failed: self.failed(),
+            errors: ErrorKind::ALL
+                .iter()
+                .map(|k| (k.name(), self.errors.get(k).cloned().unwrap_or_default()))
+                .collect(),
+            elapsed_s: secs,
+            throughput_rps: if secs > 0.0 { self.ok as f64 / secs } else { 0.0 },
+            latency_us: Percentiles::of(&self.latency),
+            client_crypto_us: (mode == Mode::Encrypted && !self.crypto.is_empty())
+                .then(|| Percentiles::of(&self.crypto)),
+            max_schedule_lag_us: self.max_schedule_lag.map(|d| d.as_secs_f64() * 1e6),
+            server: None,
+        }
+    }
+}
+
+/// Summary of a histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Number of values.
+    pub count: u64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        let us = |ns: u64| ns as f64 / 1e3;
+        Self {
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p99_9: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+            mean: h.mean() / 1e3,
+            count: h.len(),
+        }
+    }
+}
+
+/// One run, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// `encrypted` or `plaintext`.
+    pub mode: &'static str,
+    /// Successful requests.
+    pub ok: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// Failures by kind (every kind present, zero or not).
+    pub errors: BTreeMap<&'static str, ErrorTally>,
+    /// Wall time of the measured run, seconds.
+    pub elapsed_s: f64,
+    /// Successful requests per second.
+    pub throughput_rps: f64,
+    /// Whole-request latency (open loop: from the scheduled send time).
+    pub latency_us: Percentiles,
+    /// Client-side HPKE time per successful request (encrypted runs only).
+    pub client_crypto_us: Option<Percentiles>,
+    /// Open loop: how late the scheduler sent its latest request.
+    pub max_schedule_lag_us: Option<f64>,
+    /// The gateway's CPU and memory over the run (`--server-pid`).
+    pub server: Option<ServerUsage>,
+}
+
+/// Encrypted compared with plaintext.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratio {
+    /// Encrypted throughput / plaintext throughput.
+    pub throughput: f64,
+    /// Encrypted median latency / plaintext median latency.
+    pub p50_latency: f64,
+    /// Encrypted p99 latency / plaintext p99 latency.
+    pub p99_latency: f64,
+    /// Encrypted minus plaintext median latency, microseconds.
+    pub p50_added_us: f64,
+}
+
+impl Ratio {
+    /// `encrypted` relative to `plaintext`.
+    pub fn of(encrypted: &RunResult, plaintext: &RunResult) -> Self {
+        let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Self {
+            throughput: div(encrypted.throughput_rps, plaintext.throughput_rps),
+            p50_latency: div(encrypted.latency_us.p50, plaintext.latency_us.p50),
+            p99_latency: div(encrypted.latency_us.p99, plaintext.latency_us.p99),
+            p50_added_us: encrypted.latency_us.p50 - plaintext.latency_us.p50,
+        }
+    }
+}
+
+/// The whole report (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `sealgate-load`.
+    pub tool: &'static str,
+    /// Its version.
+    pub version: &'static str,
+    /// What was run.
+    pub config: serde_json::Value,
+    /// The encrypted run, then the plaintext one if asked for.
+    pub runs: Vec<RunResult>,
+    /// Encrypted relative to plaintext, with `--compare-plaintext`.
+    pub ratio: Option<Ratio>,
+}
+
+/// A duration in microseconds, printed with a unit that keeps three or four digits.
+pub fn human_us(us: f64) -> String {
+    if !us.is_finite() {
+        "-".into()
+    } else if us < 1e3 {
+        format!("{us:.1} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn percentiles_line(label: &str, p: &Percentiles) -> String {
+    format!(
+        "  {label:<13} p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        human_us(p.p50),
+        human_us(p.p90),
+        human_us(p.p99),
+        human_us(p.p99_9),
+        human_us(p.max)
+    )
+}
+
+/// The human-readable text of one run.
+pub fn run_text(run: &RunResult) -> String {
+    let mut out = String::new();
+    let title = match run.mode {
+        "encrypted" => "encrypted (Oblivious HTTP, fresh HPKE encapsulation per request)",
+        _ => "plaintext (benchmark path, no Oblivious HTTP)",
+    };
+    let _ = writeln!(out, "{title}");
+    let _ = writeln!(
+        out,
+        "  {:<13} {} ok, {} failed in {:.2} s: {:.1} req/s",
+        "requests", run.ok, run.failed, run.elapsed_s, run.throughput_rps
+    );
+    // In the order of `ErrorKind::ALL` (the map itself is sorted by name, for the JSON).
+    let tallies: Vec<(&str, &ErrorTally)> =
+        ErrorKind::ALL.iter().filter_map(|k| run.errors.get(k.name()).map(|t| (k.name(), t))).collect();
+    let counts: Vec<String> = tallies.iter().map(|(kind, t)| format!("{kind} {}", t.count)).collect();
+    let _ = writeln!(out, "  {:<13} {}", "errors", counts.join(", "));
+    for (kind, tally) in tallies.into_iter().filter(|(_, t)| t.count > 0) {
+        let statuses: Vec<String> = tally.by_status.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+        let statuses = if statuses.is_empty() { String::new() } else { format!(" [{}]", statuses.join(" ")) };
+        let _ = writeln!(out, "    {kind}{statuses}: first: {}", tally.first_message);
+    }
+    let _ = writeln!(out, "{}", percentiles_line("latency", &run.latency_us));
+    if let Some(crypto) = &run.client_crypto_us {
+        let _ = writeln!(out, "{}", percentiles_line("client HPKE", crypto));
+    }
+    if let Some(server) = &run.server {
+        let _ = writeln!(
+            out,
+            "  {:<13} CPU {} per request ({:.2} s in all), RSS {:.1} → {:.1} MiB",
+            "server",
+            human_us(server.cpu_us_per_request),
+            server.cpu_s,
+            server.rss_start_kib as f64 / 1024.0,
+            server.rss_end_kib as f64 / 1024.0
+        );
+    }
+    if let Some(lag) = run.max_schedule_lag_us {
+        let _ = writeln!(out, "  {:<13} the scheduler sent at most {} late", "schedule", human_us(lag));
+    }
+    out
+}
+
+/// The human-readable comparison.
+pub fn ratio_text(ratio: &Ratio) -> String {
+    format!(
+        "encrypted vs plaintext\n  throughput    {:.3}×\n  p50 latency   {:.3}× ({}{})\n  p99 latency   {:.3}×\n",
+        ratio.throughput,
+        ratio.p50_latency,
+        if ratio.p50_added_us >= 0.0 { "+" } else { "-" },
+        human_us(ratio.p50_added_us.abs()),
+        ratio.p99_latency
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_errors_are_recorded() {
+        let mut r = Recorder::new();
+        for ms in 1..=100 {
+            r.record(Duration::from_millis(ms), Outcome::Ok { crypto: Some(Duration::from_micros(50)) });
+        }
+        r.record(
+            Duration::from_millis(5),
+            Outcome::Failed { kind: ErrorKind::Inference, status: Some(404), message: "first".into() },
+        );
+        r.record(
+            Duration::from_millis(5),
+            Outcome::Failed { kind: ErrorKind::Inference, status: Some(404), message: "second".into() },
+        );
+        let run = r.finish(Mode::Encrypted, Duration::from_secs(2));
+        assert_eq!((run.ok, run.failed), (100, 2));
+        assert!((run.throughput_rps - 50.0).abs() < 1e-9);
+        assert!((run.latency_us.p50 - 49_000.0).abs() < 1_000.0, "{}", run.latency_us.p50);
+        assert!((run.latency_us.max - 100_000.0).abs() < 100.0, "{}", run.latency_us.max);
+        let crypto = run.client_crypto_us.unwrap();
+        assert!((crypto.p50 - 50.0).abs() < 0.1);
+        let inference = &run.errors["inference"];
+        assert_eq!((inference.count, inference.by_status[&404]), (2, 2));
+        assert_eq!(inference.first_message, "first");
+        assert_eq!(run.errors["transport"].count, 0);
+        let text = run_text(&run);
+        assert!(text.contains("100 ok, 2 failed"), "{text}");
+        assert!(text.contains("inference [404×2]: first: first"), "{text}");
+        assert!(text.contains("client HPKE"), "{text}");
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(json["errors"]["inference"]["count"], 2);
+    }
+
+    #[test]
+    fn huge_latencies_are_clamped_not_lost() {
+        let mut r = Recorder::new();
+        r.record(Duration::from_secs(10_000), Outcome::Ok { crypto: None });
+        let run = r.finish(Mode::Plaintext, Duration::from_secs(1));
+        assert!(run.latency_us.max >= 3.5e9);
+        assert!(run.client_crypto_us.is_none());
+    }
+
+    #[test]
+    fn units_follow_magnitude() {
+        assert_eq!(human_us(61.23), "61.2 µs");
+        assert_eq!(human_us(1234.0), "1.23 ms");
+        assert_eq!(human_us(2_500_000.0), "2.50 s");
+    }
+}

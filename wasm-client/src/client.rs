@@ -1,0 +1,623 @@
+//! `Sealgate`, the class a page uses: `connect`, then `infer`, `models`, `modelMetadata`.
+//!
+//! The flow mirrors the Rust SDK (`client-sdk/src/client.rs`): fetch the key configuration
+//! once (RFC 9540) and check the pin; for each call, check the page's input, encode the inner
+//! request as Binary HTTP, encapsulate it (RFC 9458), `POST` it as `message/ohttp-req`, check
+//! the answer's status and media type, decapsulate, and turn the inner status into either a
+//! result or an error carrying the KServe message. When the gateway answers with the
+//! `ohttp-key` problem (its keys rotated) the configuration is fetched again and the request
+//! re-encrypted and sent once more, never more than once.
+//!
+//! State lives behind an `Rc` so that methods can return promises that outlive the borrow of
+//! `this`; nothing is borrowed across an `await`, so concurrent calls from the page are safe.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Object, Promise, Reflect};
+use sealgate_protocol::{Aead, GATEWAY_PATH, KeyConfig, media_type};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use zeroize::Zeroizing;
+
+use crate::error::{ClientError, Result};
+use crate::exchange::{self, ExchangeInfo, SuiteNames};
+use crate::fetch::{HttpResponse, Transport};
+use crate::json::{self, Answer};
+use crate::options::ConnectOptions;
+use crate::tensor::{check_model_name, request_body_from_js};
+
+/// A connection to one Sealgate gateway: its key configuration and how to reach it.
+///
+/// Create it with `await Sealgate.connect(url, options)`.
+#[wasm_bindgen]
+pub struct Sealgate {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    /// `https://host[:port]/.well-known/ohttp-gateway`.
+    gateway_url: String,
+    /// `host[:port]`, the inner requests' authority.
+    authority: String,
+    token: Option<Zeroizing<String>>,
+    pin: Option<[u8; 32]>,
+    aead: Aead,
+    transport: Transport,
+    config: RefCell<KeyConfig>,
+    last: RefCell<Option<ExchangeInfo>>,
+}
+
+#[wasm_bindgen]
+impl Sealgate {
+    /// Fetches and checks the gateway's key configuration. Rejects with a `SealgateError`
+    /// when the URL is wrong, the gateway is unreachable, or the pin does not match.
+    pub async fn connect(
+        url: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "ConnectOptions")] options: JsValue,
+    ) -> core::result::Result<Sealgate, JsValue> {
+        let options = ConnectOptions::from_js(&options)?;
+        let (gateway_url, authority) = gateway_url(&url)?;
+        let transport = Transport { fetch: options.fetch, timeout_ms: options.timeout_ms };
+        let config = fetch_config(&transport, &gateway_url, options.pin, options.aead).await?;
+        let inner = Inner {
+            gateway_url,
+            authority,
+            token: options.token,
+            pin: options.pin,
+            aead: options.aead,
+            transport,
+            config: RefCell::new(config),
+            last: RefCell::new(None),
+        };
+        Ok(Sealgate { inner: Rc::new(inner) })
+    }
+
+    /// Runs `request` (KServe V2: `{ inputs: [{ name, shape, datatype, data }] }`) on the
+    /// newest version of `model`, end-to-end encrypted. The request is checked before anything
+    /// is sent; the result is the KServe V2 response as plain objects.
+    #[wasm_bindgen(unchecked_return_type = "Promise<InferenceResponse>")]
+    pub fn infer(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "InferenceRequest")] request: JsValue,
+    ) -> Promise {
+        let started = now();
+        // Checked and serialized now, synchronously, so that the page changing its arrays
+        // after the call cannot change what is sent.
+        let body = check_model_name(&model).and_then(|_| request_body_from_js(&request));
+        let path = format!("/v2/models/{model}/infer");
+        spawn(self.inner.clone(), Answer::Inference, "POST", Ok(path), body, started)
+    }
+
+    /// Lists the models the gateway serves (`{ models: [{ name, versions }] }`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<ModelList>")]
+    pub fn models(&self) -> Promise {
+        spawn(self.inner.clone(), Answer::ModelList, "GET", Ok("/v2/models".into()), Ok(Vec::new()), now())
+    }
+
+    /// The inputs and outputs of `model` (KServe V2 model metadata).
+    #[wasm_bindgen(js_name = modelMetadata, unchecked_return_type = "Promise<ModelMetadata>")]
+    pub fn model_metadata(&self, model: String) -> Promise {
+        let path = check_model_name(&model).map(|m| format!("/v2/models/{m}"));
+        spawn(self.inner.clone(), Answer::ModelMetadata, "GET", path, Ok(Vec::new()), now())
+    }
+
+    /// The key identifier of the key configuration in use.
+    #[wasm_bindgen(getter, js_name = keyId)]
+    pub fn key_id(&self) -> u8 {
+        self.inner.config.borrow().key_id()
+    }
+
+    /// SHA-256 of the key configuration in use, lowercase hex: compare it with the value
+    /// `sealgate serve` prints, or pass it as `keyConfigSha256` to pin it.
+    #[wasm_bindgen(getter, js_name = keyConfigSha256)]
+    pub fn key_config_sha256(&self) -> String {
+        exchange::to_hex(&self.inner.config.borrow().sha256())
+    }
+
+    /// The algorithms requests are encrypted with: `{ kem, kdf, aead }`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Suite")]
+    pub fn suite(&self) -> JsValue {
+        let config = self.inner.config.borrow();
+        suite_object(SuiteNames::new(config.kem(), exchange::suite_for(&config, self.inner.aead))).into()
+    }
+
+    /// What the most recent completed exchange looked like on the wire (sizes, key id,
+    /// algorithms, time spent in this module), or `undefined` before the first one.
+    #[wasm_bindgen(getter, js_name = lastExchange, unchecked_return_type = "ExchangeInfo | undefined")]
+    pub fn last_exchange(&self) -> JsValue {
+        self.inner.last.borrow().as_ref().map_or(JsValue::UNDEFINED, |info| exchange_object(info).into())
+    }
+}
+
+impl Inner {
+    /// One API call: encrypt, send, decrypt, check the inner status and the answer's shape,
+    /// and return the JSON as plain JS objects. Refetches the key configuration once on
+    /// `ohttp-key`.
+    async fn call(&self, kind: Answer, method: &str, path: &str, body: Vec<u8>, started: f64) -> Result<JsValue> {
+        let token = self.token.as_deref().map(String::as_str);
+        let request = exchange::inner_request(&self.authority, token, method, path, body);
+        let encoded = Zeroizing::new(request.encode());
+        // The request zeroizes its own copy of the body and token now.
+        drop(request);
+        let (inner, received) = match self.exchange(&encoded, started).await {
+            Err(e) if e.is_key_config_mismatch() => {
+                let config = fetch_config(&self.transport, &self.gateway_url, self.pin, self.aead).await?;
+                *self.config.borrow_mut() = config;
+                self.exchange(&encoded, now()).await?
+            }
+            other => other?,
+        };
+        if !(200..300).contains(&inner.status) {
+            return Err(ClientError::inference(inner.status, json::kserve_error(&inner.body)));
+        }
+        let value = json::answer(&inner.body, kind)?;
+        if let Some(info) = self.last.borrow_mut().as_mut() {
+            info.decrypt_ms = now() - received;
+        }
+        Ok(value)
+    }
+
+    /// Seals `encoded`, posts it, opens the answer. Returns the inner response and the time
+    /// the encrypted answer arrived. Records the exchange for `lastExchange` once it decrypted.
+    async fn exchange(&self, encoded: &[u8], started: f64) -> Result<(exchange::InnerResponse, f64)> {
+        let config = self.config.borrow().clone();
+        let sealing = now();
+        let sealed = exchange::seal(&config, self.aead, encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let sealed_at = now();
+        let mut info = sealed.info;
+        info.seal_ms = sealed_at - sealing;
+        info.encrypt_ms = sealed_at - started;
+        let response = self
+            .transport
+            .post(&self.gateway_url, media_type::OHTTP_REQUEST, media_type::OHTTP_RESPONSE, &sealed.encapsulated)
+            .await?;
+        let received = now();
+        if !response.is_success() {
+            return Err(outer_error(&response, &self.gateway_url));
+        }
+        if response.content_type != media_type::OHTTP_RESPONSE {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "{} answered with content type '{}', not {}",
+                self.gateway_url,
+                response.content_type,
+                media_type::OHTTP_RESPONSE
+            )));
+        }
+        info.response_bytes = response.body.len();
+        let opened = exchange::open(sealed.pending, &response.body)?;
+        info.open_ms = now() - received;
+        info.decrypt_ms = info.open_ms;
+        *self.last.borrow_mut() = Some(info);
+        Ok((opened, received))
+    }
+}
+
+/// The error for a non-2xx outer answer.
+fn outer_error(response: &HttpResponse, url: &str) -> ClientError {
+    ClientError::outer(response.status, &response.content_type, json::problem(&response.body), url)
+}
+
+/// Runs one call as a promise. One function for every kind of call, so the module holds one
+/// copy of the future's code instead of one per method.
+fn spawn(
+    inner: Rc<Inner>,
+    kind: Answer,
+    method: &'static str,
+    path: Result<String>,
+    body: Result<Vec<u8>>,
+    started: f64,
+) -> Promise {
+    future_to_promise(async move {
+        let (path, body) = (path?, body?);
+        Ok(inner.call(kind, method, &path, body, started).await?)
+    })
+}
+
+/// Checks the URL and derives the gateway resource and the inner authority from it.
+fn gateway_url(url: &str) -> Result<(String, String)> {
+    let base = web_sys::Url::new(url).map_err(|_| {
+        ClientError::InvalidOptions(format!("'{url}' is not a valid URL (expected https://host[:port])"))
+    })?;
+    if base.protocol() != "https:" {
+        return Err(ClientError::InvalidOptions(format!(
+            "the gateway URL must start with https:// (got '{url}'); requests never travel over plain HTTP"
+        )));
+    }
+    let endpoint = web_sys::Url::new_with_base(GATEWAY_PATH, &base.href())
+        .map_err(|_| ClientError::InvalidOptions(format!("'{url}' is not a valid URL")))?;
+    Ok((endpoint.href(), base.host()))
+}
+
+/// `GET` the key configurations, check the media type, choose one and check the pin.
+async fn fetch_config(transport: &Transport, url: &str, pin: Option<[u8; 32]>, aead: Aead) -> Result<KeyConfig> {
+    let response = transport.get(url, media_type::OHTTP_KEYS).await?;
+    if !response.is_success() {
+        return Err(outer_error(&response, url));
+    }
+    if response.content_type != media_type::OHTTP_KEYS {
+        return Err(ClientError::UnexpectedResponse(format!(
+            "{url} answered with content type '{}', not {}; is this the URL of a Sealgate gateway?",
+            response.content_type,
+            media_type::OHTTP_KEYS
+        )));
+    }
+    exchange::choose_config(&response.body, pin, aead)
+}
+
+/// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
+fn now() -> f64 {
+    let performance =
+        Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok().filter(JsValue::is_object);
+    match performance {
+        Some(p) => p.unchecked_into::<web_sys::Performance>().now(),
+        None => js_sys::Date::now(),
+    }
+}
+
+fn set(object: &Object, key: &str, value: JsValue) {
+    // Defining a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(object, &JsValue::from_str(key), &value);
+}
+
+fn suite_object(names: SuiteNames) -> Object {
+    let o = Object::new();
+    set(&o, "kem", names.kem.into());
+    set(&o, "kdf", names.kdf.into());
+    set(&o, "aead", names.aead.into());
+    o
+}
+
+fn exchange_object(info: &ExchangeInfo) -> Object {
+    let o = Object::new();
+    set(&o, "keyId", info.key_id.into());
+    set(&o, "suite", suite_object(info.suite).into());
+    set(&o, "plaintextBytes", (info.plaintext_bytes as f64).into());
+    set(&o, "requestBytes", (info.request_bytes as f64).into());
+    set(&o, "responseBytes", (info.response_bytes as f64).into());
+    set(&o, "encryptMs", info.encrypt_ms.into());
+    set(&o, "decryptMs", info.decrypt_ms.into());
+    set(&o, "sealMs", info.seal_ms.into());
+    set(&o, "openMs", info.open_ms.into());
+    o
+}
+
+/// The whole flow against an in-memory gateway: a JS `fetch` function backed by the
+/// protocol crate's gateway side, passed through the `fetch` option. Runs in Node and in
+/// Chromium (wasm-bindgen-test).
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use std::cell::Cell;
+
+    use js_sys::{Array, Function, Uint8Array};
+    use sealgate_protocol::{GatewayKey, GatewayKeys, Kem, SymmetricSuite, bhttp, problem_type};
+    use wasm_bindgen_futures::JsFuture;
+    use wasm_bindgen_test::wasm_bindgen_test;
+    use web_sys::{Headers, ResponseInit};
+
+    use super::*;
+
+    const URL: &str = "https://gateway.test:8443";
+
+    fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    fn keys(key_id: u8) -> GatewayKeys {
+        let key =
+            GatewayKey::generate(key_id, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        GatewayKeys::new(vec![key]).unwrap()
+    }
+
+    /// What the fake gateway does with a decrypted request.
+    type Handler = dyn Fn(&bhttp::Request) -> bhttp::Response;
+
+    /// An in-memory gateway. `served` holds the keys it accepts; `published` the ones it
+    /// advertises (they differ to simulate a stale configuration or a substituted key).
+    struct Fake {
+        served: RefCell<GatewayKeys>,
+        published: RefCell<Vec<u8>>,
+        gets: Cell<u32>,
+        posts: Cell<u32>,
+        bodies: RefCell<Vec<Vec<u8>>>,
+        tamper: Cell<bool>,
+        handler: Box<Handler>,
+    }
+
+    fn response(status: u16, content_type: &str, mut body: Vec<u8>) -> JsValue {
+        let headers = Headers::new().unwrap();
+        headers.set("content-type", content_type).unwrap();
+        let init = ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        let body = if status == 204 { None } else { Some(&mut body[..]) };
+        web_sys::Response::new_with_opt_u8_array_and_init(body, &init).unwrap().into()
+    }
+
+    impl Fake {
+        fn new(handler: impl Fn(&bhttp::Request) -> bhttp::Response + 'static) -> Rc<Self> {
+            let served = keys(1);
+            let published = served.encoded_configs();
+            Rc::new(Fake {
+                served: RefCell::new(served),
+                published: RefCell::new(published),
+                gets: Cell::new(0),
+                posts: Cell::new(0),
+                bodies: RefCell::new(Vec::new()),
+                tamper: Cell::new(false),
+                handler: Box::new(handler),
+            })
+        }
+
+        fn sha256(&self) -> String {
+            exchange::to_hex(&self.served.borrow().configs()[0].sha256())
+        }
+
+        fn handle(&self, url: String, init: JsValue) -> JsValue {
+            assert_eq!(url, format!("{URL}{GATEWAY_PATH}"));
+            let method = Reflect::get(&init, &"method".into()).unwrap().as_string().unwrap();
+            if method == "GET" {
+                self.gets.set(self.gets.get() + 1);
+                return response(200, media_type::OHTTP_KEYS, self.published.borrow().clone());
+            }
+            self.posts.set(self.posts.get() + 1);
+            let headers = Reflect::get(&init, &"headers".into()).unwrap();
+            let content_type = Reflect::get(&headers, &"content-type".into()).unwrap();
+            assert_eq!(content_type.as_string().as_deref(), Some(media_type::OHTTP_REQUEST));
+            for forbidden in ["credentials", "cache", "redirect", "referrerPolicy"] {
+                assert!(Reflect::get(&init, &forbidden.into()).unwrap().is_string(), "{forbidden} is set");
+            }
+            assert_eq!(Reflect::get(&init, &"credentials".into()).unwrap(), "omit");
+            let body = Uint8Array::new(&Reflect::get(&init, &"body".into()).unwrap()).to_vec();
+            self.bodies.borrow_mut().push(body.clone());
+            let (inner, responder) = match self.served.borrow().decapsulate(&body) {
+                Ok(opened) => opened,
+                Err(_) => {
+                    let problem = format!(
+                        r#"{{"type":"{}","title":"key configuration mismatch","status":422}}"#,
+                        problem_type::OHTTP_KEY
+                    );
+                    return response(422, media_type::PROBLEM_JSON, problem.into_bytes());
+                }
+            };
+            let answer = (self.handler)(&bhttp::Request::decode(&inner).unwrap());
+            let mut encrypted = responder.encapsulate(&answer.encode(), &mut rng()).unwrap();
+            if self.tamper.get() {
+                let last = encrypted.len() - 1;
+                encrypted[last] ^= 0x80;
+            }
+            response(200, media_type::OHTTP_RESPONSE, encrypted)
+        }
+
+        fn fetch(self: &Rc<Self>) -> Function {
+            let fake = self.clone();
+            let closure = Closure::<dyn Fn(String, JsValue) -> Promise>::new(move |url, init| {
+                Promise::resolve(&fake.handle(url, init))
+            });
+            closure.into_js_value().unchecked_into()
+        }
+    }
+
+    /// Answers `infer` like the gateway's inner router: label 1 for one row, 404 otherwise.
+    fn kserve(request: &bhttp::Request) -> bhttp::Response {
+        let json = |status, body: &str| bhttp::Response::new(status, vec![], body.as_bytes().to_vec());
+        match request.path.as_str() {
+            "/v2/models/breast-cancer/infer" => json(
+                200,
+                r#"{"model_name":"breast-cancer","model_version":"1","outputs":[{"name":"label","shape":[1],"datatype":"INT64","data":[1]},{"name":"probabilities","shape":[1,2],"datatype":"FP32","data":[0.25,0.75]}]}"#,
+            ),
+            "/v2/models" => json(200, r#"{"models":[{"name":"breast-cancer","versions":["1"]}]}"#),
+            "/v2/models/forbidden/infer" => json(403, r#"{"error":"this token may not use model 'forbidden'"}"#),
+            "/v2/models/garbage/infer" => json(200, r#"{"not":"kserve"}"#),
+            _ => json(404, r#"{"error":"model not found"}"#),
+        }
+    }
+
+    fn options(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> JsValue {
+        let o = Object::new();
+        set(&o, "fetch", fake.fetch().into());
+        for (k, v) in extra {
+            set(&o, k, v.clone());
+        }
+        o.into()
+    }
+
+    const ONE_ROW: &str = r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[17.99,20.66,117.8]}]}"#;
+
+    fn one_row() -> JsValue {
+        js_sys::JSON::parse(ONE_ROW).unwrap()
+    }
+
+    async fn rejected(promise: Promise) -> JsValue {
+        match JsFuture::from(promise).await {
+            Ok(v) => panic!("expected a rejection, got {v:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn code(error: &JsValue) -> String {
+        assert!(error.is_instance_of::<js_sys::Error>(), "{error:?} is a JS Error");
+        assert_eq!(Reflect::get(error, &"name".into()).unwrap(), "SealgateError");
+        Reflect::get(error, &"code".into()).unwrap().as_string().unwrap()
+    }
+
+    fn message(error: &JsValue) -> String {
+        Reflect::get(error, &"message".into()).unwrap().as_string().unwrap()
+    }
+
+    async fn connect(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> core::result::Result<Sealgate, JsValue> {
+        Sealgate::connect(URL.into(), options(fake, extra)).await
+    }
+
+    #[wasm_bindgen_test]
+    async fn infer_round_trips_and_returns_plain_objects() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[("token", "t0k3n".into()), ("keyConfigSha256", fake.sha256().into())]).await.unwrap();
+        assert_eq!(gw.key_id(), 1);
+        assert_eq!(gw.key_config_sha256(), fake.sha256());
+        let result = JsFuture::from(gw.infer("breast-cancer".into(), one_row())).await.unwrap();
+        let outputs: Array = Reflect::get(&result, &"outputs".into()).unwrap().unchecked_into();
+        let label = Reflect::get(&outputs.get(0), &"data".into()).unwrap();
+        assert_eq!(js_sys::JSON::stringify(&label).unwrap(), "[1]");
+        assert_eq!(Reflect::get(&result, &"model_name".into()).unwrap(), "breast-cancer");
+
+        let info = gw.last_exchange();
+        assert_eq!(Reflect::get(&info, &"keyId".into()).unwrap(), 1);
+        let suite = Reflect::get(&info, &"suite".into()).unwrap();
+        assert_eq!(Reflect::get(&suite, &"aead".into()).unwrap(), "AES-128-GCM");
+        let sent = fake.bodies.borrow()[0].len() as f64;
+        assert_eq!(Reflect::get(&info, &"requestBytes".into()).unwrap().as_f64(), Some(sent));
+        // The token and the feature values went out only inside the ciphertext.
+        for needle in [&b"t0k3n"[..], b"17.99", b"117.8"] {
+            assert!(!fake.bodies.borrow()[0].windows(needle.len()).any(|w| w == needle));
+        }
+        let models = JsFuture::from(gw.models()).await.unwrap();
+        assert!(Reflect::get(&models, &"models".into()).unwrap().is_object());
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_pin_mismatch_stops_before_any_request_is_encrypted() {
+        let fake = Fake::new(kserve);
+        let wrong = "00".repeat(32);
+        let e = connect(&fake, &[("keyConfigSha256", wrong.into())]).await.err().unwrap();
+        assert_eq!(code(&e), "key-config-pin-mismatch");
+        assert!(message(&e).contains(&fake.sha256()), "{}", message(&e));
+        assert_eq!((fake.gets.get(), fake.posts.get()), (1, 0));
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_rotated_key_is_refetched_once() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        // The gateway rotates: the client's cached configuration is now stale.
+        let rotated = keys(2);
+        *fake.published.borrow_mut() = rotated.encoded_configs();
+        *fake.served.borrow_mut() = rotated;
+        JsFuture::from(gw.infer("breast-cancer".into(), one_row())).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (2, 2), "one refetch, one retry");
+        assert_eq!(gw.key_id(), 2);
+
+        // A gateway that keeps refusing is not retried forever.
+        *fake.served.borrow_mut() = keys(3);
+        let e = rejected(gw.infer("breast-cancer".into(), one_row())).await;
+        assert_eq!(code(&e), "problem");
+        assert_eq!(Reflect::get(&e, &"status".into()).unwrap(), 422);
+        assert_eq!(Reflect::get(&e, &"problemType".into()).unwrap(), problem_type::OHTTP_KEY);
+        assert_eq!((fake.gets.get(), fake.posts.get()), (3, 4));
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_refetched_key_must_match_the_pin_too() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[("keyConfigSha256", fake.sha256().into())]).await.unwrap();
+        let substituted = keys(1);
+        *fake.published.borrow_mut() = substituted.encoded_configs();
+        *fake.served.borrow_mut() = substituted;
+        let e = rejected(gw.infer("breast-cancer".into(), one_row())).await;
+        assert_eq!(code(&e), "key-config-pin-mismatch");
+        assert_eq!(fake.posts.get(), 1, "nothing was encrypted to the substituted key");
+    }
+
+    #[wasm_bindgen_test]
+    async fn inner_errors_carry_status_and_message() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        let e = rejected(gw.infer("forbidden".into(), one_row())).await;
+        assert_eq!(code(&e), "inference");
+        assert_eq!(Reflect::get(&e, &"status".into()).unwrap(), 403);
+        assert_eq!(message(&e), "inference failed (403): this token may not use model 'forbidden'");
+        let e = rejected(gw.infer("unknown".into(), one_row())).await;
+        assert_eq!(message(&e), "inference failed (404): model not found");
+        let e = rejected(gw.infer("garbage".into(), one_row())).await;
+        assert_eq!(code(&e), "invalid-response");
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_tampered_response_does_not_decrypt() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.tamper.set(true);
+        let e = rejected(gw.infer("breast-cancer".into(), one_row())).await;
+        assert_eq!(code(&e), "decrypt");
+        assert!(message(&e).starts_with("the gateway's response could not be decrypted"));
+        assert!(gw.last_exchange().is_undefined(), "no exchange is reported for an answer that did not decrypt");
+    }
+
+    #[wasm_bindgen_test]
+    async fn bad_input_is_refused_before_anything_is_sent() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        let short: JsValue =
+            js_sys::JSON::parse(r#"{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[1,2]}]}"#)
+                .unwrap();
+        let e = rejected(gw.infer("breast-cancer".into(), short)).await;
+        assert_eq!(code(&e), "invalid-input");
+        assert_eq!(
+            message(&e),
+            "invalid inference request: inputs[0] has 2 elements but shape [1, 30] needs 30 (nothing was sent)"
+        );
+        let e = rejected(gw.infer("../admin".into(), one_row())).await;
+        assert_eq!(code(&e), "invalid-input");
+        assert_eq!(fake.posts.get(), 0);
+    }
+
+    #[wasm_bindgen_test]
+    async fn wrong_urls_and_dead_gateways_are_clear() {
+        let fake = Fake::new(kserve);
+        let e = Sealgate::connect("http://gateway.test".into(), options(&fake, &[])).await.err().unwrap();
+        assert_eq!(code(&e), "invalid-options");
+        assert!(message(&e).contains("must start with https://"));
+        let e = Sealgate::connect("not a url".into(), options(&fake, &[])).await.err().unwrap();
+        assert_eq!(code(&e), "invalid-options");
+
+        let refuse = Closure::<dyn Fn(String, JsValue) -> Promise>::new(|_, _| {
+            Promise::reject(&js_sys::TypeError::new("Failed to fetch").into())
+        });
+        let o = Object::new();
+        set(&o, "fetch", refuse.into_js_value());
+        let e = Sealgate::connect(URL.into(), o.into()).await.err().unwrap();
+        assert_eq!(code(&e), "network");
+        assert!(message(&e).starts_with(
+            "cannot reach the gateway at https://gateway.test:8443/.well-known/ohttp-gateway: Failed to fetch"
+        ));
+
+        let html = Closure::<dyn Fn(String, JsValue) -> Promise>::new(|_, _| {
+            Promise::resolve(&response(404, "text/html", b"<h1>Not Found</h1>".to_vec()))
+        });
+        let o = Object::new();
+        set(&o, "fetch", html.into_js_value());
+        let e = Sealgate::connect(URL.into(), o.into()).await.err().unwrap();
+        assert_eq!(code(&e), "unexpected-response");
+        assert!(message(&e).contains("answered HTTP 404 (text/html); is this the URL of a Sealgate gateway?"));
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_global_fetch_times_out_on_a_silent_server() {
+        // A fetch that never settles, installed as the option: the timeout must fire.
+        let never = Closure::<dyn Fn(String, JsValue) -> Promise>::new(|_, init: JsValue| {
+            let signal: web_sys::AbortSignal = Reflect::get(&init, &"signal".into()).unwrap().unchecked_into();
+            Promise::new(&mut |_resolve, reject| {
+                let reject = reject.clone();
+                let signal2 = signal.clone();
+                let on_abort = Closure::<dyn Fn()>::new(move || {
+                    let _ = reject.call1(&JsValue::NULL, &signal2.reason());
+                });
+                signal.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+                on_abort.forget();
+            })
+        });
+        let o = Object::new();
+        set(&o, "fetch", never.into_js_value());
+        set(&o, "timeoutMs", 50.into());
+        // Node does not wait for AbortSignal.timeout's timer (it is unref'd): without a
+        // timer of its own the process would exit mid-test, reporting nothing.
+        let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().unchecked_into();
+        let keep_alive = set_timeout.call2(&JsValue::NULL, &Function::new_no_args(""), &1000.into()).unwrap();
+        let e = Sealgate::connect(URL.into(), o.into()).await.err().unwrap();
+        let clear: Function = Reflect::get(&js_sys::global(), &"clearTimeout".into()).unwrap().unchecked_into();
+        clear.call1(&JsValue::NULL, &keep_alive).unwrap();
+        assert_eq!(code(&e), "timeout");
+        assert_eq!(message(&e), "the gateway did not answer within 50 ms");
+    }
+}

@@ -1,0 +1,333 @@
+// Drives Debian's Chromium (playwright-core, headless) against a real Sealgate gateway that
+// serves the demo page, and prints one JSON report on stdout for tests/browser.rs to check.
+//
+// Usage: NODE_EXTRA_CA_CERTS=ca.pem node wasm-client/tests/browser.mjs CONFIG.json (the
+// extra CA is for playwright's own `route.fetch`, which runs in Node), where the config is
+//   { "url": "https://127.0.0.1:PORT", "caPem": "/path/ca.pem", "pin": "<sha256 hex>",
+//     "closedPort": 12345, "benchCalls": 200, "chromium": "/usr/bin/chromium" }
+//
+// What it does, in order:
+// 1. Makes Chromium trust the gateway's development CA the way a user would: an NSS database
+//    in a private HOME (`certutil`), not --ignore-certificate-errors, so TLS is verified.
+// 2. Records every request any page of the browser context sends (URL, method, headers,
+//    body as hex), for the Rust side to search for plaintext feature values.
+// 3. Loads the demo page, submits both forms, and reports the inputs the page sent and the
+//    outputs it showed.
+// 4. Runs the bad-input cases in the page (wrong URL, gateway down, pin mismatch, tampered
+//    key configuration, tampered response, malformed tensors, inner errors, key rotation)
+//    and reports each error's name, code, message and the requests sent meanwhile.
+// 5. Times `benchCalls` encrypted calls through `gw.lastExchange` (time in the module:
+//    `coreMs` is encapsulate + decapsulate, `moduleMs` everything the module does per call).
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const log = (...args) => console.error("[browser.mjs]", ...args);
+const GATEWAY_PATH = "/.well-known/ohttp-gateway";
+
+const home = mkdtempSync(join(tmpdir(), "sealgate-chromium-"));
+const report = { requests: [], console: [], forms: {}, cases: {}, bench: null, timer: null };
+
+function trustCa() {
+  const db = join(home, ".pki", "nssdb");
+  mkdirSync(db, { recursive: true });
+  execFileSync("certutil", ["-N", "-d", `sql:${db}`, "--empty-password"]);
+  execFileSync("certutil", ["-A", "-d", `sql:${db}`, "-n", "sealgate-dev-ca", "-t", "C,,", "-i", config.caPem]);
+}
+
+async function main() {
+  trustCa();
+  const context = await chromium.launchPersistentContext(join(home, "profile"), {
+    executablePath: config.chromium ?? "/usr/bin/chromium",
+    headless: true,
+    env: { ...process.env, HOME: home },
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  let phase = "load";
+  context.on("request", (request) => {
+    const body = request.postDataBuffer();
+    report.requests.push({
+      phase,
+      url: request.url(),
+      method: request.method(),
+      headers: request.headers(),
+      body: body ? body.toString("hex") : "",
+    });
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (message) => report.console.push(`${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => report.console.push(`pageerror: ${error.message}`));
+
+  try {
+    await page.goto(`${config.url}/?pin=${config.pin}`);
+    await page.waitForSelector("#status:is([data-state=connected],[data-state=error])", { timeout: 30000 });
+    report.status = {
+      state: await page.getAttribute("#status", "data-state"),
+      text: await page.textContent("#status"),
+    };
+    if (report.status.state !== "connected") throw new Error(`the page did not connect: ${report.status.text}`);
+
+    phase = "forms";
+    for (const [form, model] of [["patient", "breast-cancer"], ["loan", "credit-risk"]]) {
+      const inputs = await page.$$eval(`#${form} input`, (els) => els.map((e) => Number.parseFloat(e.value)));
+      await page.click(`#${form} button[type=submit]`);
+      const result = `#${form}-result`;
+      await page.waitForSelector(`${result}:is([data-state=done],[data-state=error])`, { timeout: 30000 });
+      report.forms[form] = {
+        model,
+        inputs,
+        state: await page.getAttribute(result, "data-state"),
+        outputs: JSON.parse((await page.getAttribute(result, "data-result")) ?? "null"),
+        text: await page.textContent(result),
+      };
+    }
+
+    phase = "cases";
+    await badInput(page);
+
+    // Chromium coarsens performance.now() to 100 us unless the page is cross-origin
+    // isolated; the benchmark page gets the two headers that isolate it (added here, in
+    // the test, since the gateway's static files do not carry them) for 5 us timers.
+    phase = "bench";
+    const benchPage = await context.newPage();
+    await benchPage.route(`${config.url}/?bench`, async (route) => {
+      const response = await route.fetch();
+      const headers = {
+        ...response.headers(),
+        "cross-origin-opener-policy": "same-origin",
+        "cross-origin-embedder-policy": "require-corp",
+      };
+      return route.fulfill({ response, headers });
+    });
+    await benchPage.goto(`${config.url}/?bench`);
+    report.timer = await benchPage.evaluate(timerResolution);
+    report.bench = await benchPage.evaluate(bench, { calls: config.benchCalls ?? 200, row: report.forms.patient.inputs });
+  } finally {
+    await context.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+// Runs one case in the page: `body` gets the module and returns a promise that must reject.
+async function runCase(page, name, body, arg) {
+  const before = report.requests.length;
+  const outcome = await page.evaluate(
+    async ({ body, arg }) => {
+      const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+      // eslint-disable-next-line no-new-func
+      const run = new Function("Sealgate", "arg", `return (${body})(Sealgate, arg);`);
+      try {
+        const value = await run(Sealgate, arg);
+        return { rejected: false, value: JSON.stringify(value ?? null) };
+      } catch (e) {
+        return {
+          rejected: true,
+          isError: e instanceof Error,
+          name: e?.name,
+          code: e?.code,
+          status: e?.status,
+          problemType: e?.problemType,
+          message: e?.message,
+        };
+      }
+    },
+    { body: body.toString(), arg },
+  );
+  outcome.requests = report.requests.slice(before).map((r) => ({ method: r.method, url: r.url }));
+  report.cases[name] = outcome;
+  log(name, outcome.rejected ? `${outcome.code}: ${outcome.message}` : "resolved");
+}
+
+// A route handler whose failure aborts the request (and is reported) instead of crashing.
+function safe(handler) {
+  return async (route) => {
+    try {
+      await handler(route);
+    } catch (error) {
+      report.console.push(`route handler failed: ${error.message}`);
+      await route.abort("failed").catch(() => {});
+    }
+  };
+}
+
+async function badInput(page) {
+  const origin = config.url;
+  const gatewayUrl = `${origin}${GATEWAY_PATH}`;
+  const row = report.forms.patient.inputs;
+  const tensor = (data, shape = [1, data.length], datatype = "FP32") => ({
+    inputs: [{ name: "input", shape, datatype, data }],
+  });
+
+  // Wrong gateway URLs.
+  await runCase(page, "closedPort", (S, a) => S.connect(a.url), { url: `https://127.0.0.1:${config.closedPort}` });
+  await runCase(page, "plainHttp", (S, a) => S.connect(a.url), { url: origin.replace("https:", "http:") });
+  await runCase(page, "notAUrl", (S) => S.connect("gateway"), {});
+  await page.route("https://not-a-gateway.test/**", (route) =>
+    route.fulfill({ status: 404, contentType: "text/html", body: "<h1>Not Found</h1>" }),
+  );
+  await runCase(page, "notAGateway", (S) => S.connect("https://not-a-gateway.test"), {});
+
+  // Key configuration pins: a wrong pin, and the right pin with a substituted key.
+  await runCase(page, "pinMismatch", (S, a) => S.connect(a.url, { keyConfigSha256: "00".repeat(32) }), { url: origin });
+  await runCase(page, "unknownOption", (S, a) => S.connect(a.url, { pin: a.pin }), { url: origin, pin: config.pin });
+  const substituteKey = safe(async (route) => {
+    if (route.request().method() !== "GET") return route.fallback();
+    const response = await route.fetch();
+    const body = Buffer.from(await response.body());
+    body[2 + 1 + 2 + 7] ^= 0x01; // one bit of the public key: length(2) key id(1) kem(2) ...
+    return route.fulfill({ response, body });
+  });
+  await page.route(gatewayUrl, substituteKey);
+  await runCase(page, "tamperedKeyConfig", (S, a) => S.connect(a.url, { keyConfigSha256: a.pin }), {
+    url: origin,
+    pin: config.pin,
+  });
+  await page.unroute(gatewayUrl, substituteKey);
+
+  // A response altered on the way (one bit of the encrypted answer flipped), and the
+  // gateway going down after connect. Armed here, they act on the next POST only, so the
+  // key configuration fetch of `connect` is untouched.
+  let armed = null;
+  const onPost = safe(async (route) => {
+    const action = armed;
+    if (route.request().method() !== "POST" || action === null) return route.fallback();
+    armed = null;
+    if (action === "refuse") return route.abort("connectionrefused");
+    const response = await route.fetch();
+    const body = Buffer.from(await response.body());
+    body[body.length - 1] ^= 0x01;
+    return route.fulfill({ response, body });
+  });
+  await page.route(gatewayUrl, onPost);
+  const connectThenInfer = async (S, a) => (await S.connect(a.url, { keyConfigSha256: a.pin })).infer("breast-cancer", a.request);
+  armed = "tamper";
+  await runCase(page, "tamperedResponse", connectThenInfer, { url: origin, pin: config.pin, request: tensor(row) });
+  armed = "refuse";
+  await runCase(page, "gatewayDown", connectThenInfer, { url: origin, pin: config.pin, request: tensor(row) });
+  await page.unroute(gatewayUrl, onPost);
+
+  // Malformed tensors from the page: refused before anything is sent.
+  const malformed = {
+    tooFewElements: tensor(row.slice(0, 29), [1, 30]),
+    unknownDatatype: tensor(row, [1, 30], "float32"),
+    notANumber: tensor([...row.slice(0, 29), Number.NaN], [1, 30]),
+    textElement: tensor([...row.slice(0, 29), "1.5"], [1, 30]),
+    nested: tensor([row], [1, 30]),
+    negativeShape: tensor(row, [-1, 30]),
+    noInputs: { input: [] },
+  };
+  // The connection is made first, so that any request recorded during the case was sent
+  // by `infer` itself (there must be none).
+  await page.evaluate(async (a) => {
+    const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+    window.sealgateTest = await Sealgate.connect(a.url, { keyConfigSha256: a.pin });
+  }, { url: origin, pin: config.pin });
+  for (const [name, request] of Object.entries(malformed)) {
+    await runCase(page, `malformed.${name}`, (S, a) => window.sealgateTest.infer("breast-cancer", a.request), { request });
+  }
+  await runCase(page, "badModelName", async (S, a) => (await S.connect(a.url)).infer("../v2/models", a.request), {
+    url: origin,
+    request: tensor(row),
+  });
+
+  // Errors from the model, inside the encryption.
+  await runCase(page, "unknownModel", async (S, a) => (await S.connect(a.url)).infer("no-such-model", a.request), {
+    url: origin,
+    request: tensor(row),
+  });
+  await runCase(page, "wrongShape", async (S, a) => (await S.connect(a.url)).infer("breast-cancer", a.request), {
+    url: origin,
+    request: tensor(row.slice(0, 29), [1, 29]),
+  });
+  await runCase(page, "wrongDatatype", async (S, a) => (await S.connect(a.url)).infer("breast-cancer", a.request), {
+    url: origin,
+    request: tensor(row, [1, 30], "FP64"),
+  });
+
+  // A stale key id: the first key configuration the page sees has another key id; the
+  // gateway answers 422 ohttp-key, the client refetches once and succeeds.
+  let staleServed = false;
+  const staleKeyId = safe(async (route) => {
+    if (route.request().method() !== "GET" || staleServed) return route.fallback();
+    staleServed = true;
+    const response = await route.fetch();
+    const body = Buffer.from(await response.body());
+    body[2] ^= 0x80; // the key id
+    return route.fulfill({ response, body });
+  });
+  await page.route(gatewayUrl, staleKeyId);
+  await runCase(
+    page,
+    "keyRotation",
+    async (S, a) => {
+      const gw = await S.connect(a.url);
+      const before = gw.keyId;
+      const result = await gw.infer("breast-cancer", a.request);
+      return { before, after: gw.keyId, label: result.outputs.find((o) => o.name === "label").data };
+    },
+    { url: origin, request: tensor(row) },
+  );
+  await page.unroute(gatewayUrl, staleKeyId);
+}
+
+// Measures the smallest step of performance.now() (Chromium coarsens it).
+function timerResolution() {
+  let smallest = Infinity;
+  for (let i = 0; i < 2000; i++) {
+    const a = performance.now();
+    let b = performance.now();
+    while (b === a) b = performance.now();
+    smallest = Math.min(smallest, b - a);
+  }
+  return { smallestStepMs: smallest, crossOriginIsolated: self.crossOriginIsolated };
+}
+
+// `calls` encrypted inferences of one row; time in the module from `gw.lastExchange`.
+async function bench({ calls, row }) {
+  const { default: init, Sealgate } = await import("/pkg/sealgate_wasm.js");
+  await init();
+  const gw = await Sealgate.connect(location.origin);
+  const request = { inputs: [{ name: "input", shape: [1, row.length], datatype: "FP32", data: row }] };
+  for (let i = 0; i < 20; i++) await gw.infer("breast-cancer", request); // warm-up
+  const core = [];
+  const module = [];
+  const started = performance.now();
+  for (let i = 0; i < calls; i++) {
+    await gw.infer("breast-cancer", request);
+    const info = gw.lastExchange;
+    core.push(info.sealMs + info.openMs);
+    module.push(info.encryptMs + info.decryptMs);
+  }
+  const wallMs = performance.now() - started;
+  const stats = (values) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const mean = sorted.reduce((s, v) => s + v, 0) / sorted.length;
+    return { median: at(0.5), p90: at(0.9), p99: at(0.99), mean };
+  };
+  return {
+    calls,
+    coreMs: stats(core),
+    moduleMs: stats(module),
+    roundTripMs: wallMs / calls,
+    requestBytes: gw.lastExchange.requestBytes,
+    userAgent: navigator.userAgent,
+  };
+}
+
+main()
+  .then(() => {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  })
+  .catch((error) => {
+    report.fatal = String(error?.stack ?? error);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.exitCode = 1;
+  });

@@ -1,0 +1,485 @@
+//! `cargo xtask bench`: the end-to-end benchmark, in one command.
+//!
+//! It answers "what does end-to-end encryption cost the gateway?" on real binaries: it
+//! builds `sealgate` and `sealgate-load` in release mode, makes the ~30 MB MLP benchmark
+//! model (once, into `target/bench/`), seals it with the two demo models into a fresh data
+//! directory, and starts `sealgate serve --danger-plaintext-bench` on 127.0.0.1. Then, for
+//! each model, it runs `sealgate-load --compare-plaintext --server-pid PID` three ways: the
+//! same load against the encrypted endpoint and the plaintext benchmark path, with the
+//! gateway's CPU time read from `/proc/PID/stat` around each measured run:
+//!
+//! - closed loop, concurrency 1: unloaded latency (the MLP latency target);
+//! - closed loop, higher concurrency: maximum throughput;
+//! - open loop at one fixed rate (half the encrypted maximum) for both paths: the server
+//!   then sees the same arrival pattern either way, so "encrypted − plaintext" CPU per
+//!   request is the work per request and not a difference in how often the gateway's
+//!   threads go idle and wake up (which closed loops at different speeds also measure).
+//!
+//! The table puts server CPU per request next to throughput and latency. Last, the protocol
+//! benchmark (`cargo bench -p sealgate-protocol --bench server_cost`, when it exists) gives
+//! the per-request cost of the cryptography alone, and the targets of issue 5 are checked
+//! against both.
+//!
+//! `--soak` adds five minutes of open-loop load at 70 % of the MLP's measured maximum
+//! throughput, reporting errors and the gateway's RSS growth. `--quick` shortens every run
+//! to check the pipeline (figures from it are not worth quoting).
+//!
+//! Everything (data directory, gateway log, JSON reports, `results.json`) stays in
+//! `target/bench/run/` for inspection; the next run wipes it.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::process::{cargo, run, stdout_of, succeeds};
+use crate::setup::{self, ORT_DYLIB_ENV};
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Short runs (3 s each, 30 s soak) to check the pipeline; not figures to quote.
+    #[arg(long)]
+    quick: bool,
+    /// Also run the soak test: 5 minutes at 70 % of the MLP's measured maximum throughput.
+    #[arg(long)]
+    soak: bool,
+    /// Closed-loop concurrency of the throughput runs.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u32,
+    /// Seconds per measured run (default 15, or 3 with --quick).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Skip the criterion protocol benchmark.
+    #[arg(long)]
+    no_protocol: bool,
+}
+
+/// The models measured: the two demo models and the benchmark MLP.
+const MODELS: [&str; 3] = ["breast-cancer", "credit-risk", "mlp-30mb"];
+
+/// The model the soak test and the latency target use.
+const MLP: &str = "mlp-30mb";
+
+/// Runs the whole benchmark.
+pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
+    let seconds = args.seconds.unwrap_or(if args.quick { 3 } else { 15 });
+    let warmup = if args.quick { "1s" } else { "3s" };
+    let library = setup::onnxruntime(root)?;
+    let bench_dir = root.join("target").join("bench");
+    let work = bench_dir.join("run");
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    eprintln!("==> building release binaries");
+    run(cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "sealgate-server",
+        "-p",
+        "sealgate-client",
+        "--bins",
+    ]))?;
+    let release = root.join("target").join("release");
+    let sealgate = release.join("sealgate");
+    let load = release.join("sealgate-load");
+
+    let mlp = ensure_mlp(root, &bench_dir)?;
+    let data = work.join("data");
+    let models = work.join("models");
+    seal_models(root, &sealgate, &data, &models, &mlp)?;
+
+    let machine = machine();
+    let load_before = loadavg();
+    eprintln!("==> {machine}; load average {load_before}");
+    let server = Server::start(&sealgate, &library, &data, &models, &work)?;
+    eprintln!("==> gateway pid {} at {}", server.pid(), server.url);
+
+    let mut reports = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for model in MODELS {
+        for concurrency in [1, args.concurrency] {
+            let label = format!("c={concurrency}");
+            let report = server.compare(&load, model, &["--concurrency", &concurrency.to_string()], seconds, warmup)?;
+            rows.extend(Row::from_report(model, &label, &report)?);
+            reports.push(report);
+        }
+        let max = rows.iter().filter(|r| r.model == model && r.mode == "encrypted").map(|r| r.throughput);
+        let rate = (max.fold(0.0_f64, f64::max) * 0.5).round().max(1.0);
+        let report = server.compare(&load, model, &["--rate", &format!("{rate}")], seconds, warmup)?;
+        rows.extend(Row::from_report(model, &format!("{rate}/s"), &report)?);
+        reports.push(report);
+    }
+    let load_after = loadavg();
+    println!();
+    println!("{machine}; load average before {load_before}, after {load_after}");
+    print_table(&rows);
+
+    let soak = if args.soak {
+        let max = rows
+            .iter()
+            .filter(|r| r.model == MLP && r.mode == "encrypted" && r.load.starts_with("c="))
+            .map(|r| r.throughput)
+            .fold(0.0_f64, f64::max);
+        ensure!(max > 0.0, "no MLP throughput was measured, so the soak rate is unknown");
+        let rate = 0.7 * max;
+        let minutes = if args.quick { "30s" } else { "5m" };
+        eprintln!("==> soak: {MLP} at {rate:.1} req/s (70 % of {max:.1}) for {minutes}");
+        let json = work.join("soak.json");
+        let mut command = server.load_command(&load, MLP);
+        command
+            .args(["--rate", &format!("{rate:.3}"), "--duration", minutes, "--warmup", "10s"])
+            .arg("--json")
+            .arg(&json);
+        run(&mut command)?;
+        let report = read_json(&json)?;
+        Some(report)
+    } else {
+        None
+    };
+    drop(server);
+
+    let results = serde_json::json!({
+        "machine": machine,
+        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "seconds_per_run": seconds,
+        "runs": reports,
+        "soak": soak,
+    });
+    let results_path = work.join("results.json");
+    fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("writing {}", results_path.display()))?;
+    println!("reports: {}", results_path.display());
+
+    let protocol_us = if args.no_protocol { None } else { protocol_bench(root, &library, args.quick)? };
+    println!();
+    print_targets(&rows, soak.as_ref(), protocol_us);
+    Ok(())
+}
+
+/// Makes `target/bench/mlp-30mb.onnx` with the project's model script unless it exists.
+fn ensure_mlp(root: &Path, bench_dir: &Path) -> Result<PathBuf> {
+    let mlp = bench_dir.join("mlp-30mb.onnx");
+    if mlp.is_file() {
+        eprintln!("==> {} present", mlp.display());
+        return Ok(mlp);
+    }
+    let make = root.join("models").join("make");
+    let probe = "import numpy, onnx, onnxruntime, sklearn, skl2onnx";
+    if !succeeds(Command::new("python3").args(["-c", probe])) {
+        eprintln!("==> installing the model script's Python packages");
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "-r"])
+            .arg(make.join("requirements.txt"))
+            // As in setup: a Debian-managed Python refuses pip installs without this.
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))
+        .context("installing models/make/requirements.txt")?;
+    }
+    eprintln!("==> making {}", mlp.display());
+    fs::create_dir_all(bench_dir).with_context(|| format!("creating {}", bench_dir.display()))?;
+    run(Command::new("python3").arg(make.join("make_demo_models.py")).args(["--no-demo", "--mlp-30mb"]).arg(&mlp))?;
+    Ok(mlp)
+}
+
+/// Creates the local KMS key `default` in a fresh data directory and seals the three
+/// models into `models`: the gateway serves only sealed artifacts.
+fn seal_models(root: &Path, sealgate: &Path, data: &Path, models: &Path, mlp: &Path) -> Result<()> {
+    eprintln!("==> sealing {} into {}", MODELS.join(", "), models.display());
+    run(Command::new(sealgate).args(["kms", "create", "default", "--data-dir"]).arg(data).stdout(Stdio::null()))?;
+    fs::create_dir_all(models).with_context(|| format!("creating {}", models.display()))?;
+    let demo = root.join("models").join("demo");
+    for model in MODELS {
+        let source = if model == MLP { mlp.to_path_buf() } else { demo.join(format!("{model}.onnx")) };
+        run(Command::new(sealgate)
+            .args(["seal", "--data-dir"])
+            .arg(data)
+            .args(["--model", model, "--version", "1"])
+            .arg(&source)
+            .arg("-o")
+            .arg(models.join(format!("{model}.sealed")))
+            .stdout(Stdio::null()))?;
+    }
+    Ok(())
+}
+
+/// The gateway under test; killed when dropped.
+struct Server {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    work: PathBuf,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Server {
+    /// Starts `sealgate serve --danger-plaintext-bench` on a free loopback port and waits
+    /// until it prints its address. Its log goes to `work/gateway.log`.
+    fn start(sealgate: &Path, library: &Path, data: &Path, models: &Path, work: &Path) -> Result<Self> {
+        let log_path = work.join("gateway.log");
+        let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let mut child = Command::new(sealgate)
+            .args(["serve", "--listen", "127.0.0.1:0", "--danger-plaintext-bench", "--data-dir"])
+            .arg(data)
+            .arg("--models")
+            .arg(models)
+            .env(ORT_DYLIB_ENV, library)
+            .env("NO_COLOR", "1")
+            .env_remove("SEALGATE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", sealgate.display()))?;
+        let stdout = child.stdout.take().context("the gateway's stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let mut url = String::new();
+        let mut line = String::new();
+        // Until the last start-up line, or end of file when the gateway exits.
+        while stdout.read_line(&mut line).context("reading the gateway's stdout")? > 0 {
+            if let Some(rest) = line.strip_prefix("sealgate listening on ") {
+                url = rest.trim().to_owned();
+            }
+            if line.starts_with("models: ") {
+                break;
+            }
+            line.clear();
+        }
+        // Kept open (not read further): closing it would make any later print fail.
+        let server =
+            Self { child, _stdout: stdout, work: work.to_path_buf(), url, ca: data.join("tls").join("ca.pem") };
+        if server.url.is_empty() {
+            bail!("the gateway did not start; see {}", log_path.display());
+        }
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs `sealgate-load --compare-plaintext` with `load_args` (the load model) and
+    /// returns its JSON report (also left in the work folder).
+    fn compare(&self, load: &Path, model: &str, load_args: &[&str], seconds: u64, warmup: &str) -> Result<Value> {
+        let name = load_args.join("").replace(['-', '.'], "");
+        let json = self.work.join(format!("{model}-{name}.json"));
+        let mut command = self.load_command(load, model);
+        command
+            .args(load_args)
+            .args(["--duration", &format!("{seconds}s"), "--warmup", warmup, "--compare-plaintext", "--json"])
+            .arg(&json);
+        run(&mut command)?;
+        read_json(&json)
+    }
+
+    /// `sealgate-load` aimed at this gateway and `model`, with its CPU measured.
+    fn load_command(&self, load: &Path, model: &str) -> Command {
+        let mut command = Command::new(load);
+        command
+            .args(["--url", &self.url, "--model", model, "--quiet", "--server-pid", &self.pid().to_string()])
+            .arg("--ca")
+            .arg(&self.ca);
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// One line of the table: a model, a load (`c=N` or `R/s`), a mode.
+struct Row {
+    model: &'static str,
+    load: String,
+    mode: String,
+    throughput: f64,
+    p50_us: f64,
+    p99_us: f64,
+    crypto_p50_us: Option<f64>,
+    server_cpu_us: f64,
+    errors: u64,
+}
+
+impl Row {
+    fn from_report(model: &'static str, load: &str, report: &Value) -> Result<Vec<Row>> {
+        let runs = report["runs"].as_array().context("a sealgate-load report without runs")?;
+        runs.iter()
+            .map(|run| {
+                let number = |v: &Value| v.as_f64().with_context(|| format!("missing figure in {run}"));
+                Ok(Row {
+                    model,
+                    load: load.to_owned(),
+                    mode: run["mode"].as_str().unwrap_or("?").to_owned(),
+                    throughput: number(&run["throughput_rps"])?,
+                    p50_us: number(&run["latency_us"]["p50"])?,
+                    p99_us: number(&run["latency_us"]["p99"])?,
+                    crypto_p50_us: run["client_crypto_us"]["p50"].as_f64(),
+                    server_cpu_us: run["server"]["cpu_us_per_request"].as_f64().unwrap_or(f64::NAN),
+                    errors: run["failed"].as_u64().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<14} {:>8} {:<10} {:>9} {:>10} {:>10} {:>12} {:>16} {:>7}",
+        "model", "load", "mode", "req/s", "p50", "p99", "client HPKE", "server CPU/req", "errors"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:>8} {:<10} {:>9.1} {:>10} {:>10} {:>12} {:>16} {:>7}",
+            r.model,
+            r.load,
+            r.mode,
+            r.throughput,
+            us(r.p50_us),
+            us(r.p99_us),
+            r.crypto_p50_us.map_or_else(|| "-".to_owned(), us),
+            us(r.server_cpu_us),
+            r.errors
+        );
+    }
+    println!();
+    println!("encrypted − plaintext, per model and load:");
+    for pair in rows.chunks(2) {
+        if let [enc, plain] = pair {
+            println!(
+                "  {:<14} {:>8}  server CPU {:>+9.1} µs/request   p50 latency {:>+8.1} µs ({:+.2} %)   throughput {:.3}×",
+                enc.model,
+                enc.load,
+                enc.server_cpu_us - plain.server_cpu_us,
+                enc.p50_us - plain.p50_us,
+                (enc.p50_us / plain.p50_us - 1.0) * 100.0,
+                enc.throughput / plain.throughput
+            );
+        }
+    }
+}
+
+/// The targets of issue 5 that these runs measure, each with its figure and verdict.
+fn print_targets(rows: &[Row], soak: Option<&Value>, protocol_us: Option<f64>) {
+    println!("targets (issue 5):");
+    let pair = |model: &str, load: &dyn Fn(&str) -> bool| {
+        let enc = rows.iter().find(|r| r.model == model && load(&r.load) && r.mode == "encrypted")?;
+        let plain = rows.iter().find(|r| r.model == model && load(&r.load) && r.mode == "plaintext")?;
+        Some((enc, plain))
+    };
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    for model in MODELS {
+        let Some((enc, plain)) = pair(model, &|l: &str| l.ends_with("/s")) else { continue };
+        let delta = enc.server_cpu_us - plain.server_cpu_us;
+        match protocol_us {
+            Some(protocol) => println!(
+                "  server CPU, encrypted − plaintext at {}, {model}: {delta:.1} µs = {:.2}× the protocol's {protocol:.1} µs \
+                 (target ≤ 1.2×): {}",
+                enc.load,
+                delta / protocol,
+                verdict(delta <= 1.2 * protocol)
+            ),
+            None => println!(
+                "  server CPU, encrypted − plaintext at {}, {model}: {delta:.1} µs (no protocol figure to compare with)",
+                enc.load
+            ),
+        }
+    }
+    if let Some((enc, plain)) = pair(MLP, &|l: &str| l == "c=1") {
+        let added = (enc.p50_us / plain.p50_us - 1.0) * 100.0;
+        println!(
+            "  {MLP} batch 1, unloaded (c=1): encryption adds {added:+.2} % to the median ({} → {}) (target ≤ 3 %): {}",
+            us(plain.p50_us),
+            us(enc.p50_us),
+            verdict(added <= 3.0)
+        );
+    }
+    if let Some(report) = soak {
+        let run = &report["runs"][0];
+        let failed = run["failed"].as_u64().unwrap_or(u64::MAX);
+        let start = run["server"]["rss_start_kib"].as_f64().unwrap_or(f64::NAN);
+        let end = run["server"]["rss_end_kib"].as_f64().unwrap_or(f64::NAN);
+        let growth = (end / start - 1.0) * 100.0;
+        println!(
+            "  soak: {} ok, {failed} failed at {:.1} req/s for {:.0} s (p50 {}, p99 {}, max {}); server RSS {:.1} → {:.1} MiB \
+             ({growth:+.2} %) (targets: no errors, growth < 5 %): {}",
+            run["ok"],
+            run["throughput_rps"].as_f64().unwrap_or(f64::NAN),
+            run["elapsed_s"].as_f64().unwrap_or(f64::NAN),
+            us(run["latency_us"]["p50"].as_f64().unwrap_or(f64::NAN)),
+            us(run["latency_us"]["p99"].as_f64().unwrap_or(f64::NAN)),
+            us(run["latency_us"]["max"].as_f64().unwrap_or(f64::NAN)),
+            start / 1024.0,
+            end / 1024.0,
+            verdict(failed == 0 && growth < 5.0)
+        );
+    }
+}
+
+fn us(value: f64) -> String {
+    if !value.is_finite() {
+        "-".into()
+    } else if value < 1e3 {
+        format!("{value:.1} µs")
+    } else {
+        format!("{:.2} ms", value / 1e3)
+    }
+}
+
+/// The CPU model and count, for the record.
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim()))
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{model}, {cpus} CPUs")
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The criterion benchmark of the protocol's per-request server cost, when it exists.
+/// Returns the median of `server/x25519/sealgate-aws-lc-rs` (the backend the gateway uses)
+/// in microseconds, read from criterion's `estimates.json`.
+fn protocol_bench(root: &Path, library: &Path, quick: bool) -> Result<Option<f64>> {
+    if !root.join("protocol").join("benches").join("server_cost.rs").is_file() {
+        eprintln!("==> protocol benchmark: protocol/benches/server_cost.rs does not exist yet; skipped");
+        return Ok(None);
+    }
+    eprintln!("==> protocol benchmark (criterion)");
+    let mut command = cargo();
+    command
+        .current_dir(root)
+        .args(["bench", "-p", "sealgate-protocol", "--bench", "server_cost"])
+        .env(ORT_DYLIB_ENV, library);
+    if quick {
+        command.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    run(&mut command)?;
+    let estimates = root.join("target/criterion/server_x25519/sealgate-aws-lc-rs/new/estimates.json");
+    let median = read_json(&estimates).ok().and_then(|e| e["median"]["point_estimate"].as_f64());
+    if median.is_none() {
+        eprintln!("==> no median in {}; the protocol figure is not compared", estimates.display());
+    }
+    Ok(median.map(|ns| ns / 1e3))
+}
