@@ -435,8 +435,10 @@ fn us(value: f64) -> String {
         "-".into()
     } else if value < 1e3 {
         format!("{value:.1} µs")
-    } else {
+    } else if value < 1e6 {
         format!("{:.2} ms", value / 1e3)
+    } else {
+        format!("{:.2} s", value / 1e6)
     }
 }
 
