@@ -3,7 +3,9 @@
 //!
 //! Run the gateway (`cargo xtask serve`), then: `cargo run -p sealgate-client --example finance`.
 
-use sealgate_client::Client;
+mod common;
+
+use common::client;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 
 /// One (synthetic) loan application, the 20 features in the model's column order
@@ -30,19 +32,6 @@ const APPLICATION: [(&str, f64); 20] = [
     ("savings_balance", 1.5),
     ("has_cosigner", 0.0),
 ];
-
-/// Where the gateway is and which CA to trust: `SEALGATE_URL` (default
-/// `https://127.0.0.1:8443`) and `SEALGATE_CA` (default `.sealgate/tls/ca.pem`, which
-/// `sealgate serve` creates), plus an optional `SEALGATE_TOKEN`.
-fn client() -> Result<Client, sealgate_client::Error> {
-    let url = std::env::var("SEALGATE_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into());
-    let ca = std::env::var("SEALGATE_CA").unwrap_or_else(|_| ".sealgate/tls/ca.pem".into());
-    let mut builder = Client::builder(url).ca_certificate_file(ca)?;
-    if let Ok(token) = std::env::var("SEALGATE_TOKEN") {
-        builder = builder.bearer_token(token);
-    }
-    builder.build()
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

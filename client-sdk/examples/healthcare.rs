@@ -4,7 +4,9 @@
 //! The feature values below never leave this process in plaintext: they are HPKE-encrypted
 //! to the gateway's key before the TLS connection even sees them.
 
-use sealgate_client::Client;
+mod common;
+
+use common::client;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 
 /// One fine-needle aspirate, the 30 measurements in the model's column order
@@ -41,19 +43,6 @@ const PATIENT: [(&str, f64); 30] = [
     ("worst symmetry", 0.306),
     ("worst fractal dimension", 0.08503),
 ];
-
-/// Where the gateway is and which CA to trust: `SEALGATE_URL` (default
-/// `https://127.0.0.1:8443`) and `SEALGATE_CA` (default `.sealgate/tls/ca.pem`, which
-/// `sealgate serve` creates), plus an optional `SEALGATE_TOKEN`.
-fn client() -> Result<Client, sealgate_client::Error> {
-    let url = std::env::var("SEALGATE_URL").unwrap_or_else(|_| "https://127.0.0.1:8443".into());
-    let ca = std::env::var("SEALGATE_CA").unwrap_or_else(|_| ".sealgate/tls/ca.pem".into());
-    let mut builder = Client::builder(url).ca_certificate_file(ca)?;
-    if let Ok(token) = std::env::var("SEALGATE_TOKEN") {
-        builder = builder.bearer_token(token);
-    }
-    builder.build()
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

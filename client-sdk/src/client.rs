@@ -93,6 +93,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Reads the bearer token from a file, such as `.sealgate/dev.token` (see
+    /// [`crate::read_token_file`]).
+    pub fn bearer_token_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        self.token = Some(crate::read_token_file(path)?);
+        Ok(self)
+    }
+
     /// Total time allowed for one call (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -342,6 +349,9 @@ impl Client {
             .await?;
         let status = response.status();
         let content_type = header_str(response.headers().get(CONTENT_TYPE));
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(Error::Overloaded { retry_after: retry_after(response.headers()) });
+        }
         let body = response.bytes().await?;
         if !status.is_success() {
             return Err(problem(status.as_u16(), &body));
@@ -437,6 +447,13 @@ fn path_segment(name: &str) -> Result<&str> {
 
 fn header_str(value: Option<&HeaderValue>) -> String {
     value.and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_owned()
+}
+
+/// `Retry-After` in seconds (RFC 9110 section 10.2.3; the HTTP-date form is not used by the
+/// gateway and is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(std::time::Duration::from_secs(seconds))
 }
 
 fn problem(status: u16, body: &[u8]) -> Error {

@@ -11,6 +11,10 @@ pub enum Error {
     /// The gateway URL is not a valid `https://` URL.
     #[error("invalid gateway URL: {0}")]
     InvalidUrl(String),
+    /// The bearer token file could not be read or holds no single token (its content is
+    /// never part of the message).
+    #[error("bearer token file: {0}")]
+    TokenFile(String),
     /// The CA certificate could not be read or parsed.
     #[error("invalid CA certificate: {0}")]
     InvalidCaCertificate(String),
@@ -56,6 +60,13 @@ pub enum Error {
         /// The error message of the KServe `{"error": ...}` body.
         message: String,
     },
+    /// The gateway is at its limit of requests in flight and shed this one before decrypting
+    /// it (outer 503). Nothing ran; sending it again after `retry_after` is safe.
+    #[error("the gateway is overloaded; retry after {}", retry_after.map_or("a moment".into(), |d| format!("{} s", d.as_secs())))]
+    Overloaded {
+        /// The gateway's `Retry-After`, when it sent one.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The inference API's answer is not the expected JSON.
     #[error("invalid inference response: {0}")]
     InvalidResponse(String),
@@ -68,6 +79,12 @@ impl Error {
             .map(|b| b.error)
             .unwrap_or_else(|_| format!("HTTP status {status}"));
         Error::Inference { status, message }
+    }
+
+    /// The inner `Retry-After` of an [`Error::Inference`] 429 (over the tenant's rate) or 503
+    /// (the model is busy) is not kept; these statuses are the signal to back off.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Overloaded { .. } | Error::Inference { status: 429 | 503, .. })
     }
 
     /// True for the RFC 9458 `ohttp-key` problem: the key configuration should be refetched.

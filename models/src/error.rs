@@ -44,6 +44,32 @@ pub enum ModelError {
     /// The request's tensors do not fit the model (400 to the client).
     #[error("{0}")]
     InvalidInput(String),
+    /// The answer would be larger than the gateway returns (413 to the client).
+    #[error("{0}")]
+    TooLarge(String),
+    /// ONNX Runtime failed while running a request. Only the error class is kept: the
+    /// runtime's message can quote input values (index operators do).
+    #[error("ONNX Runtime failed to run the model (error class {class})")]
+    Inference {
+        /// ONNX Runtime's error code, such as `InvalidArgument` or `RuntimeException`.
+        class: String,
+    },
+}
+
+impl ModelError {
+    /// An ONNX Runtime failure during a request, with the runtime's message dropped.
+    pub fn inference<R>(e: ort::Error<R>) -> Self {
+        ModelError::Inference { class: format!("{:?}", e.code()) }
+    }
+
+    /// Drops the text of a runtime error raised while handling a request (it could quote
+    /// request values); other errors are returned unchanged.
+    pub fn hide_runtime_text(self) -> Self {
+        match self {
+            ModelError::Runtime(_) => ModelError::Inference { class: "conversion".into() },
+            other => other,
+        }
+    }
 }
 
 impl<R> From<ort::Error<R>> for ModelError {

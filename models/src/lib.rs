@@ -13,6 +13,7 @@ pub mod audit;
 mod error;
 pub mod kms;
 mod model;
+mod pool;
 pub mod onnx_scan;
 mod registry;
 pub mod runtime;

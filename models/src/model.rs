@@ -1,19 +1,26 @@
 //! A loaded model: its KServe metadata and a bounded pool of ONNX Runtime sessions.
 //!
-//! `Session::run` takes `&mut self`, so concurrent requests need several sessions. The pool
-//! hands each caller a whole session and blocks when all are busy; the gateway bounds the
-//! number of callers per model to the pool size with an async semaphore, so the blocking
-//! wait is a safety net, not the normal path. Each session uses one intra-op thread:
-//! default thread pools on a 2-core machine made latency six times worse.
-
-use std::sync::{Condvar, Mutex, PoisonError};
+//! `Session::run` takes `&mut self`, so concurrent requests need several sessions: a
+//! [`Pool`] hands each caller a whole session and takes it back through a drop guard. Each
+//! session uses one intra-op thread: default thread pools on a 2-core machine made latency
+//! six times worse.
+//!
+//! An answer is bounded before it is built: outputs may not be named twice, and the total
+//! number of output elements is checked against a limit before any value is copied out of
+//! ONNX Runtime. ONNX Runtime's own error texts can quote input values (index operators
+//! do), so an inference failure carries only its error class, never the runtime's message.
 
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelMetadata, TensorMetadata};
 
 use crate::error::{ModelError, Result};
+use crate::pool::Pool;
 use crate::tensor;
+
+/// The default most output elements one answer may hold ([`Model::infer`]); the gateway
+/// derives its own limit from its largest answer in bytes.
+pub const MAX_OUTPUT_ELEMENTS: u64 = 8 * 1024 * 1024;
 
 /// One servable model.
 pub struct Model {
@@ -22,9 +29,7 @@ pub struct Model {
     sha256: [u8; 32],
     inputs: Vec<TensorMetadata>,
     outputs: Vec<TensorMetadata>,
-    sessions: Mutex<Vec<Session>>,
-    returned: Condvar,
-    pool_size: usize,
+    sessions: Pool<Session>,
 }
 
 impl std::fmt::Debug for Model {
@@ -33,7 +38,7 @@ impl std::fmt::Debug for Model {
             .field("name", &self.name)
             .field("version", &self.version)
             .field("sha256", &hex::encode(self.sha256))
-            .field("pool_size", &self.pool_size)
+            .field("pool_size", &self.sessions.size())
             .finish_non_exhaustive()
     }
 }
@@ -106,9 +111,7 @@ impl Model {
             sha256,
             inputs,
             outputs,
-            sessions: Mutex::new(sessions),
-            returned: Condvar::new(),
-            pool_size,
+            sessions: Pool::new(sessions),
         })
     }
 
@@ -129,7 +132,7 @@ impl Model {
 
     /// How many requests may run at once.
     pub fn pool_size(&self) -> usize {
-        self.pool_size
+        self.sessions.size()
     }
 
     /// KServe V2 metadata from the ONNX signature.
@@ -143,50 +146,77 @@ impl Model {
         }
     }
 
-    /// Runs one request. Blocking: call it off the async runtime.
+    /// Runs one request with the default output limit ([`MAX_OUTPUT_ELEMENTS`]).
+    /// Blocking: call it off the async runtime.
     pub fn infer(&self, request: &InferenceRequest) -> Result<InferenceResponse> {
-        let values = self.check_inputs(request)?;
-        let wanted: Vec<&str> = match &request.outputs {
-            None => self.outputs.iter().map(|o| o.name.as_str()).collect(),
-            Some(list) => {
-                let mut names = Vec::with_capacity(list.len());
-                for o in list {
-                    if !self.outputs.iter().any(|m| m.name == o.name) {
-                        return Err(ModelError::InvalidInput(format!(
-                            "the model has no output '{}'",
-                            tensor::echo(&o.name)
-                        )));
-                    }
-                    names.push(o.name.as_str());
-                }
-                names
-            }
-        };
+        self.infer_limited(request, MAX_OUTPUT_ELEMENTS)
+    }
 
-        let mut session = self.checkout();
-        let result = (|| {
-            let outputs = session.run(values)?;
-            wanted
-                .iter()
-                .map(|name| {
-                    let value = outputs
-                        .get(name)
-                        .ok_or_else(|| ModelError::Runtime(format!("output '{}' missing", tensor::echo(name))))?;
-                    tensor::from_value(name, value)
-                })
-                .collect::<Result<Vec<_>>>()
-        })();
-        self.checkin(session);
+    /// Runs one request whose outputs together may hold at most `max_output_elements`
+    /// values; a larger answer is refused ([`ModelError::TooLarge`]) before any value is
+    /// copied. Blocking: call it off the async runtime.
+    pub fn infer_limited(&self, request: &InferenceRequest, max_output_elements: u64) -> Result<InferenceResponse> {
+        let values = self.check_inputs(request)?;
+        let wanted = self.wanted_outputs(request)?;
+
+        let mut session = self.sessions.checkout();
+        let outputs = session.run(values).map_err(ModelError::inference)?;
+        let mut found = Vec::with_capacity(wanted.len());
+        let mut elements = 0u64;
+        for name in &wanted {
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| ModelError::Runtime(format!("output '{}' missing", tensor::echo(name))))?;
+            elements = elements.saturating_add(tensor::element_count(value));
+            found.push((name, value));
+        }
+        if elements > max_output_elements {
+            return Err(ModelError::TooLarge(format!(
+                "the answer would hold {elements} output values, more than this gateway returns at once \
+                 ({max_output_elements}); send fewer rows or ask for fewer outputs"
+            )));
+        }
+        let outputs = found
+            .into_iter()
+            .map(|(name, value)| tensor::from_value(name, value))
+            .collect::<Result<Vec<_>>>()
+            .map_err(ModelError::hide_runtime_text)?;
         Ok(InferenceResponse {
             model_name: self.name.clone(),
             model_version: Some(self.version.clone()),
             id: request.id.clone(),
-            outputs: result?,
+            outputs,
         })
     }
 
+    /// The outputs a request asks for (all when it names none); unknown and repeated names
+    /// are refused.
+    fn wanted_outputs<'r>(&'r self, request: &'r InferenceRequest) -> Result<Vec<&'r str>> {
+        let Some(list) = &request.outputs else {
+            return Ok(self.outputs.iter().map(|o| o.name.as_str()).collect());
+        };
+        let mut names: Vec<&str> = Vec::with_capacity(list.len().min(self.outputs.len()));
+        for o in list {
+            if !self.outputs.iter().any(|m| m.name == o.name) {
+                return Err(ModelError::InvalidInput(format!("the model has no output '{}'", tensor::echo(&o.name))));
+            }
+            // The model's outputs are few, so this scan is short whatever the request holds.
+            if names.contains(&o.name.as_str()) {
+                return Err(ModelError::InvalidInput(format!(
+                    "output '{}' is requested more than once",
+                    tensor::echo(&o.name)
+                )));
+            }
+            names.push(o.name.as_str());
+        }
+        Ok(names)
+    }
+
     fn check_inputs(&self, request: &InferenceRequest) -> Result<Vec<(String, SessionInputValue<'static>)>> {
-        for (i, input) in request.inputs.iter().enumerate() {
+        // Only the first (model inputs + 1) entries are looked at: among that many, an
+        // unknown or repeated name must appear if there are too many, so the work is bounded
+        // by the model's (few) inputs whatever the request holds.
+        for (i, input) in request.inputs.iter().enumerate().take(self.inputs.len() + 1) {
             if !self.inputs.iter().any(|m| m.name == input.name) {
                 return Err(ModelError::InvalidInput(format!(
                     "the model has no input '{}'; its inputs are {:?}",
@@ -194,9 +224,16 @@ impl Model {
                     self.inputs.iter().map(|m| m.name.as_str()).collect::<Vec<_>>()
                 )));
             }
-            if request.inputs.iter().skip(i + 1).any(|other| other.name == input.name) {
+            if request.inputs.iter().take(self.inputs.len() + 1).skip(i + 1).any(|other| other.name == input.name) {
                 return Err(ModelError::InvalidInput(format!("input '{}' is given twice", tensor::echo(&input.name))));
             }
+        }
+        if request.inputs.len() > self.inputs.len() {
+            return Err(ModelError::InvalidInput(format!(
+                "the request has {} inputs; the model takes {}",
+                request.inputs.len(),
+                self.inputs.len()
+            )));
         }
         self.inputs
             .iter()
@@ -205,25 +242,8 @@ impl Model {
                     request.inputs.iter().find(|i| i.name == spec.name).ok_or_else(|| {
                         ModelError::InvalidInput(format!("missing input '{}'", tensor::echo(&spec.name)))
                     })?;
-                Ok((spec.name.clone(), tensor::to_value(input, spec)?))
+                Ok((spec.name.clone(), tensor::to_value(input, spec).map_err(ModelError::hide_runtime_text)?))
             })
             .collect()
-    }
-
-    fn checkout(&self) -> Session {
-        // A poisoned lock only means another thread panicked while holding it; the vector of
-        // idle sessions is still consistent, so recover it rather than propagate the panic.
-        let mut idle = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(session) = idle.pop() {
-                return session;
-            }
-            idle = self.returned.wait(idle).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn checkin(&self, session: Session) {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).push(session);
-        self.returned.notify_one();
     }
 }

@@ -125,6 +125,17 @@ pub(crate) fn to_value(input: &InputTensor, spec: &TensorMetadata) -> Result<Ses
     Ok(value)
 }
 
+/// How many values an ONNX Runtime output holds (0 for what is not a tensor), read from its
+/// shape without touching the data.
+pub(crate) fn element_count(value: &DynValue) -> u64 {
+    match value.dtype() {
+        ValueType::Tensor { shape, .. } => {
+            shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d.max(0) as u64)).unwrap_or(u64::MAX)
+        }
+        _ => 0,
+    }
+}
+
 /// Converts one ONNX Runtime output into a KServe tensor.
 pub(crate) fn from_value(name: &str, value: &DynValue) -> Result<OutputTensor> {
     let unsupported = || ModelError::Runtime(format!("output '{}' has a type the gateway cannot return", echo(name)));

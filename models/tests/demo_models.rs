@@ -168,3 +168,60 @@ fn models_with_external_data_are_refused_before_onnx_runtime_reads_anything() {
         assert_eq!(sealgate_models::onnx_scan::scan(&bytes), Ok(sealgate_models::onnx_scan::Scan::SelfContained));
     }
 }
+
+#[test]
+fn answers_are_bounded_before_they_are_built() {
+    let model = model("credit-risk");
+    let rows = 4000;
+    let many_rows = input(vec![rows, 20], DataType::Fp32, TensorData::Float(vec![0.5; rows as usize * 20]));
+
+    // The same output named thousands of times is refused before anything runs.
+    let mut repeated = many_rows.clone();
+    repeated.outputs = Some(vec![RequestedOutput { name: "probabilities".into() }; 1000]);
+    let msg = invalid(&model, &repeated);
+    assert!(msg.contains("output 'probabilities' is requested more than once"), "{msg}");
+
+    // An answer over the element cap is refused with a clear error, and nothing else breaks:
+    // 4000 rows give 4000 labels + 8000 probabilities = 12000 values.
+    match model.infer_limited(&many_rows, 11_999) {
+        Err(ModelError::TooLarge(msg)) => assert!(msg.contains("12000") && msg.contains("11999"), "{msg}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let answer = model.infer_limited(&many_rows, 12_000).unwrap();
+    assert_eq!(answer.outputs.iter().map(|o| o.data.len()).sum::<usize>(), 12_000);
+
+    // Thousands of inputs: refused after looking at two of them.
+    let one_row = input(vec![1, 20], DataType::Fp32, TensorData::Float(vec![0.5; 20]));
+    let mut inputs = one_row.clone();
+    inputs.inputs = (0..5000).map(|i| InputTensor { name: format!("in{i}"), ..one_row.inputs[0].clone() }).collect();
+    inputs.inputs[0].name = "input".into();
+    assert!(invalid(&model, &inputs).contains("no input 'in1'"));
+}
+
+#[test]
+fn a_runtime_failure_carries_only_its_error_class() {
+    // tests/models/gather.onnx (models/make/make_test_models.py): an out-of-range index makes
+    // ONNX Runtime fail with a message that quotes the index.
+    let bytes = std::fs::read(repo().join("tests/models/gather.onnx")).unwrap();
+    let model = Model::from_onnx_bytes(env(), "gather", "1", &bytes, 1).unwrap();
+    let request = |index: i64| InferenceRequest {
+        id: None,
+        inputs: vec![InputTensor {
+            name: "index".into(),
+            shape: vec![1],
+            datatype: DataType::Int64,
+            data: TensorData::Int(vec![index]),
+        }],
+        outputs: None,
+    };
+    match model.infer(&request(987_654_321)) {
+        Err(e @ ModelError::Inference { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("InvalidArgument") && !text.contains("987654321"), "{text}");
+        }
+        other => panic!("expected an inference failure, got {other:?}"),
+    }
+    // The session went back to the pool: the (single-session) model still answers.
+    let answer = model.infer(&request(1)).unwrap();
+    assert_eq!(answer.outputs[0].data.as_f64().unwrap(), [1.5]);
+}

@@ -10,9 +10,7 @@
 //! with mode 0600 inside 0700 directories.
 
 use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -237,24 +235,4 @@ fn read_ohttp_key(path: &Path, kms: &[&dyn KmsProvider]) -> Result<GatewayKey> {
         .with_context(|| format!("{}", path.display()))
 }
 
-fn create_private_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("creating directory {}", path.display()))
-}
-
-/// Writes a new file atomically (temp file + rename) with `mode`.
-pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
+pub use sealgate_server::files::{create_private_dir, write_file};

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
 use sealgate_protocol::{GatewayKeys, ServerResponse, bhttp, media_type};
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
@@ -31,11 +32,19 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Time allowed for reading the body and for the inner request.
     pub request_timeout: Duration,
+    /// Encapsulated requests handled at once; beyond it the gateway sheds load with an
+    /// outer 503 before reading or decrypting anything.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, max_response_bytes: 16 << 20, request_timeout: Duration::from_secs(30) }
+        Self {
+            max_body_bytes: 1 << 20,
+            max_response_bytes: 16 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 64,
+        }
     }
 }
 
@@ -48,13 +57,16 @@ pub struct Gateway {
     encoded_configs: Vec<u8>,
     inner: Router,
     limits: Limits,
+    /// One permit per encapsulated request being handled (`Limits::max_in_flight`).
+    in_flight: Arc<Semaphore>,
 }
 
 impl Gateway {
     /// Wires the keys and the inner router together.
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
         let encoded_configs = keys.encoded_configs();
-        Self { keys, model_names, encoded_configs, inner, limits }
+        let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+        Self { keys, model_names, encoded_configs, inner, limits, in_flight }
     }
 }
 
@@ -162,6 +174,11 @@ async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
 
 async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Response, Problem> {
     let started = Instant::now();
+    // Shed load before reading or decrypting anything: a refusal here costs almost nothing.
+    // The permit lives until the answer is encapsulated.
+    let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
+        return Err(Problem::Overloaded { max_in_flight: gw.limits.max_in_flight });
+    };
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.trim().eq_ignore_ascii_case(media_type::OHTTP_REQUEST) {
         return Err(Problem::UnsupportedMediaType);
@@ -186,41 +203,43 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     let suite = responder.suite();
 
     // From here on the client can read our answer, so every outcome is an encrypted one.
-    let (inner_response, model) = answer(&gw, &inner_bytes).await;
+    let (inner_response, model, tenant) = answer(&gw, &inner_bytes).await;
     drop(inner_bytes);
     tracing::info!(
         kem = suite.kem.name(),
         aead = suite.aead.name(),
         inner_status = inner_response.status,
         model = model.as_deref().unwrap_or("-"),
+        tenant = tenant.as_deref().unwrap_or("-"),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "served encapsulated request"
     );
     Ok(encapsulate(responder, &inner_response))
 }
 
-/// Runs the inner request and returns the Binary HTTP response, plus the model name for
-/// logging when the path names one.
-async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<String>) {
+/// Runs the inner request and returns the Binary HTTP response, plus for logging the model
+/// name when the path names one and the tenant when the request was authorized.
+async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<String>, Option<String>) {
     let request = match bhttp::Request::decode(inner_bytes) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("the decrypted request is not valid Binary HTTP (RFC 9292): {e}");
-            return (error_response(StatusCode::BAD_REQUEST, msg), None);
+            return (error_response(StatusCode::BAD_REQUEST, msg), None, None);
         }
     };
     let model = served_model_in(&request.path, &gw.model_names);
     let http_request = match to_http(request) {
         Ok(r) => r,
-        Err(msg) => return (error_response(StatusCode::BAD_REQUEST, msg.into()), model),
+        Err(msg) => return (error_response(StatusCode::BAD_REQUEST, msg.into()), model, None),
     };
     let fut = gw.inner.clone().oneshot(http_request);
     let response = match tokio::time::timeout(gw.limits.request_timeout, fut).await {
         Ok(Ok(r)) => r,
         Ok(Err(never)) => match never {},
-        Err(_) => return (error_response(StatusCode::GATEWAY_TIMEOUT, "inference timed out".into()), model),
+        Err(_) => return (error_response(StatusCode::GATEWAY_TIMEOUT, "inference timed out".into()), model, None),
     };
-    (from_http(response, gw.limits.max_response_bytes).await, model)
+    let tenant = crate::authorization::tenant_of(&response).map(str::to_owned);
+    (from_http(response, gw.limits.max_response_bytes).await, model, tenant)
 }
 
 /// The model a request path names, if it is one the gateway serves.

@@ -6,17 +6,28 @@
 //! Because its inputs are plaintext, its error messages are built from fixed texts plus
 //! tensor names and shapes, never from request values (serde's messages can quote values,
 //! so they are not passed through).
+//!
+//! Every request passes the tenant check first ([`crate::authorization`], layered on in
+//! [`router`], so the router cannot be built without it). An inference then waits at most
+//! the queue timeout for one of the model's sessions; the permit it gets moves into the
+//! blocking closure, so it is held until the inference really ends even when the client's
+//! request has timed out, and the next request waits for the session instead of
+//! oversubscribing it. The answer is serialized on the same blocking thread with the size
+//! cap enforced while writing.
 
+use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sealgate_models::{Model, ModelError, ModelRegistry};
 use sealgate_protocol::inference::{ErrorBody, InferenceRequest};
+use sealgate_server::tenants::{Directory, Grant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -26,20 +37,43 @@ struct Served {
     slots: Arc<Semaphore>,
 }
 
+/// Limits of the inner API.
+#[derive(Debug, Clone, Copy)]
+pub struct InnerLimits {
+    /// How long a request may wait for one of its model's sessions before an inner 503.
+    pub queue_timeout: Duration,
+    /// Largest serialized answer, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl InnerLimits {
+    /// The most output values an answer may hold: every value takes at least two bytes of
+    /// JSON (a digit and a comma), so an answer with more could never fit.
+    fn max_output_elements(&self) -> u64 {
+        (self.max_response_bytes / 2) as u64
+    }
+}
+
 /// Shared state of the inner router.
 pub struct Models {
     registry: ModelRegistry,
     served: Vec<Served>,
+    limits: InnerLimits,
 }
 
 impl Models {
     /// Wraps a loaded registry.
-    pub fn new(registry: ModelRegistry) -> Self {
+    pub fn new(registry: ModelRegistry, limits: InnerLimits) -> Self {
         let served = registry
             .iter()
             .map(|m| Served { model: m.clone(), slots: Arc::new(Semaphore::new(m.pool_size())) })
             .collect();
-        Self { registry, served }
+        Self { registry, served, limits }
+    }
+
+    /// Sessions of all models together: the most inferences that can run at once.
+    pub fn total_sessions(&self) -> usize {
+        self.served.iter().map(|s| s.model.pool_size()).sum()
     }
 
     fn find(&self, name: &str, version: Option<&str>) -> Result<&Served, InnerError> {
@@ -51,38 +85,75 @@ impl Models {
 fn unknown_model(name: &str, version: Option<&str>) -> InnerError {
     let name = sealgate_models::tensor::echo(name);
     match version {
-        Some(v) => InnerError(
+        Some(v) => InnerError::new(
             StatusCode::NOT_FOUND,
             format!("unknown model '{name}' version '{}'", sealgate_models::tensor::echo(v)),
         ),
-        None => InnerError(StatusCode::NOT_FOUND, format!("unknown model '{name}'")),
+        None => InnerError::new(StatusCode::NOT_FOUND, format!("unknown model '{name}'")),
     }
 }
 
-/// An inner error: a status and a KServe `{"error": ...}` body.
+/// An inner error: a status, a KServe `{"error": ...}` body, and for 429 and 503 when to
+/// try again. The one place that turns inner failures into responses.
 #[derive(Debug)]
-pub struct InnerError(pub StatusCode, pub String);
+pub struct InnerError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+    www_authenticate: Option<&'static str>,
+}
+
+impl InnerError {
+    /// An error with this status and message (fixed text, names and shapes only).
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), retry_after: None, www_authenticate: None }
+    }
+
+    /// Adds `Retry-After` (whole seconds, at least 1).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Adds a `WWW-Authenticate` challenge (RFC 6750 section 3).
+    pub fn challenge(mut self, value: &'static str) -> Self {
+        self.www_authenticate = Some(value);
+        self
+    }
+}
 
 impl IntoResponse for InnerError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(ErrorBody { error: self.1 })).into_response()
+        let mut response = (self.status, axum::Json(ErrorBody { error: self.message })).into_response();
+        let headers = response.headers_mut();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
     }
 }
 
 impl From<ModelError> for InnerError {
     fn from(e: ModelError) -> Self {
         match e {
-            ModelError::InvalidInput(msg) => InnerError(StatusCode::BAD_REQUEST, msg),
+            ModelError::InvalidInput(msg) => InnerError::new(StatusCode::BAD_REQUEST, msg),
+            ModelError::TooLarge(msg) => InnerError::new(StatusCode::PAYLOAD_TOO_LARGE, msg),
             other => {
+                // Every variant's text is fixed or names files and tensors; the runtime's own
+                // message, which can quote input values, never reaches this point.
                 tracing::error!(error = %other, "inference failed");
-                InnerError(StatusCode::INTERNAL_SERVER_ERROR, "inference failed".into())
+                InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed")
             }
         }
     }
 }
 
-/// Builds the inner router.
-pub fn router(models: Arc<Models>) -> Router {
+/// Builds the inner router, with the tenant check in front of every route.
+pub fn router(models: Arc<Models>, tenants: Arc<Directory>) -> Router {
     Router::new()
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
@@ -91,8 +162,9 @@ pub fn router(models: Arc<Models>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_version))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
-        .fallback(|| async { InnerError(StatusCode::NOT_FOUND, "no such inference API route".into()) })
+        .fallback(|| async { InnerError::new(StatusCode::NOT_FOUND, "no such inference API route") })
         .with_state(models)
+        .layer(axum::middleware::from_fn_with_state(tenants, crate::authorization::authorize))
 }
 
 #[derive(Serialize)]
@@ -111,8 +183,11 @@ async fn ready(State(models): State<Arc<Models>>) -> Response {
     (status, axum::Json(Health { live: true, ready })).into_response()
 }
 
-async fn list(State(models): State<Arc<Models>>) -> Response {
-    axum::Json(models.registry.list()).into_response()
+/// `GET /v2/models`: only the models the calling tenant may use.
+async fn list(State(models): State<Arc<Models>>, Extension(grant): Extension<Grant>) -> Response {
+    let mut list = models.registry.list();
+    list.models.retain(|m| grant.allows(&m.name));
+    axum::Json(list).into_response()
 }
 
 async fn metadata(State(models): State<Arc<Models>>, Path(name): Path<String>) -> Result<Response, InnerError> {
@@ -153,7 +228,7 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
     let served = models.find(name, version)?;
     let request: InferenceRequest = serde_json::from_slice(body).map_err(|e| {
         // serde_json's own message may quote a value from the body; report only where.
-        InnerError(
+        InnerError::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "the body is not a valid KServe V2 inference request ({} error at line {}, column {})",
@@ -168,15 +243,93 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
             ),
         )
     })?;
-    let _permit = served
-        .slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| InnerError(StatusCode::SERVICE_UNAVAILABLE, "the model is shutting down".into()))?;
+    let queue_timeout = models.limits.queue_timeout;
+    let permit = match tokio::time::timeout(queue_timeout, served.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(InnerError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is shutting down")),
+        Err(_) => {
+            return Err(InnerError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "model '{}' is busy: no session was free within {}",
+                    served.model.name(),
+                    humantime::format_duration(queue_timeout)
+                ),
+            )
+            .retry_after(Duration::from_secs(1)));
+        }
+    };
     let model = served.model.clone();
-    let response = tokio::task::spawn_blocking(move || model.infer(&request))
-        .await
-        .map_err(|_| InnerError(StatusCode::INTERNAL_SERVER_ERROR, "inference failed".into()))??;
-    Ok(axum::Json(response).into_response())
+    let limits = models.limits;
+    let body = tokio::task::spawn_blocking(move || {
+        // Held until the inference has really ended, also when the client gave up.
+        let _permit = permit;
+        tracing::debug!(model = model.name(), "inference started");
+        let answer = model.infer_limited(&request, limits.max_output_elements());
+        drop(request);
+        tracing::debug!(model = model.name(), "inference finished");
+        serialize_capped(&answer?, limits.max_response_bytes)
+    })
+    .await
+    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))??;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// Serializes `value` as JSON, stopping as soon as it passes `max` bytes, so an answer over
+/// the cap is never built whole.
+fn serialize_capped(value: &impl Serialize, max: usize) -> Result<Vec<u8>, InnerError> {
+    let mut out = CappedWriter { buf: Vec::new(), max };
+    serde_json::to_writer(&mut out, value).map_err(|_| {
+        InnerError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the answer is larger than {max} bytes; send fewer rows or ask for fewer outputs"),
+        )
+    })?;
+    Ok(out.buf)
+}
+
+/// A `Vec` that refuses to grow past `max`.
+struct CappedWriter {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Write for CappedWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(bytes.len()) > self.max {
+            return Err(std::io::Error::other("answer over the size cap"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialization_stops_at_the_cap() {
+        let big: Vec<u32> = (0..1000).collect();
+        let exact = serde_json::to_vec(&big).unwrap();
+        assert_eq!(serialize_capped(&big, exact.len()).unwrap(), exact);
+        let refused = serialize_capped(&big, exact.len() - 1).unwrap_err();
+        assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(refused.message.contains("larger than"));
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let response = InnerError::new(StatusCode::TOO_MANY_REQUESTS, "slow down")
+            .retry_after(Duration::from_millis(1200))
+            .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response =
+            InnerError::new(StatusCode::TOO_MANY_REQUESTS, "x").retry_after(Duration::from_millis(10)).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
 }

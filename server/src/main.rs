@@ -4,8 +4,10 @@
 //! [`data_dir`]): a data directory `./.sealgate/` with a local KMS keyring, a development CA,
 //! a KMS-sealed HPKE key and the demo models sealed on first start, listening on
 //! 127.0.0.1:8443. Every piece can be pointed elsewhere with flags. The other commands
-//! (`seal`, `verify`, `rewrap`, `kms`, `audit`) manage sealed artifacts and keys.
+//! (`seal`, `verify`, `rewrap`, `kms`, `audit`, `tenants`) manage sealed artifacts, keys and
+//! who may call.
 
+mod authorization;
 mod commands;
 mod data_dir;
 mod gateway;
@@ -26,6 +28,7 @@ use clap::{Parser, Subcommand};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime;
 use sealgate_protocol::GatewayKeys;
+use sealgate_server::tenants::{Directory, ModelAllowlist, Store, TenantSpec};
 
 /// The ONNX Runtime library file name that `cargo xtask setup` installs.
 const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
@@ -53,6 +56,8 @@ enum Command {
     /// Check the key-use audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Manage tenants: who may call, which models, how often.
+    Tenants(commands::tenants::TenantsArgs),
 }
 
 #[derive(clap::Args)]
@@ -91,12 +96,27 @@ struct ServeArgs {
     /// Largest encapsulated request accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Largest inner answer, in bytes; larger answers get an inner 413 before they are built.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_response_bytes: usize,
     /// Seconds allowed for reading a request and for running it.
     #[arg(long, default_value_t = 30)]
     request_timeout_secs: u64,
     /// ONNX Runtime sessions per model (requests that run at once per model).
     #[arg(long, default_value_t = 2)]
     sessions_per_model: usize,
+    /// Encapsulated requests handled at once; beyond it the gateway answers 503 with
+    /// Retry-After before decrypting. Default: twice the sessions of all models together.
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// How long a request waits for a free session of its model before an inner 503, such
+    /// as 2s or 200ms.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    queue_timeout: Duration,
+    /// Serve requests that carry no bearer token at all, as if from a tenant allowed every
+    /// model without a rate limit. Development only.
+    #[arg(long)]
+    danger_allow_anonymous: bool,
     /// Browser origin allowed to call the gateway (CORS), such as `https://app.example`;
     /// repeat for several. Default: the gateway's own https origin.
     #[arg(long = "cors-origin", env = "SEALGATE_CORS_ORIGINS", value_delimiter = ',')]
@@ -124,6 +144,7 @@ fn main() -> std::process::ExitCode {
         Command::Rewrap(args) => commands::seal::rewrap(args),
         Command::Kms(args) => commands::kms::run(args),
         Command::Audit(command) => commands::audit::run(command),
+        Command::Tenants(args) => commands::tenants::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -197,6 +218,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let keys = GatewayKeys::new(data.load_or_create_ohttp_keys(&kms, (&hpke_kms as &dyn KmsProvider, hpke_key))?)
         .context("loading HPKE keys")?;
 
+    let embedded_default = args.models.is_none();
     let models_dir = match args.models {
         Some(dir) => dir,
         None => {
@@ -217,14 +239,34 @@ fn serve(args: ServeArgs) -> Result<()> {
     drop(kms);
     drop(audited);
 
-    let limits = gateway::Limits {
-        max_body_bytes: args.max_body_bytes,
-        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-        ..gateway::Limits::default()
-    };
     let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
     let model_names: Vec<String> = registry.list().models.into_iter().map(|m| m.name).collect();
-    let inner = inference::router(Arc::new(inference::Models::new(registry)));
+    let tenant_store = Store::new(data.root());
+    let dev_token = if embedded_default { ensure_dev_tenant(&data, &tenant_store)? } else { None };
+    let tenants = Arc::new(Directory::from_tenants(tenant_store.load()?, args.danger_allow_anonymous));
+    if args.danger_allow_anonymous {
+        tracing::warn!(
+            "--danger-allow-anonymous: requests WITHOUT a bearer token are served and may call every model; \
+             development only"
+        );
+    } else if tenants.is_empty() {
+        tracing::warn!(
+            path = %tenant_store.path().display(),
+            "there are no tenants: every request is refused with 401 until `sealgate tenants add` creates one"
+        );
+    }
+    let inner_models = Arc::new(inference::Models::new(
+        registry,
+        inference::InnerLimits { queue_timeout: args.queue_timeout, max_response_bytes: args.max_response_bytes },
+    ));
+    let total_sessions = inner_models.total_sessions();
+    let limits = gateway::Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_response_bytes: args.max_response_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
+    };
+    let inner = inference::router(inner_models, tenants.clone());
     let configs = keys.configs();
     let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
     let plaintext_bench = args.danger_plaintext_bench.then(|| gateway::plaintext_bench_router(gw.clone()));
@@ -252,13 +294,24 @@ fn serve(args: ServeArgs) -> Result<()> {
         app = app.merge(bench);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    // Blocking threads run inferences, each holding a session permit, so more than the
+    // sessions (plus a few for file work) are never needed; the cap keeps a flood of
+    // requests from growing the thread count.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(total_sessions + 8)
+        .build()
+        .context("starting tokio")?;
     runtime.block_on(async move {
         let listener = listener::bind(args.listen).await?;
         let local = listener.local_addr()?;
+        tokio::spawn(watch_tenants(tenant_store, tenants));
         // Printed on stdout for people and scripts; the log goes to stderr.
         println!("sealgate listening on https://{local}");
         println!("CA certificate: {}", data.ca_cert().display());
+        if let Some(path) = &dev_token {
+            println!("dev token: {}", path.display());
+        }
         for config in &configs {
             println!("key config {} sha256: {}", config.key_id(), hex::encode(config.sha256()));
         }
@@ -266,6 +319,68 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(%local, "gateway started");
         listener::serve_tls(listener, tls, app, shutdown_signal()).await
     })
+}
+
+/// The embedded default's tenant: on first start (no tenant file yet) a tenant `dev`
+/// allowed every model (`--models '*'`: the demo models, and any the developer adds), its
+/// token written to `DATA_DIR/dev.token` (0600) for the examples, `sealgate-load
+/// --token-file` and the demo page. Returns that file when it exists.
+fn ensure_dev_tenant(data: &data_dir::DataDir, store: &Store) -> Result<Option<PathBuf>> {
+    let path = data.root().join("dev.token");
+    if !store.exists() {
+        let spec = TenantSpec::new("dev", ModelAllowlist::All, None, None)?;
+        let log = sealgate_models::audit::AuditLog::new(data.root(), providers::actor("serve"));
+        let created = store.add_if_missing(spec, commands::tenants::unix_now());
+        let event = sealgate_models::audit::Event {
+            op: "tenant-add",
+            provider: "tenants",
+            key_id: "dev",
+            artifact: None,
+            result: created.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        };
+        log.record(&event)?;
+        if let Some(token) = created? {
+            let mut line = zeroize::Zeroizing::new(token.expose().to_owned());
+            line.push('\n');
+            data_dir::write_file(&path, line.as_bytes(), 0o600)?;
+            tracing::info!(path = %path.display(), "created the development tenant 'dev'");
+        }
+    }
+    Ok(path.is_file().then_some(path))
+}
+
+/// Picks up tenant changes without a restart: the file is checked every second (its size,
+/// modification time and inode), and at once on SIGHUP. A file that fails to parse is
+/// logged and the previous tenants stay in force.
+async fn watch_tenants(store: Store, tenants: Arc<Directory>) {
+    let stamp = |store: &Store| {
+        std::fs::metadata(store.path()).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+        })
+    };
+    let mut seen = stamp(&store);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = stamp(&store);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match store.load() {
+            Ok(records) => {
+                tenants.replace(records);
+                tracing::info!(tenants = tenants.len(), signal = forced, "reloaded the tenant file");
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "the tenant file could not be read; keeping the tenants loaded before"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

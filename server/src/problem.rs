@@ -25,6 +25,11 @@ pub enum Problem {
     KeyConfigMismatch(&'static str),
     /// The request body did not arrive in time.
     Timeout,
+    /// The gateway is at its limit of requests in flight (load shedding).
+    Overloaded {
+        /// The limit.
+        max_in_flight: usize,
+    },
 }
 
 #[derive(Serialize)]
@@ -77,12 +82,19 @@ impl Problem {
                 format!("{detail}; fetch the current key configuration"),
             ),
             Problem::Timeout => (StatusCode::REQUEST_TIMEOUT, "about:blank", "Request Timeout", String::new()),
+            Problem::Overloaded { max_in_flight } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "Service Unavailable",
+                format!("the gateway is handling its limit of {max_in_flight} requests; retry shortly"),
+            ),
         }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let retry_after = matches!(self, Problem::Overloaded { .. });
         let (status, kind, title, detail) = self.parts();
         let body = Body { kind, title, status: status.as_u16(), detail };
         // Serializing a struct of strings and a number cannot fail.
@@ -90,6 +102,9 @@ impl IntoResponse for Problem {
         let mut response = (status, json).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type::PROBLEM_JSON));
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }

@@ -869,12 +869,17 @@ def run_check(args) -> None:
         print(f"note: skipped key configuration {s}", file=sys.stderr)
     cfg = choose_config(configs, aead.aead_id)
 
+    headers = [(b"content-type", b"application/json")]
+    if args.token_file is not None:
+        # The bearer token travels only inside the encryption (RFC 6750 section 2.1).
+        token = args.token_file.read_text().strip().encode()
+        headers.append((b"authorization", b"Bearer " + token))
     inner = BhttpRequest(
         method=b"POST",
         scheme=b"https",
         authority=(args.authority or gateway.netloc).encode(),
         path=f"/v2/models/{args.model}/infer".encode(),
-        headers=[(b"content-type", b"application/json")],
+        headers=headers,
         content=raw_input,
     )
     enc_request, pending = encapsulate_request(cfg, KDF_HKDF_SHA256, aead.aead_id, encode_request(inner))
@@ -909,6 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", type=Path, help="KServe V2 JSON request body")
     ap.add_argument("--authority", help="authority of the inner request (default: host:port of --url)")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP exchange")
+    ap.add_argument("--token-file", type=Path, help="file holding the bearer token (sent inside the encryption)")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every self-test check")
     args = ap.parse_args(argv)
 

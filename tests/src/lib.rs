@@ -59,6 +59,11 @@ pub const STDOUT_FILE: &str = "stdout.log";
 /// File (inside [`Gateway::root`]) that receives the gateway's stderr (the log).
 pub const STDERR_FILE: &str = "stderr.log";
 
+/// The tenant the harness creates (`sealgate tenants add test --models '*'`) before it
+/// starts a gateway on models of its own, which has no `dev` tenant; its token is kept in
+/// `DATA_DIR/test.token`.
+pub const TEST_TENANT: &str = "test";
+
 /// Environment variables of the gateway that the harness clears so the caller's shell
 /// cannot change what a test runs; set them again with [`GatewayOptions::env`] (or
 /// [`SealgateCommand::env`]).
@@ -179,6 +184,7 @@ pub struct GatewayOptions {
     env: Vec<(String, String)>,
     models: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    no_test_tenant: bool,
 }
 
 impl GatewayOptions {
@@ -202,6 +208,13 @@ impl GatewayOptions {
     /// Serves the models in `dir` instead of the demo models sealed into the data dir.
     pub fn models(mut self, dir: impl Into<PathBuf>) -> Self {
         self.models = Some(dir.into());
+        self
+    }
+
+    /// With [`GatewayOptions::models`], do not create the harness tenant (see
+    /// [`Gateway::token`]): the gateway starts with no tenants at all.
+    pub fn without_test_tenant(mut self) -> Self {
+        self.no_test_tenant = true;
         self
     }
 
@@ -350,6 +363,7 @@ pub struct Gateway {
     child: Mutex<ChildGuard>,
     startup: Startup,
     data_dir: PathBuf,
+    token: Option<String>,
     // Declared last so it is removed after the process is gone.
     root: tempfile::TempDir,
 }
@@ -357,10 +371,22 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway and waits (up to 30 s) until it listens. Panics with the captured
     /// output when it exits or does not become ready.
+    ///
+    /// The embedded default creates the tenant `dev` and `DATA_DIR/dev.token` itself; with
+    /// [`GatewayOptions::models`] the harness first creates the tenant [`TEST_TENANT`]
+    /// (every model, no rate limit) unless the data dir has tenants already. Either token is
+    /// [`Gateway::token`], which the SDK clients and [`inner_request`] send.
     pub fn start(options: GatewayOptions) -> Self {
         let binary = gateway_binary();
         let root = tempfile::Builder::new().prefix("sealgate-test-").tempdir().expect("creating a temporary directory");
         let data_dir = options.data_dir.clone().unwrap_or_else(|| root.path().join("data"));
+        if options.models.is_some() && !options.no_test_tenant && !data_dir.join("tenants.json").exists() {
+            let added = sealgate_command(["tenants", "add", TEST_TENANT, "--models", "*", "--data-dir"])
+                .arg(&data_dir)
+                .run();
+            added.assert_success();
+            fs::write(data_dir.join("test.token"), added.stdout.trim()).expect("writing the test token");
+        }
         let stdout_path = root.path().join(STDOUT_FILE);
         let stderr_path = root.path().join(STDERR_FILE);
         let stdout = File::create(&stdout_path).expect("creating the stdout file");
@@ -387,7 +413,11 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(25));
         };
-        Self { child: Mutex::new(guard), startup, data_dir, root }
+        let token = ["dev.token", "test.token"]
+            .iter()
+            .find_map(|file| fs::read_to_string(data_dir.join(file)).ok())
+            .map(|t| t.trim().to_owned());
+        Self { child: Mutex::new(guard), startup, data_dir, token, root }
     }
 
     /// Runs `sealgate serve` with `options` where it must refuse to start: waits (up to 30 s)
@@ -476,9 +506,25 @@ impl Gateway {
         self.data_dir.clone()
     }
 
-    /// An SDK builder that trusts the gateway's CA (add a token or an AEAD, then build).
-    pub fn client_builder(&self) -> ClientBuilder {
+    /// The bearer token of the gateway's `dev` or [`TEST_TENANT`] tenant (see
+    /// [`Gateway::start`]); `None` when it has neither.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// An SDK builder without a token that trusts the gateway's CA.
+    pub fn anonymous_client_builder(&self) -> ClientBuilder {
         Client::builder(self.url()).ca_certificate_pem(&self.ca_pem())
+    }
+
+    /// An SDK builder that trusts the gateway's CA and sends [`Gateway::token`] (add an
+    /// AEAD or other options, then build).
+    pub fn client_builder(&self) -> ClientBuilder {
+        let builder = self.anonymous_client_builder();
+        match self.token() {
+            Some(token) => builder.bearer_token(token),
+            None => builder,
+        }
     }
 
     /// An SDK client that trusts the gateway's CA.
@@ -513,6 +559,24 @@ impl Gateway {
     /// Everything the gateway wrote so far: stdout, then stderr (the log).
     pub fn logs(&self) -> String {
         read_logs(self.root.path())
+    }
+
+    /// The process id (for signals and `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.lock().0.id()
+    }
+
+    /// Sends an encapsulated Binary HTTP request to `config` and opens the answer: the
+    /// whole exchange a client makes, with nothing added (the caller sets every inner
+    /// header, `authorization` included). Panics unless the outer answer is a 200
+    /// `message/ohttp-res` that decrypts.
+    pub async fn exchange(&self, config: &KeyConfig, request: &bhttp::Request) -> bhttp::Response {
+        let (enc, pending) = encapsulate(config, Aead::Aes128Gcm, &request.encode());
+        let outer = self.post_encapsulated(Some(media_type::OHTTP_REQUEST), enc).await;
+        assert_eq!(outer.status, 200, "outer status: {}", outer.text());
+        assert_eq!(outer.content_type, media_type::OHTTP_RESPONSE);
+        let plaintext = pending.decapsulate(&outer.body).expect("the answer decrypts");
+        bhttp::Response::decode(&plaintext).expect("the answer is Binary HTTP")
     }
 
     /// True while the process runs.
@@ -644,12 +708,15 @@ pub fn encapsulate(config: &KeyConfig, aead: Aead, plaintext: &[u8]) -> (Vec<u8>
         .expect("encapsulating a request")
 }
 
-/// An inner request as the SDK sends it: `method path` to the gateway's authority, with a
-/// JSON content type when there is a body.
+/// An inner request as the SDK sends it: `method path` to the gateway's authority, with
+/// the gateway's [`Gateway::token`] and a JSON content type when there is a body.
 pub fn inner_request(gateway: &Gateway, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
     let authority = gateway.url().trim_start_matches("https://");
     let mut request = bhttp::Request::new(method, "https", authority, path);
     request.headers.push(bhttp::Field::new("accept", "application/json"));
+    if let Some(token) = gateway.token() {
+        request.headers.push(bhttp::Field::new("authorization", format!("Bearer {token}")));
+    }
     if !body.is_empty() {
         request.headers.push(bhttp::Field::new("content-type", "application/json"));
     }
@@ -846,6 +913,11 @@ impl SealgateCommand {
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
         self
+    }
+
+    /// Appends several arguments.
+    pub fn args<S: AsRef<OsStr>>(self, args: impl IntoIterator<Item = S>) -> Self {
+        args.into_iter().fold(self, Self::arg)
     }
 
     /// Sets an environment variable of the process (after the harness cleared the

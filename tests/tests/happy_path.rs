@@ -83,6 +83,8 @@ async fn independent_python_client_matches_onnxruntime_for_both_models_and_every
                     .arg(demo_model_path(model))
                     .arg("--input")
                     .arg(example_path(model))
+                    .arg("--token-file")
+                    .arg(gateway.data_dir().join("dev.token"))
                     .current_dir(repo_root()),
                 Duration::from_secs(120),
                 PYTHON_HINT,

@@ -50,9 +50,10 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// The standard arguments that point the tool at `gateway`.
+/// The standard arguments that point the tool at `gateway`, with its `dev` tenant's token.
 fn at(gateway: &Gateway) -> Vec<String> {
-    vec!["--url".into(), gateway.url().into(), "--ca".into(), gateway.ca_path().display().to_string()]
+    let token = gateway.data_dir().join("dev.token").display().to_string();
+    vec!["--url".into(), gateway.url().into(), "--ca".into(), gateway.ca_path().display().to_string(), "--token-file".into(), token]
 }
 
 fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
@@ -100,6 +101,7 @@ fn help_documents_every_option() {
         "--url",
         "--ca",
         "--token",
+        "--token-file",
         "--model",
         "--input",
         "--batch",
@@ -271,6 +273,17 @@ fn bad_input_is_one_clear_line() {
         let output = load(&[&args(&base, &["--model", "credit-risk", "--input", input])[..], &quick].concat());
         assert_one_line_error(&output, needle);
     }
+
+    // Tokens: a missing token file, and no token at all (the gateway's inner 401).
+    let missing_token = dir.path().join("missing.token").display().to_string();
+    let no_token = [gateway.url(), &ca];
+    let output = load(
+        &[&["--url", no_token[0], "--ca", no_token[1], "--model", "credit-risk", "--token-file", &missing_token][..], &quick]
+            .concat(),
+    );
+    assert_one_line_error(&output, "bearer token file");
+    let output = load(&[&["--url", no_token[0], "--ca", no_token[1], "--model", "credit-risk"][..], &quick].concat());
+    assert_one_line_error(&output, "401");
 
     // --compare-plaintext against a gateway started without --danger-plaintext-bench.
     let output = load(&[&args(&base, &["--model", "credit-risk", "--compare-plaintext"])[..], &quick].concat());

@@ -1,7 +1,9 @@
 //! Decrypted request data never reaches the gateway's logs or files: with debug logging on,
-//! canary feature values, a canary request id and a canary bearer token are sent in good and
-//! bad requests; afterwards neither the captured stdout/stderr nor any file in the gateway's
-//! temporary directory contains them.
+//! canary feature values, a canary request id and bearer tokens (the real `dev` token, and
+//! malformed and unknown canary tokens) are sent in good and bad requests; afterwards neither
+//! the captured stdout/stderr nor any file in the gateway's temporary directory contains them
+//! (but `dev.token`, the file whose job is to hold the token). A second gateway serves a
+//! model whose ONNX Runtime error text quotes the input: the value stays out of the log.
 
 use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
@@ -13,14 +15,21 @@ use sealgate_tests::{
 const CANARY_VALUE: f64 = 987_654.321;
 const CANARY_ID: &str = "CANARY-7f3a9c";
 const CANARY_TOKEN: &str = "tok-CANARY-91b2";
+/// Well-formed (sg_ + 43 base64url characters) but held by no tenant.
+const CANARY_UNKNOWN_TOKEN: &str = "sg_CANARYunknownTokenXXXXXXXXXXXXXXXXXXXXXXXXX";
 
 /// What must not appear anywhere: the canaries as sent, the value as FP32 would print it,
-/// in scientific notation, and the strings hex-encoded.
-fn needles() -> Vec<String> {
-    let mut needles: Vec<String> =
-        ["987654.321", "987654", "9.87654", CANARY_ID, CANARY_TOKEN].iter().map(|s| (*s).to_owned()).collect();
+/// in scientific notation, the strings hex-encoded, and the gateway's real token.
+fn needles(real_token: &str) -> Vec<String> {
+    let mut needles: Vec<String> = ["987654.321", "987654", "9.87654", CANARY_ID, CANARY_TOKEN, CANARY_UNKNOWN_TOKEN]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     needles.push(hex::encode(CANARY_ID));
     needles.push(hex::encode(CANARY_TOKEN));
+    // The random part of the real token, as text and hex-encoded.
+    needles.push(real_token[3..].to_owned());
+    needles.push(hex::encode(&real_token[3..]));
     needles
 }
 
@@ -39,7 +48,9 @@ fn canary_request(model: &str) -> InferenceRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_never_reach_logs_or_files() {
     let gateway = Gateway::start(GatewayOptions::new().env("SEALGATE_LOG", "debug"));
-    let client = gateway.client_builder().bearer_token(CANARY_TOKEN).build().unwrap();
+    let token = gateway.token().expect("the dev token").to_owned();
+    assert_eq!(CANARY_UNKNOWN_TOKEN.len(), token.len(), "the unknown canary is well-formed");
+    let client = gateway.client();
 
     // Good requests: the canaries were decrypted and used (the id comes back).
     for model in DEMO_MODELS {
@@ -74,10 +85,28 @@ async fn canaries_never_reach_logs_or_files() {
         }
     }
     let body = format!(r#"{{"id": "{CANARY_ID}", "inputs": [{CANARY_VALUE}, "#).into_bytes();
-    let mut request = inner_request(&gateway, "POST", "/v2/models/breast-cancer/infer", body);
-    request.headers.push(sealgate_protocol::bhttp::Field::new("authorization", format!("Bearer {CANARY_TOKEN}")));
+    let request = inner_request(&gateway, "POST", "/v2/models/breast-cancer/infer", body.clone());
     let response = client.send(&request).await.unwrap();
     assert_eq!(inner_error(&response).0, 400, "invalid JSON");
+    // Tokens that are refused: malformed and unknown canaries, inside the encryption and in
+    // the outer headers.
+    for bad in [CANARY_TOKEN, CANARY_UNKNOWN_TOKEN] {
+        let rejected = gateway.anonymous_client_builder().bearer_token(bad).build().unwrap();
+        match rejected.infer("breast-cancer", &canary_request("breast-cancer")).await {
+            Err(Error::Inference { status: 401, message }) => assert!(!message.contains(bad), "{message}"),
+            other => panic!("a bad token must get an inner 401, got {other:?}"),
+        }
+    }
+    let outer = gateway
+        .raw_http()
+        .post(gateway.endpoint(sealgate_protocol::GATEWAY_PATH))
+        .header("content-type", "message/ohttp-req")
+        .header("authorization", format!("Bearer {CANARY_UNKNOWN_TOKEN}"))
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(outer.status().as_u16(), 400 | 422), "garbage with an outer token is refused before decryption");
 
     // A failed TLS handshake is logged at debug level only: proof the level took effect.
     let refused = gateway.raw_http_with_versions(&[&rustls::version::TLS12]).get(gateway.endpoint("/healthz")).send();
@@ -91,7 +120,7 @@ async fn canaries_never_reach_logs_or_files() {
     let served = logs.lines().filter(|l| l.contains("served encapsulated request")).count();
     assert!(served >= 7, "the requests above reached the gateway ({served} logged):\n{logs}");
     assert!(logs.contains("elapsed_ms=#"), "without_timing understood the log format:\n{logs}");
-    for needle in needles() {
+    for needle in needles(&token) {
         assert!(!contains(logs.as_bytes(), needle.as_bytes()), "the log contains '{needle}':\n{logs}");
     }
 
@@ -100,12 +129,50 @@ async fn canaries_never_reach_logs_or_files() {
         assert!(files.iter().any(|f| f.ends_with(name)), "{name} is among the files checked: {files:?}");
     }
     assert!(files.iter().any(|f| f.starts_with(gateway.data_dir())), "the data directory is checked: {files:?}");
-    for file in &files {
+    let token_file = gateway.data_dir().join("dev.token");
+    assert!(files.contains(&token_file), "the dev token file exists: {files:?}");
+    for file in files.iter().filter(|f| **f != token_file) {
         let bytes = std::fs::read(file).unwrap();
         let is_log = file.ends_with(STDOUT_FILE) || file.ends_with(STDERR_FILE);
         let text = if is_log { without_timing(&String::from_utf8_lossy(&bytes)).into_bytes() } else { bytes };
-        for needle in needles() {
+        for needle in needles(&token) {
             assert!(!contains(&text, needle.as_bytes()), "{} contains '{needle}'", file.display());
         }
     }
+}
+
+/// ONNX Runtime's error for an out-of-range Gather index quotes the index; the gateway logs
+/// only the error class, and the runtime's own log line loses its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onnx_runtime_error_texts_never_reach_the_log() {
+    let models = tempfile::tempdir().unwrap();
+    std::fs::copy(sealgate_tests::repo_root().join("tests/models/gather.onnx"), models.path().join("gather.onnx"))
+        .unwrap();
+    let gateway = Gateway::start(
+        GatewayOptions::new().models(models.path()).arg("--danger-allow-plaintext-models").env("SEALGATE_LOG", "debug"),
+    );
+    let request = InferenceRequest {
+        id: None,
+        inputs: vec![InputTensor {
+            name: "index".into(),
+            shape: vec![1],
+            datatype: DataType::Int64,
+            data: TensorData::Int(vec![987_654_321]),
+        }],
+        outputs: None,
+    };
+    match gateway.client().infer("gather", &request).await {
+        Err(Error::Inference { status: 500, message }) => assert_eq!(message, "inference failed"),
+        other => panic!("expected an inner 500, got {other:?}"),
+    }
+    let good = InferenceRequest {
+        inputs: vec![InputTensor { data: TensorData::Int(vec![2]), ..request.inputs[0].clone() }],
+        ..request.clone()
+    };
+    assert!(gateway.client().infer("gather", &good).await.is_ok(), "the model still answers");
+    gateway.stop();
+    let logs = without_timing(&gateway.logs());
+    assert!(logs.contains("error class InvalidArgument"), "the failure is logged by class:\n{logs}");
+    assert!(logs.contains("ONNX Runtime logged a message"), "the runtime's own line is kept, without text:\n{logs}");
+    assert!(!logs.contains("987654321") && !logs.contains("987654"), "the index reached the log:\n{logs}");
 }

@@ -66,7 +66,7 @@ async function main() {
   page.on("pageerror", (error) => report.console.push(`pageerror: ${error.message}`));
 
   try {
-    await page.goto(`${config.url}/?pin=${config.pin}`);
+    await page.goto(`${config.url}/?pin=${config.pin}#token=${config.token}`);
     await page.waitForSelector("#status:is([data-state=connected],[data-state=error])", { timeout: 30000 });
     report.status = {
       state: await page.getAttribute("#status", "data-state"),
@@ -108,7 +108,7 @@ async function main() {
     });
     await benchPage.goto(`${config.url}/?bench`);
     report.timer = await benchPage.evaluate(timerResolution);
-    report.bench = await benchPage.evaluate(bench, { calls: config.benchCalls ?? 200, row: report.forms.patient.inputs });
+    report.bench = await benchPage.evaluate(bench, { calls: config.benchCalls ?? 200, row: report.forms.patient.inputs, token: config.token });
   } finally {
     await context.close();
     rmSync(home, { recursive: true, force: true });
@@ -116,7 +116,9 @@ async function main() {
 }
 
 // Runs one case in the page: `body` gets the module and returns a promise that must reject.
+// Every case gets the gateway's bearer token as `arg.token` (the `dev` tenant's).
 async function runCase(page, name, body, arg) {
+  arg = { token: config.token, ...arg };
   const before = report.requests.length;
   const outcome = await page.evaluate(
     async ({ body, arg }) => {
@@ -166,8 +168,8 @@ async function badInput(page) {
   });
 
   // Wrong gateway URLs.
-  await runCase(page, "closedPort", (S, a) => S.connect(a.url), { url: `https://127.0.0.1:${config.closedPort}` });
-  await runCase(page, "plainHttp", (S, a) => S.connect(a.url), { url: origin.replace("https:", "http:") });
+  await runCase(page, "closedPort", (S, a) => S.connect(a.url, { token: a.token }), { url: `https://127.0.0.1:${config.closedPort}` });
+  await runCase(page, "plainHttp", (S, a) => S.connect(a.url, { token: a.token }), { url: origin.replace("https:", "http:") });
   await runCase(page, "notAUrl", (S) => S.connect("gateway"), {});
   await page.route("https://not-a-gateway.test/**", (route) =>
     route.fulfill({ status: 404, contentType: "text/html", body: "<h1>Not Found</h1>" }),
@@ -185,7 +187,7 @@ async function badInput(page) {
     return route.fulfill({ response, body });
   });
   await page.route(gatewayUrl, substituteKey);
-  await runCase(page, "tamperedKeyConfig", (S, a) => S.connect(a.url, { keyConfigSha256: a.pin }), {
+  await runCase(page, "tamperedKeyConfig", (S, a) => S.connect(a.url, { keyConfigSha256: a.pin, token: a.token }), {
     url: origin,
     pin: config.pin,
   });
@@ -206,7 +208,7 @@ async function badInput(page) {
     return route.fulfill({ response, body });
   });
   await page.route(gatewayUrl, onPost);
-  const connectThenInfer = async (S, a) => (await S.connect(a.url, { keyConfigSha256: a.pin })).infer("breast-cancer", a.request);
+  const connectThenInfer = async (S, a) => (await S.connect(a.url, { keyConfigSha256: a.pin, token: a.token })).infer("breast-cancer", a.request);
   armed = "tamper";
   await runCase(page, "tamperedResponse", connectThenInfer, { url: origin, pin: config.pin, request: tensor(row) });
   armed = "refuse";
@@ -227,26 +229,38 @@ async function badInput(page) {
   // by `infer` itself (there must be none).
   await page.evaluate(async (a) => {
     const { Sealgate } = await import("/pkg/sealgate_wasm.js");
-    window.sealgateTest = await Sealgate.connect(a.url, { keyConfigSha256: a.pin });
-  }, { url: origin, pin: config.pin });
+    window.sealgateTest = await Sealgate.connect(a.url, { keyConfigSha256: a.pin, token: a.token });
+  }, { url: origin, pin: config.pin, token: config.token });
   for (const [name, request] of Object.entries(malformed)) {
     await runCase(page, `malformed.${name}`, (S, a) => window.sealgateTest.infer("breast-cancer", a.request), { request });
   }
-  await runCase(page, "badModelName", async (S, a) => (await S.connect(a.url)).infer("../v2/models", a.request), {
+  await runCase(page, "badModelName", async (S, a) => (await S.connect(a.url, { token: a.token })).infer("../v2/models", a.request), {
     url: origin,
     request: tensor(row),
   });
 
-  // Errors from the model, inside the encryption.
-  await runCase(page, "unknownModel", async (S, a) => (await S.connect(a.url)).infer("no-such-model", a.request), {
+  // Who may call: no token, and a well-formed token the gateway does not know. Both are
+  // inner 401s: the token is checked inside the encryption.
+  await runCase(page, "noToken", async (S, a) => (await S.connect(a.url)).infer("breast-cancer", a.request), {
     url: origin,
     request: tensor(row),
   });
-  await runCase(page, "wrongShape", async (S, a) => (await S.connect(a.url)).infer("breast-cancer", a.request), {
+  await runCase(page, "unknownToken", async (S, a) => (await S.connect(a.url, { token: a.token })).infer("breast-cancer", a.request), {
+    url: origin,
+    token: "sg_" + "A".repeat(43),
+    request: tensor(row),
+  });
+
+  // Errors from the model, inside the encryption.
+  await runCase(page, "unknownModel", async (S, a) => (await S.connect(a.url, { token: a.token })).infer("no-such-model", a.request), {
+    url: origin,
+    request: tensor(row),
+  });
+  await runCase(page, "wrongShape", async (S, a) => (await S.connect(a.url, { token: a.token })).infer("breast-cancer", a.request), {
     url: origin,
     request: tensor(row.slice(0, 29), [1, 29]),
   });
-  await runCase(page, "wrongDatatype", async (S, a) => (await S.connect(a.url)).infer("breast-cancer", a.request), {
+  await runCase(page, "wrongDatatype", async (S, a) => (await S.connect(a.url, { token: a.token })).infer("breast-cancer", a.request), {
     url: origin,
     request: tensor(row, [1, 30], "FP64"),
   });
@@ -267,7 +281,7 @@ async function badInput(page) {
     page,
     "keyRotation",
     async (S, a) => {
-      const gw = await S.connect(a.url);
+      const gw = await S.connect(a.url, { token: a.token });
       const before = gw.keyId;
       const result = await gw.infer("breast-cancer", a.request);
       return { before, after: gw.keyId, label: result.outputs.find((o) => o.name === "label").data };
@@ -290,10 +304,10 @@ function timerResolution() {
 }
 
 // `calls` encrypted inferences of one row; time in the module from `gw.lastExchange`.
-async function bench({ calls, row }) {
+async function bench({ calls, row, token }) {
   const { default: init, Sealgate } = await import("/pkg/sealgate_wasm.js");
   await init();
-  const gw = await Sealgate.connect(location.origin);
+  const gw = await Sealgate.connect(location.origin, { token });
   const request = { inputs: [{ name: "input", shape: [1, row.length], datatype: "FP32", data: row }] };
   for (let i = 0; i < 20; i++) await gw.infer("breast-cancer", request); // warm-up
   const core = [];

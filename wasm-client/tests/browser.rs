@@ -104,6 +104,7 @@ async fn run_browser(gateway: &Gateway, bench_calls: u32) -> Value {
         "url": gateway.url(),
         "caPem": gateway.ca_path(),
         "pin": gateway.key_config_sha256(),
+        "token": gateway.token().expect("the embedded default's dev token"),
         "closedPort": closed_port(),
         "benchCalls": bench_calls,
         "chromium": "/usr/bin/chromium",
@@ -236,9 +237,13 @@ fn assert_no_plaintext(report: &Value, gateway: &Gateway, canaries: &Canaries, c
         for (name, value) in request["headers"].as_object().expect("headers") {
             haystacks.push(format!("{name}: {}", value.as_str().unwrap_or("")).into_bytes());
         }
+        // The bearer token, too, leaves the page only inside the encryption (the page takes
+        // it from the URL fragment, which browsers never send).
+        let token = gateway.token().expect("the dev token");
         for haystack in &haystacks {
             let found = canaries.found_in(haystack, min_len);
             assert!(found.is_empty(), "{method} {url} carries feature values {found:?}");
+            assert!(!sealgate_tests::contains(haystack, token[3..].as_bytes()), "{method} {url} carries the bearer token");
         }
         let allowed = url.starts_with(gateway.url())
             || url.starts_with("https://not-a-gateway.test/")
@@ -360,6 +365,11 @@ fn check_bad_input(report: &Value, gateway: &Gateway) {
     }
     assert_eq!(posts(expect("badModelName", "invalid-input")), 0);
 
+    for name in ["noToken", "unknownToken"] {
+        let case = expect(name, "inference");
+        assert_eq!(case["status"], 401, "{name}: {case:#}");
+        assert!(case["message"].as_str().unwrap_or("").contains("bearer token"), "{name}: {case:#}");
+    }
     let case = expect("unknownModel", "inference");
     assert_eq!(case["status"], 404, "{case:#}");
     assert!(case["message"].as_str().unwrap_or("").contains("no-such-model"), "{case:#}");

@@ -4,6 +4,8 @@
 // ciphertext's size, the key id and the algorithms). Nothing here sends a feature value in
 // any other way: no query strings, no form posts, no storage, no analytics. The prefilled
 // values are the first row of models/demo/*.example.json (the end-to-end test checks this).
+// The bearer token (from `.sealgate/dev.token`) is typed into the form or passed in the URL
+// fragment (`#token=...`); it leaves the page only inside the encryption.
 //
 // State for automated tests is kept in data attributes: `#status[data-state]`
 // (connecting/connected/error), and on each result `data-state` (busy/done/error),
@@ -84,10 +86,15 @@ async function connect() {
   const status = $("#status");
   const url = $("#gateway-url").value.trim();
   const pin = $("#gateway-pin").value.trim();
+  const token = $("#gateway-token").value.trim();
   setState(status, "connecting", `Connecting to ${url} ...`);
   gateway = null;
   try {
-    gateway = await Sealgate.connect(url, pin ? { keyConfigSha256: pin } : {});
+    const options = {};
+    if (pin) options.keyConfigSha256 = pin;
+    // The token travels only inside the encryption, as the inner `authorization` field.
+    if (token) options.token = token;
+    gateway = await Sealgate.connect(url, options);
     const suite = gateway.suite;
     status.replaceChildren(
       `Connected to ${url}. Key id ${gateway.keyId}, ${suite.kem}, ${suite.kdf}, ${suite.aead}. ` +
@@ -159,6 +166,13 @@ async function main() {
   const params = new URLSearchParams(location.search);
   $("#gateway-url").value = params.get("gateway") ?? location.origin;
   $("#gateway-pin").value = params.get("pin") ?? "";
+  // A token may come in the URL fragment (`#token=sg_...`), which the browser never sends to
+  // any server; it is removed from the address bar and history at once.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.has("token")) {
+    $("#gateway-token").value = fragment.get("token");
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   $("#connect-form").addEventListener("submit", (event) => {
     event.preventDefault();
     connect();

@@ -43,9 +43,15 @@ pub struct Cli {
     #[arg(long, value_name = "PEM", default_value = ".sealgate/tls/ca.pem")]
     pub ca: PathBuf,
 
-    /// Bearer token sent inside every request (never printed).
-    #[arg(long, env = "SEALGATE_TOKEN", hide_env_values = true)]
+    /// Bearer token sent inside every request (never printed). Prefer --token-file: a
+    /// token on the command line is visible to other users in the process list.
+    #[arg(long, env = "SEALGATE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
+
+    /// File holding the bearer token, such as .sealgate/dev.token (which `sealgate serve`
+    /// writes on first start).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     /// The model to call (its newest version).
     #[arg(long)]

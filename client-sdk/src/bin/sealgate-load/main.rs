@@ -56,10 +56,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let ca_pem = std::fs::read(&cli.ca).with_context(|| format!("--ca {}", cli.ca.display()))?;
+    let token = match &cli.token_file {
+        Some(path) => Some(sealgate_client::read_token_file(path)?),
+        None => cli.token.clone().map(zeroize::Zeroizing::new),
+    };
     let settings = Settings {
         url: &cli.url,
         ca_pem: &ca_pem,
-        token: cli.token.as_deref(),
+        token: token.as_deref().map(String::as_str),
         http_version: cli.http_version(),
         timeout: cli.timeout,
     };
@@ -136,6 +140,13 @@ async fn preflight_metadata(client: &Client, cli: &Cli) -> Result<ModelMetadata>
                 Err(_) => "unknown".into(),
             };
             bail!("the gateway does not serve a model called '{}' (it serves: {served})", cli.model)
+        }
+        Err(Error::Inference { status: 401, .. }) => bail!(
+            "the gateway answered 401: it needs a valid bearer token; pass --token-file (such as \
+             .sealgate/dev.token, which `sealgate serve` writes) or --token"
+        ),
+        Err(Error::Inference { status: 403, .. }) => {
+            bail!("the gateway answered 403: this token may not use model '{}'", cli.model)
         }
         Err(Error::Transport(detail)) => {
             let hint = if detail.contains("certificate") || detail.contains("UnknownIssuer") {

@@ -25,6 +25,12 @@ pub const PLAINTEXT_BENCH_PREFIX: &str = "/danger-plaintext-bench";
 pub enum ErrorKind {
     /// No answer: connection refused or reset, TLS failure, timeout.
     Transport,
+    /// The gateway shed the request before decrypting it: outer 503 (at `--max-in-flight`).
+    Overloaded,
+    /// The tenant is over its request rate: inner 429.
+    RateLimited,
+    /// No session of the model was free within the gateway's queue timeout: inner 503.
+    Busy,
     /// The gateway refused before decrypting: an outer 4xx/5xx problem.
     Problem,
     /// The model or inference API answered an error status (inside the encryption).
@@ -37,8 +43,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Transport,
+        ErrorKind::Overloaded,
+        ErrorKind::RateLimited,
+        ErrorKind::Busy,
         ErrorKind::Problem,
         ErrorKind::Inference,
         ErrorKind::Decryption,
@@ -49,6 +58,9 @@ impl ErrorKind {
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Transport => "transport",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Busy => "busy",
             ErrorKind::Problem => "problem",
             ErrorKind::Inference => "inference",
             ErrorKind::Decryption => "decryption",
@@ -239,6 +251,11 @@ impl Target {
                 };
                 match status {
                     200..=299 => parsed(&body, None),
+                    503 if problem => Outcome::Failed {
+                        kind: ErrorKind::Overloaded,
+                        status: Some(status),
+                        message: "HTTP 503: the gateway shed the request".into(),
+                    },
                     // The gateway's own refusals (body limit, timeout) are problem+json, like
                     // the OHTTP endpoint's; anything else comes from the inference API.
                     _ if problem => Outcome::Failed {
@@ -276,7 +293,16 @@ fn inference_error(status: u16, body: &[u8]) -> Outcome {
     let message = serde_json::from_slice::<sealgate_client::inference::ErrorBody>(body)
         .map(|b| b.error)
         .unwrap_or_else(|_| "no KServe error body".into());
-    Outcome::Failed { kind: ErrorKind::Inference, status: Some(status), message: format!("HTTP {status}: {message}") }
+    Outcome::Failed { kind: inner_kind(status), status: Some(status), message: format!("HTTP {status}: {message}") }
+}
+
+/// The kind of an inner error status: the gateway's admission refusals have their own.
+fn inner_kind(status: u16) -> ErrorKind {
+    match status {
+        429 => ErrorKind::RateLimited,
+        503 => ErrorKind::Busy,
+        _ => ErrorKind::Inference,
+    }
 }
 
 fn transport(e: &reqwest::Error) -> Outcome {
@@ -287,8 +313,9 @@ fn transport(e: &reqwest::Error) -> Outcome {
 pub fn classify(e: &Error) -> Outcome {
     let (kind, status) = match e {
         Error::Transport(_) | Error::Timeout => (ErrorKind::Transport, None),
+        Error::Overloaded { .. } => (ErrorKind::Overloaded, Some(503)),
         Error::Problem { status, .. } => (ErrorKind::Problem, Some(*status)),
-        Error::Inference { status, .. } => (ErrorKind::Inference, Some(*status)),
+        Error::Inference { status, .. } => (inner_kind(*status), Some(*status)),
         Error::Protocol(_) => (ErrorKind::Decryption, None),
         _ => (ErrorKind::InvalidResponse, None),
     };
@@ -323,6 +350,9 @@ mod tests {
         let problem = Error::Problem { status: 422, problem_type: "x".into(), title: "t".into(), detail: None };
         assert_eq!(kind(problem), ErrorKind::Problem);
         assert_eq!(kind(Error::Inference { status: 404, message: "m".into() }), ErrorKind::Inference);
+        assert_eq!(kind(Error::Inference { status: 429, message: "m".into() }), ErrorKind::RateLimited);
+        assert_eq!(kind(Error::Inference { status: 503, message: "m".into() }), ErrorKind::Busy);
+        assert_eq!(kind(Error::Overloaded { retry_after: None }), ErrorKind::Overloaded);
         assert_eq!(kind(Error::Protocol(sealgate_protocol::Error::Decrypt)), ErrorKind::Decryption);
         assert_eq!(kind(Error::UnexpectedResponse("x".into())), ErrorKind::InvalidResponse);
     }
