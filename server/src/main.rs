@@ -13,6 +13,7 @@ mod data_dir;
 mod gateway;
 mod inference;
 mod listener;
+mod log_throttle;
 mod problem;
 mod providers;
 mod sealed_models;
@@ -129,6 +130,8 @@ struct ServeArgs {
     /// Refused unless --listen is a loopback address.
     #[arg(long)]
     danger_plaintext_bench: bool,
+    #[command(flatten)]
+    connections: listener::ConnectionLimits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -317,7 +320,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         println!("models: {}", models.join(", "));
         tracing::info!(%local, "gateway started");
-        listener::serve_tls(listener, tls, app, shutdown_signal()).await
+        listener::serve_tls(listener, tls, app, args.connections, shutdown_signal()).await
     })
 }
 
