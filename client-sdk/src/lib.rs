@@ -36,6 +36,6 @@ mod token;
 
 pub use client::{Client, ClientBuilder, ExchangeTimings, HttpVersion};
 pub use error::{Error, Result};
-pub use token::read_token_file;
 pub use sealgate_protocol::inference;
 pub use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp};
+pub use token::read_token_file;

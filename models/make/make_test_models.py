@@ -1,9 +1,9 @@
 """Makes the small ONNX models the end-to-end tests need (tests/models/), deterministically.
 
 - slow.onnx: work that the caller sizes. Inputs `x` FP32 [1, 256] and `repeats` INT64 [2];
-  `Tile(x, repeats)` makes a [R, 256] matrix that goes through eight 256x256 MatMul + Tanh
-  layers; output `y` FP32 [1, 1] (the mean). One call costs about R x 1 MFLOP, so
-  repeats [R, 1] sets how long an inference runs (R = 1000: tens of milliseconds here).
+  `Tile(x, repeats)` makes a [R, 256] matrix that goes through 32 256x256 MatMul + Tanh
+  layers; output `y` FP32 [1, 1] (the mean). One call costs about R x 4 MFLOP, so
+  repeats [R, 1] sets how long an inference runs (R = 1000: about 70 ms here, one thread).
   The admission-control tests use it to hold sessions busy.
 - gather.onnx: input `index` INT64 [1], output `value` FP32 [1] = [0.5, 1.5, 2.5][index].
   An index out of range makes ONNX Runtime fail with a message that quotes the index: the
@@ -19,6 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OUT = Path(__file__).resolve().parents[2] / "tests" / "models"
+LAYERS = 32
 OPSET = [helper.make_opsetid("", 17)]
 
 
@@ -35,10 +36,10 @@ def slow():
     rng = np.random.default_rng(20261201)
     w = (rng.standard_normal((256, 256)) / 16).astype(np.float32)
     nodes = [helper.make_node("Tile", ["x", "repeats"], ["h0"])]
-    for i in range(8):
+    for i in range(LAYERS):
         nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
         nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
-    nodes.append(helper.make_node("ReduceMean", ["h8"], ["y"], keepdims=1))
+    nodes.append(helper.make_node("ReduceMean", [f"h{LAYERS}"], ["y"], keepdims=1))
     graph = helper.make_graph(
         nodes,
         "slow",

@@ -28,11 +28,7 @@ pub fn environment(library: &Path) -> Result<&'static Environment> {
     }
     let builder = ort::init_from(library)
         .map_err(|e| ModelError::RuntimeLibrary { path: library.display().to_string(), reason: e.to_string() })?;
-    let env = builder
-        .with_name("sealgate")
-        .with_telemetry(false)
-        .with_logger(Arc::new(log_without_text))
-        .build()?;
+    let env = builder.with_name("sealgate").with_telemetry(false).with_logger(Arc::new(log_without_text)).build()?;
     // A concurrent first call may have won the race; either environment is equivalent and
     // ONNX Runtime allows only one, so keep whichever is stored.
     let _ = ENVIRONMENT.set(env);

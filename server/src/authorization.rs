@@ -56,11 +56,10 @@ fn refusal(denial: Denial, model: Option<&str>) -> InnerError {
         Denial::MalformedToken => {
             InnerError::new(StatusCode::UNAUTHORIZED, "the bearer token is malformed").challenge(INVALID_TOKEN)
         }
-        Denial::UnknownToken => InnerError::new(
-            StatusCode::UNAUTHORIZED,
-            "the bearer token is not valid (unknown, rotated out or removed)",
-        )
-        .challenge(INVALID_TOKEN),
+        Denial::UnknownToken => {
+            InnerError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid (unknown, rotated out or removed)")
+                .challenge(INVALID_TOKEN)
+        }
         Denial::ModelNotAllowed => InnerError::new(
             StatusCode::FORBIDDEN,
             format!("this token may not use model '{}'", sealgate_models::tensor::echo(model.unwrap_or("-"))),

@@ -21,7 +21,12 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
+use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
+
+/// Refusals a client can trigger at will are logged at most once a second each.
+static REFUSED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static SHED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +182,9 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     // Shed load before reading or decrypting anything: a refusal here costs almost nothing.
     // The permit lives until the answer is encapsulated.
     let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
+        if let Some(suppressed) = SHED.allow() {
+            tracing::warn!(max_in_flight = gw.limits.max_in_flight, suppressed, "shedding load: 503 before decryption");
+        }
         return Err(Problem::Overloaded { max_in_flight: gw.limits.max_in_flight });
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -197,7 +205,9 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
 
     let (inner_bytes, responder) = gw.keys.decapsulate(&body).map_err(|e| {
         let problem = Problem::from_decapsulation(&e);
-        tracing::info!(error = %e, "refused encapsulated request");
+        if let Some(suppressed) = REFUSED.allow() {
+            tracing::info!(error = %e, suppressed, "refused encapsulated request");
+        }
         problem
     })?;
     let suite = responder.suite();

@@ -39,7 +39,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tower::ServiceExt as _;
 
-use crate::log_throttle::LogThrottle;
+use crate::log_throttle::{self, LogThrottle};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,14 +58,11 @@ const RESERVED_FILES: u64 = 64;
 /// The smallest HTTP/1 read buffer hyper accepts (`max_buf_size` panics below it).
 const HYPER_MIN_BUF_SIZE: usize = 8192;
 
-/// One log line per kind per interval, whatever a client sends.
-const LOG_INTERVAL: Duration = Duration::from_secs(1);
-
-static AT_CAPACITY: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-static HANDSHAKE_FAILED: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-static HANDSHAKE_TIMED_OUT: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-static CONNECTION_ERROR: LogThrottle = LogThrottle::new(LOG_INTERVAL);
-static IDLE_CLOSED: LogThrottle = LogThrottle::new(LOG_INTERVAL);
+static AT_CAPACITY: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static HANDSHAKE_FAILED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static HANDSHAKE_TIMED_OUT: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static CONNECTION_ERROR: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static IDLE_CLOSED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
 
 /// The connection-level limits of `sealgate serve`. Durations are written like `10s`,
 /// `500ms` or `2m`; `0s` turns a timeout off.

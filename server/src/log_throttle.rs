@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 ///     tracing::warn!(suppressed, "connection refused");
 /// }
 /// ```
+/// The interval the gateway uses for every throttled line: one line per kind per second.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub struct LogThrottle {
     interval: Duration,

@@ -381,7 +381,9 @@ async fn watch_tenants(store: Store, tenants: Arc<Directory>) {
                 tenants.replace(records);
                 tracing::info!(tenants = tenants.len(), signal = forced, "reloaded the tenant file");
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "the tenant file could not be read; keeping the tenants loaded before"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the tenant file could not be read; keeping the tenants loaded before")
+            }
         }
     }
 }

@@ -199,6 +199,11 @@ impl GatewayOptions {
         self
     }
 
+    /// Appends several arguments.
+    pub fn args<S: Into<String>>(self, args: impl IntoIterator<Item = S>) -> Self {
+        args.into_iter().fold(self, Self::arg)
+    }
+
     /// Sets an environment variable of the gateway process.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
@@ -381,9 +386,8 @@ impl Gateway {
         let root = tempfile::Builder::new().prefix("sealgate-test-").tempdir().expect("creating a temporary directory");
         let data_dir = options.data_dir.clone().unwrap_or_else(|| root.path().join("data"));
         if options.models.is_some() && !options.no_test_tenant && !data_dir.join("tenants.json").exists() {
-            let added = sealgate_command(["tenants", "add", TEST_TENANT, "--models", "*", "--data-dir"])
-                .arg(&data_dir)
-                .run();
+            let added =
+                sealgate_command(["tenants", "add", TEST_TENANT, "--models", "*", "--data-dir"]).arg(&data_dir).run();
             added.assert_success();
             fs::write(data_dir.join("test.token"), added.stdout.trim()).expect("writing the test token");
         }

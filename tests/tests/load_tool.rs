@@ -53,7 +53,14 @@ fn text(output: &Output) -> String {
 /// The standard arguments that point the tool at `gateway`, with its `dev` tenant's token.
 fn at(gateway: &Gateway) -> Vec<String> {
     let token = gateway.data_dir().join("dev.token").display().to_string();
-    vec!["--url".into(), gateway.url().into(), "--ca".into(), gateway.ca_path().display().to_string(), "--token-file".into(), token]
+    vec![
+        "--url".into(),
+        gateway.url().into(),
+        "--ca".into(),
+        gateway.ca_path().display().to_string(),
+        "--token-file".into(),
+        token,
+    ]
 }
 
 fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
@@ -278,8 +285,11 @@ fn bad_input_is_one_clear_line() {
     let missing_token = dir.path().join("missing.token").display().to_string();
     let no_token = [gateway.url(), &ca];
     let output = load(
-        &[&["--url", no_token[0], "--ca", no_token[1], "--model", "credit-risk", "--token-file", &missing_token][..], &quick]
-            .concat(),
+        &[
+            &["--url", no_token[0], "--ca", no_token[1], "--model", "credit-risk", "--token-file", &missing_token][..],
+            &quick,
+        ]
+        .concat(),
     );
     assert_one_line_error(&output, "bearer token file");
     let output = load(&[&["--url", no_token[0], "--ca", no_token[1], "--model", "credit-risk"][..], &quick].concat());

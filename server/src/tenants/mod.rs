@@ -51,7 +51,9 @@ impl ModelAllowlist {
             return Ok(Self::All);
         }
         if names.iter().any(|n| n.is_empty() || *n == "*" || n.len() > 128 || n.contains(char::is_control)) {
-            return Err("--models takes '*' or model names separated by commas, such as breast-cancer,credit-risk".into());
+            return Err(
+                "--models takes '*' or model names separated by commas, such as breast-cancer,credit-risk".into()
+            );
         }
         Ok(Self::only(names))
     }
@@ -317,13 +319,19 @@ mod tests {
         let later = now + Duration::from_secs(5);
         assert!(directory.authorize_at(Some(&bearer(&old)), None, later, 169).is_ok(), "within the grace");
         let much_later = later + Duration::from_secs(5);
-        assert_eq!(directory.authorize_at(Some(&bearer(&old)), None, much_later, 170).unwrap_err(), Denial::UnknownToken);
+        assert_eq!(
+            directory.authorize_at(Some(&bearer(&old)), None, much_later, 170).unwrap_err(),
+            Denial::UnknownToken
+        );
         assert!(directory.authorize_at(Some(&bearer(&new)), None, much_later, 170).is_ok());
 
         store.remove("t", 200).unwrap();
         directory.replace(store.load().unwrap());
         assert!(directory.is_empty());
-        assert_eq!(directory.authorize_at(Some(&bearer(&new)), None, much_later, 200).unwrap_err(), Denial::UnknownToken);
+        assert_eq!(
+            directory.authorize_at(Some(&bearer(&new)), None, much_later, 200).unwrap_err(),
+            Denial::UnknownToken
+        );
     }
 
     #[test]

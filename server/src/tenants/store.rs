@@ -165,8 +165,8 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
         };
-        let file: TenantsFile =
-            serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid tenant file", self.path.display()))?;
+        let file: TenantsFile = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid tenant file", self.path.display()))?;
         ensure!(
             file.version == VERSION,
             "{}: tenant file version {} is not supported (this gateway reads version {VERSION})",
@@ -191,7 +191,10 @@ impl Store {
     pub fn add(&self, spec: TenantSpec, now: u64) -> Result<Token> {
         self.update(now, |tenants| {
             if tenants.iter().any(|t| t.name == spec.name) {
-                bail!("tenant '{}' already exists; `sealgate tenants rotate-token {0}` gives it a new token", spec.name);
+                bail!(
+                    "tenant '{}' already exists; `sealgate tenants rotate-token {0}` gives it a new token",
+                    spec.name
+                );
             }
             let token = Token::generate();
             tenants.push(spec.with_token(&token, now));
@@ -307,7 +310,8 @@ mod tests {
         for name in ["", "Clinic", "-x", "a b", "a/b", &"x".repeat(65)] {
             assert!(TenantSpec::new(name, ModelAllowlist::All, None, None).is_err(), "{name:?}");
         }
-        for (rate, burst) in [(Some(0.0), None), (Some(-1.0), None), (Some(f64::NAN), None), (None, Some(3)), (Some(1.0), Some(0))]
+        for (rate, burst) in
+            [(Some(0.0), None), (Some(-1.0), None), (Some(f64::NAN), None), (None, Some(3)), (Some(1.0), Some(0))]
         {
             assert!(TenantSpec::new("t", ModelAllowlist::All, rate, burst).is_err(), "{rate:?} {burst:?}");
         }

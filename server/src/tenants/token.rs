@@ -109,7 +109,7 @@ pub enum BearerError {
 pub fn bearer_token(field: Option<&[u8]>) -> Result<&[u8], BearerError> {
     let field = field.map(<[u8]>::trim_ascii).filter(|f| !f.is_empty()).ok_or(BearerError::Missing)?;
     let (scheme, rest) = field.split_at_checked(6).ok_or(BearerError::Malformed)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.first().is_some_and(|&b| b == b' ') {
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
         return Err(BearerError::Malformed);
     }
     let token = rest.trim_ascii_start();
