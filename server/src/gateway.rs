@@ -118,7 +118,8 @@ pub const PLAINTEXT_BENCH_PREFIX: &str = "/danger-plaintext-bench";
 /// The benchmark-only plaintext path (`sealgate serve --danger-plaintext-bench`, loopback
 /// only): `PLAINTEXT_BENCH_PREFIX` + an inner path runs the same inner router as the OHTTP
 /// endpoint, with the same body limit, timeout and one log line per request, but no
-/// encryption. Comparing the two isolates what OHTTP itself costs the server.
+/// encryption. It takes an in-flight permit like the encrypted path, so both pay for the same
+/// admission control. Comparing the two isolates what OHTTP itself costs the server.
 pub fn plaintext_bench_router(gateway: Arc<Gateway>) -> Router {
     let limit = gateway.limits.max_body_bytes;
     Router::new()
@@ -129,6 +130,7 @@ pub fn plaintext_bench_router(gateway: Arc<Gateway>) -> Router {
 
 async fn plaintext_bench(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Response, Problem> {
     let started = Instant::now();
+    let _permit = admit(&gw)?;
     let limit = gw.limits.max_body_bytes;
     let (mut parts, body) = request.into_parts();
     let body = http_body_util::Limited::new(body, limit);
@@ -169,6 +171,16 @@ async fn plaintext_bench(State(gw): State<Arc<Gateway>>, request: Request) -> Re
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
+/// A permit for one request (`Limits::max_in_flight`), or the 503 that sheds it.
+fn admit(gw: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    gw.in_flight.clone().try_acquire_owned().map_err(|_| {
+        if let Some(suppressed) = SHED.allow() {
+            tracing::warn!(max_in_flight = gw.limits.max_in_flight, suppressed, "shedding load: 503 before decryption");
+        }
+        Problem::Overloaded { max_in_flight: gw.limits.max_in_flight }
+    })
+}
+
 async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
     let mut response = gw.encoded_configs.clone().into_response();
     let headers = response.headers_mut();
@@ -181,12 +193,7 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     let started = Instant::now();
     // Shed load before reading or decrypting anything: a refusal here costs almost nothing.
     // The permit lives until the answer is encapsulated.
-    let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
-        if let Some(suppressed) = SHED.allow() {
-            tracing::warn!(max_in_flight = gw.limits.max_in_flight, suppressed, "shedding load: 503 before decryption");
-        }
-        return Err(Problem::Overloaded { max_in_flight: gw.limits.max_in_flight });
-    };
+    let _permit = admit(&gw)?;
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.trim().eq_ignore_ascii_case(media_type::OHTTP_REQUEST) {
         return Err(Problem::UnsupportedMediaType);
@@ -430,6 +437,39 @@ mod tests {
         let (status, _, body) = call(&app, post_ohttp(tampered, media_type::OHTTP_REQUEST)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(problem_type(&body), "about:blank");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_max_in_flight_are_shed_before_decryption() {
+        let (app, config) = app(Limits { max_in_flight: 1, ..Limits::default() });
+        // The first request's body never ends, so it holds the only permit.
+        let stalled = axum::http::Request::post(sealgate_protocol::GATEWAY_PATH)
+            .header(header::CONTENT_TYPE, media_type::OHTTP_REQUEST)
+            .body(Body::from_stream(stalled_body()))
+            .unwrap();
+        let first = tokio::spawn(app.clone().oneshot(stalled));
+        tokio::task::yield_now().await;
+        let mut shed = None;
+        for _ in 0..100 {
+            let (enc, _) = encapsulated(&config, &bhttp::Request::new("POST", "https", "gw", "/echo"));
+            let (status, headers, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                shed = Some((headers, body));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (headers, body) = shed.expect("the second request is shed while the first holds the permit");
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::PROBLEM_JSON);
+        assert_eq!(problem_type(&body), "about:blank");
+        first.abort();
+        let _ = first.await;
+        // With the permit back, requests are served again.
+        let (enc, pending) = encapsulated(&config, &bhttp::Request::new("POST", "https", "gw", "/echo"));
+        let (status, _, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(pending.decapsulate(&body).is_ok());
     }
 
     #[tokio::test]

@@ -24,6 +24,13 @@
 //! throughput, reporting errors and the gateway's RSS growth. `--quick` shortens every run
 //! to check the pipeline (figures from it are not worth quoting).
 //!
+//! `--overload` runs only the admission-control experiment instead: a gateway with 2
+//! sessions of `tests/models/slow.onnx` sized to about 10 ms per request, its capacity
+//! measured closed-loop at concurrency 2, then open-loop load at 70 % and at 300 % of it,
+//! with the gateway's RSS sampled every 50 ms. It checks that every request ends with an
+//! answer, a 503 or a 429, that the RSS stays within 10 % of idle plus the model size, and
+//! that the p99 of the answered requests at 300 % stays within twice the p99 at 70 %.
+//!
 //! Everything (data directory, gateway log, JSON reports, `results.json`) stays in
 //! `target/bench/run/` for inspection; the next run wipes it.
 
@@ -56,6 +63,9 @@ pub struct BenchArgs {
     /// Skip the criterion protocol benchmark.
     #[arg(long)]
     no_protocol: bool,
+    /// Run only the overload experiment (2 sessions, 70 % and 300 % of capacity).
+    #[arg(long)]
+    overload: bool,
 }
 
 /// The models measured: the two demo models and the benchmark MLP.
@@ -89,6 +99,9 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     let release = root.join("target").join("release");
     let sealgate = release.join("sealgate");
     let load = release.join("sealgate-load");
+    if args.overload {
+        return overload(root, &library, &sealgate, &load, &work, args.seconds.unwrap_or(30));
+    }
 
     let mlp = ensure_mlp(root, &bench_dir)?;
     let data = work.join("data");
@@ -98,7 +111,7 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     let machine = machine();
     let load_before = loadavg();
     eprintln!("==> {machine}; load average {load_before}");
-    let server = Server::start(&sealgate, &library, &data, &models, &work)?;
+    let server = Server::start(&sealgate, &library, &data, &models, &work, &[])?;
     eprintln!("==> gateway pid {} at {}", server.pid(), server.url);
 
     let mut reports = Vec::new();
@@ -192,21 +205,36 @@ fn ensure_mlp(root: &Path, bench_dir: &Path) -> Result<PathBuf> {
 /// Creates the local KMS key `default` in a fresh data directory and seals the three
 /// models into `models`: the gateway serves only sealed artifacts.
 fn seal_models(root: &Path, sealgate: &Path, data: &Path, models: &Path, mlp: &Path) -> Result<()> {
-    eprintln!("==> sealing {} into {}", MODELS.join(", "), models.display());
+    let demo = root.join("models").join("demo");
+    let sources: Vec<(&str, PathBuf)> = MODELS
+        .iter()
+        .map(|&model| (model, if model == MLP { mlp.to_path_buf() } else { demo.join(format!("{model}.onnx")) }))
+        .collect();
+    seal(sealgate, data, models, &sources)
+}
+
+/// A fresh data directory with the local KMS key `default`, `sources` (name, ONNX file)
+/// sealed into `models`, and a tenant `bench` allowed every model whose token is written to
+/// `DATA_DIR/bench.token` (the gateway serves only sealed artifacts, to tenants).
+fn seal(sealgate: &Path, data: &Path, models: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
+    let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
+    eprintln!("==> sealing {} into {}", names.join(", "), models.display());
     run(Command::new(sealgate).args(["kms", "create", "default", "--data-dir"]).arg(data).stdout(Stdio::null()))?;
     fs::create_dir_all(models).with_context(|| format!("creating {}", models.display()))?;
-    let demo = root.join("models").join("demo");
-    for model in MODELS {
-        let source = if model == MLP { mlp.to_path_buf() } else { demo.join(format!("{model}.onnx")) };
+    for (model, source) in sources {
         run(Command::new(sealgate)
             .args(["seal", "--data-dir"])
             .arg(data)
             .args(["--model", model, "--version", "1"])
-            .arg(&source)
+            .arg(source)
             .arg("-o")
             .arg(models.join(format!("{model}.sealed")))
             .stdout(Stdio::null()))?;
     }
+    let token =
+        stdout_of(Command::new(sealgate).args(["tenants", "add", "bench", "--models", "*", "--data-dir"]).arg(data))?;
+    let path = data.join("bench.token");
+    fs::write(&path, token.trim()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -217,12 +245,13 @@ struct Server {
     work: PathBuf,
     url: String,
     ca: PathBuf,
+    token: PathBuf,
 }
 
 impl Server {
     /// Starts `sealgate serve --danger-plaintext-bench` on a free loopback port and waits
     /// until it prints its address. Its log goes to `work/gateway.log`.
-    fn start(sealgate: &Path, library: &Path, data: &Path, models: &Path, work: &Path) -> Result<Self> {
+    fn start(sealgate: &Path, library: &Path, data: &Path, models: &Path, work: &Path, extra: &[&str]) -> Result<Self> {
         let log_path = work.join("gateway.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = Command::new(sealgate)
@@ -230,6 +259,7 @@ impl Server {
             .arg(data)
             .arg("--models")
             .arg(models)
+            .args(extra)
             .env(ORT_DYLIB_ENV, library)
             .env("NO_COLOR", "1")
             .env_remove("SEALGATE_LOG")
@@ -253,8 +283,14 @@ impl Server {
             line.clear();
         }
         // Kept open (not read further): closing it would make any later print fail.
-        let server =
-            Self { child, _stdout: stdout, work: work.to_path_buf(), url, ca: data.join("tls").join("ca.pem") };
+        let server = Self {
+            child,
+            _stdout: stdout,
+            work: work.to_path_buf(),
+            url,
+            ca: data.join("tls").join("ca.pem"),
+            token: data.join("bench.token"),
+        };
         if server.url.is_empty() {
             bail!("the gateway did not start; see {}", log_path.display());
         }
@@ -285,8 +321,19 @@ impl Server {
         command
             .args(["--url", &self.url, "--model", model, "--quiet", "--server-pid", &self.pid().to_string()])
             .arg("--ca")
-            .arg(&self.ca);
+            .arg(&self.ca)
+            .arg("--token-file")
+            .arg(&self.token);
         command
+    }
+
+    /// `sealgate-load` with `load_args` against `model` for `seconds`; its JSON report.
+    fn measure(&self, load: &Path, model: &str, name: &str, load_args: &[&str], seconds: u64) -> Result<Value> {
+        let json = self.work.join(format!("{name}.json"));
+        let mut command = self.load_command(load, model);
+        command.args(load_args).args(["--duration", &format!("{seconds}s"), "--warmup", "2s", "--json"]).arg(&json);
+        run(&mut command)?;
+        read_json(&json)
     }
 }
 
@@ -484,4 +531,145 @@ fn protocol_bench(root: &Path, library: &Path, quick: bool) -> Result<Option<f64
         eprintln!("==> no median in {}; the protocol figure is not compared", estimates.display());
     }
     Ok(median.map(|ns| ns / 1e3))
+}
+
+/// Repeats of the slow test model per request: about 10 ms of one core here.
+const OVERLOAD_REPEATS: u64 = 150;
+
+/// The admission-control experiment (`--overload`): see the module documentation.
+fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Path, seconds: u64) -> Result<()> {
+    let model = root.join("tests").join("models").join("slow.onnx");
+    let model_bytes = fs::metadata(&model).with_context(|| format!("{}", model.display()))?.len();
+    let data = work.join("data");
+    let models = work.join("models");
+    seal(sealgate, &data, &models, &[("slow", model.clone())])?;
+    let input = work.join("slow-input.json");
+    let request = serde_json::json!({"inputs": [
+        {"name": "x", "shape": [1, 256], "datatype": "FP32", "data": vec![0.01; 256]},
+        {"name": "repeats", "shape": [2], "datatype": "INT64", "data": [OVERLOAD_REPEATS, 1]},
+    ]});
+    fs::write(&input, serde_json::to_vec(&request)?).with_context(|| format!("writing {}", input.display()))?;
+    let input = input.display().to_string();
+
+    let machine = machine();
+    eprintln!("==> {machine}; load average {}", loadavg());
+    let server = Server::start(sealgate, library, &data, &models, work, &["--sessions-per-model", "2"])?;
+    let pid = server.pid();
+    eprintln!("==> gateway pid {pid} at {} (2 sessions, default --max-in-flight and --queue-timeout)", server.url);
+
+    let capacity_report = server.measure(load, "slow", "capacity", &["--input", &input, "--concurrency", "2"], 10)?;
+    let capacity = capacity_report["runs"][0]["throughput_rps"].as_f64().context("capacity throughput")?;
+    ensure!(capacity > 0.0, "the capacity run answered nothing");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let idle_rss = rss_kib(pid)?;
+    eprintln!("==> capacity {capacity:.1} req/s; idle RSS {:.1} MiB", idle_rss as f64 / 1024.0);
+
+    let mut results = Vec::new();
+    for (name, factor) in [("70-percent", 0.7), ("300-percent", 3.0)] {
+        let rate = format!("{:.1}", capacity * factor);
+        let sampler = RssSampler::start(pid);
+        let report = server.measure(load, "slow", name, &["--input", &input, "--rate", &rate], seconds)?;
+        let peak = sampler.stop();
+        results.push((name, factor, report, peak));
+    }
+    drop(server);
+
+    println!();
+    println!(
+        "{machine}; capacity (closed loop, concurrency 2) {capacity:.1} req/s; idle RSS {:.1} MiB; model {model_bytes} bytes",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "{:<12} {:>9} {:>8} {:>8} {:>9} {:>8} {:>11} {:>11} {:>10}",
+        "load", "rate", "ok", "503/429", "other err", "ok p50", "ok p99", "all p99", "peak RSS"
+    );
+    let mut p99 = Vec::new();
+    let mut verdicts = Vec::new();
+    for (name, factor, report, peak) in &results {
+        let run = &report["runs"][0];
+        let count = |kind: &str| run["errors"][kind]["count"].as_u64().unwrap_or(0);
+        let refused = count("overloaded") + count("busy") + count("rate_limited");
+        let other = run["failed"].as_u64().unwrap_or(0) - refused;
+        let ok_p99 = run["ok_latency_us"]["p99"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{name:<12} {:>7.1}/s {:>8} {:>8} {:>9} {:>8} {:>11} {:>11} {:>7.1} MiB",
+            capacity * factor,
+            run["ok"].as_u64().unwrap_or(0),
+            refused,
+            other,
+            us(run["ok_latency_us"]["p50"].as_f64().unwrap_or(f64::NAN)),
+            us(ok_p99),
+            us(run["latency_us"]["p99"].as_f64().unwrap_or(f64::NAN)),
+            *peak as f64 / 1024.0
+        );
+        p99.push(ok_p99);
+        verdicts.push((format!("{name}: every request answered, 503 or 429"), other == 0));
+        let bound = idle_rss as f64 * 1.1 + model_bytes as f64 / 1024.0;
+        verdicts.push((
+            format!(
+                "{name}: peak RSS {:.1} MiB <= 1.1 x idle + model = {:.1} MiB",
+                *peak as f64 / 1024.0,
+                bound / 1024.0
+            ),
+            (*peak as f64) <= bound,
+        ));
+    }
+    let ratio = p99[1] / p99[0];
+    verdicts.push((format!("answered p99 at 300 % / at 70 % = {ratio:.2} <= 2"), ratio <= 2.0));
+    for (text, ok) in &verdicts {
+        println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
+    }
+    let summary = serde_json::json!({
+        "machine": machine,
+        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "capacity_rps": capacity,
+        "idle_rss_kib": idle_rss,
+        "model_bytes": model_bytes,
+        "runs": results.iter().map(|(name, factor, report, peak)| serde_json::json!({
+            "name": name, "factor": factor, "peak_rss_kib": peak, "report": report,
+        })).collect::<Vec<_>>(),
+        "p99_ratio": ratio,
+    });
+    let path = work.join("overload.json");
+    fs::write(&path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+/// `VmRSS` of a process, KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status =
+        fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Samples a process's RSS every 50 ms on a thread until stopped; returns the peak.
+struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }

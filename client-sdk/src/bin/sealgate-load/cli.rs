@@ -48,8 +48,8 @@ pub struct Cli {
     #[arg(long, env = "SEALGATE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
 
-    /// File holding the bearer token, such as .sealgate/dev.token (which `sealgate serve`
-    /// writes on first start).
+    /// File holding the bearer token. Default: .sealgate/dev.token (which `sealgate serve`
+    /// writes on first start) when it exists and --token is not given.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 

@@ -56,9 +56,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let ca_pem = std::fs::read(&cli.ca).with_context(|| format!("--ca {}", cli.ca.display()))?;
-    let token = match &cli.token_file {
-        Some(path) => Some(sealgate_client::read_token_file(path)?),
-        None => cli.token.clone().map(zeroize::Zeroizing::new),
+    let dev_token = std::path::Path::new(".sealgate/dev.token");
+    let token = match (&cli.token_file, &cli.token) {
+        (Some(path), _) => Some(sealgate_client::read_token_file(path)?),
+        (None, Some(token)) => Some(zeroize::Zeroizing::new(token.clone())),
+        (None, None) if dev_token.is_file() => Some(sealgate_client::read_token_file(dev_token)?),
+        (None, None) => None,
     };
     let settings = Settings {
         url: &cli.url,

@@ -22,6 +22,7 @@ const MAX_TRACKED: Duration = Duration::from_secs(3600);
 /// Collects the outcomes of one run.
 pub struct Recorder {
     latency: Histogram<u64>,
+    ok_latency: Histogram<u64>,
     crypto: Histogram<u64>,
     ok: u64,
     errors: BTreeMap<ErrorKind, ErrorTally>,
@@ -52,7 +53,14 @@ fn nanos(d: Duration) -> u64 {
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Self {
-        Self { latency: histogram(), crypto: histogram(), ok: 0, errors: BTreeMap::new(), max_schedule_lag: None }
+        Self {
+            latency: histogram(),
+            ok_latency: histogram(),
+            crypto: histogram(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            max_schedule_lag: None,
+        }
     }
 
     /// Records one request: its latency and outcome.
@@ -61,6 +69,7 @@ impl Recorder {
         match outcome {
             Outcome::Ok { crypto } => {
                 self.ok += 1;
+                self.ok_latency.saturating_record(nanos(latency));
                 if let Some(crypto) = crypto {
                     self.crypto.saturating_record(nanos(crypto));
                 }
@@ -107,6 +116,7 @@ impl Recorder {
             elapsed_s: secs,
             throughput_rps: if secs > 0.0 { self.ok as f64 / secs } else { 0.0 },
             latency_us: Percentiles::of(&self.latency),
+            ok_latency_us: (!self.ok_latency.is_empty()).then(|| Percentiles::of(&self.ok_latency)),
             client_crypto_us: (mode == Mode::Encrypted && !self.crypto.is_empty())
                 .then(|| Percentiles::of(&self.crypto)),
             max_schedule_lag_us: self.max_schedule_lag.map(|d| d.as_secs_f64() * 1e6),
@@ -164,8 +174,11 @@ pub struct RunResult {
     pub elapsed_s: f64,
     /// Successful requests per second.
     pub throughput_rps: f64,
-    /// Whole-request latency (open loop: from the scheduled send time).
+    /// Whole-request latency (open loop: from the scheduled send time), every outcome.
     pub latency_us: Percentiles,
+    /// The same for the successful requests alone: under overload, the latency of the
+    /// requests the gateway admitted, apart from its fast 503s and 429s.
+    pub ok_latency_us: Option<Percentiles>,
     /// Client-side HPKE time per successful request (encrypted runs only).
     pub client_crypto_us: Option<Percentiles>,
     /// Open loop: how late the scheduler sent its latest request.
@@ -263,6 +276,9 @@ pub fn run_text(run: &RunResult) -> String {
         let _ = writeln!(out, "    {kind}{statuses}: first: {}", tally.first_message);
     }
     let _ = writeln!(out, "{}", percentiles_line("latency", &run.latency_us));
+    if let Some(ok) = run.ok_latency_us.as_ref().filter(|_| run.failed > 0) {
+        let _ = writeln!(out, "{}", percentiles_line("answered", ok));
+    }
     if let Some(crypto) = &run.client_crypto_us {
         let _ = writeln!(out, "{}", percentiles_line("client HPKE", crypto));
     }
