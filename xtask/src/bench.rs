@@ -26,7 +26,8 @@
 //!
 //! `--overload` runs only the admission-control experiment instead: a gateway with 2
 //! sessions of `tests/models/slow.onnx` sized to about 10 ms per request, its capacity
-//! measured closed-loop at concurrency 2, then open-loop load at 70 % and at 300 % of it,
+//! measured closed-loop at concurrency 4 (its default `--max-in-flight`: both sessions busy
+//! and one request waiting for each), then open-loop load at 70 % and at 300 % of it,
 //! with the gateway's RSS sampled every 50 ms. It checks that every request ends with an
 //! answer, a 503 or a 429, that the RSS stays within 10 % of idle plus the model size, and
 //! that the p99 of the answered requests at 300 % stays within twice the p99 at 70 %.
@@ -557,7 +558,7 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
     let pid = server.pid();
     eprintln!("==> gateway pid {pid} at {} (2 sessions, default --max-in-flight and --queue-timeout)", server.url);
 
-    let capacity_report = server.measure(load, "slow", "capacity", &["--input", &input, "--concurrency", "2"], 10)?;
+    let capacity_report = server.measure(load, "slow", "capacity", &["--input", &input, "--concurrency", "4"], 10)?;
     let capacity = capacity_report["runs"][0]["throughput_rps"].as_f64().context("capacity throughput")?;
     ensure!(capacity > 0.0, "the capacity run answered nothing");
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -576,7 +577,7 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
 
     println!();
     println!(
-        "{machine}; capacity (closed loop, concurrency 2) {capacity:.1} req/s; idle RSS {:.1} MiB; model {model_bytes} bytes",
+        "{machine}; capacity (closed loop, concurrency 4) {capacity:.1} req/s; idle RSS {:.1} MiB; model {model_bytes} bytes",
         idle_rss as f64 / 1024.0
     );
     println!(
