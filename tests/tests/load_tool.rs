@@ -1,7 +1,7 @@
 //! `sealgate-load` against the real gateway, and the gateway's `--danger-plaintext-bench`
 //! path it compares with.
 //!
-//! The load tool is a binary of the SDK crate, found next to `sealgate` in the target
+//! The load tool (crate `sealgate-load`, `client-sdk/load/`) is found next to `sealgate` in the target
 //! directory (`cargo build --workspace --bins` builds both; `SEALGATE_LOAD_BIN` overrides).
 //! Runs are short (`--requests`, `--warmup 0s`) so the whole file takes seconds; the JSON
 //! report is what the assertions read. Every bad-input case must end with exactly one
@@ -20,7 +20,7 @@ fn load_binary() -> PathBuf {
     let binary = gateway_binary().with_file_name("sealgate-load");
     assert!(
         binary.is_file(),
-        "{} does not exist; build it first: cargo build -p sealgate-client --bins (or set SEALGATE_LOAD_BIN)",
+        "{} does not exist; build it first: cargo build -p sealgate-load (or set SEALGATE_LOAD_BIN)",
         binary.display()
     );
     binary

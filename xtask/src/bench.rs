@@ -94,7 +94,7 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
         "-p",
         "sealgate-server",
         "-p",
-        "sealgate-client",
+        "sealgate-load",
         "--bins",
     ]))?;
     let release = root.join("target").join("release");
