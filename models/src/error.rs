@@ -10,7 +10,8 @@ pub enum ModelError {
     /// The ONNX Runtime shared library could not be loaded.
     #[error(
         "cannot load the ONNX Runtime library from {path}: {reason}. Run `cargo xtask setup` \
-         (it fetches onnxruntime 1.31.1 from PyPI) or set ORT_DYLIB_PATH to libonnxruntime.so"
+         (it fetches onnxruntime {} from PyPI) or set ORT_DYLIB_PATH to libonnxruntime.so",
+        crate::runtime::ORT_VERSION
     )]
     RuntimeLibrary {
         /// Where we looked.

@@ -8,7 +8,7 @@
 //! input values (an out-of-range index, say), so the gateway's log records that the runtime
 //! logged something, at what level and where in its code, never the text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use ort::environment::Environment;
@@ -16,6 +16,42 @@ pub use ort::environment::Environment;
 use crate::error::{ModelError, Result};
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+
+/// The ONNX Runtime version the gateway is built for (the `ort` crate's `api-31` feature),
+/// from `models/onnxruntime-version`: the one place it is written (`cargo xtask setup`
+/// reads the same file to fetch the library).
+pub const ORT_VERSION: &str = include_str!("../onnxruntime-version");
+
+/// Where `cargo xtask setup` installs the library, relative to the checkout.
+pub const INSTALL_DIR: &str = ".tools/onnxruntime";
+
+/// The library's file name: `libonnxruntime.so.VERSION`.
+pub fn library_file() -> String {
+    format!("libonnxruntime.so.{ORT_VERSION}")
+}
+
+/// The library as `cargo xtask setup` installs it under the checkout `root`.
+pub fn installed_library(root: &Path) -> PathBuf {
+    root.join(INSTALL_DIR).join(library_file())
+}
+
+/// Finds the library: `explicit` (a flag or `ORT_DYLIB_PATH`), else where `cargo xtask
+/// setup` puts it relative to the working directory, else relative to the checkout of the
+/// running binary (`target/{debug,release}/NAME` is two levels below it).
+pub fn find_library(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path;
+    }
+    let relative = installed_library(Path::new("."));
+    if relative.is_file() {
+        return relative;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(installed_library))
+        .filter(|p| p.is_file())
+        .unwrap_or(relative)
+}
 
 /// The ONNX Runtime environment of this process, loading the library at `library` the
 /// first time. Later calls return the same environment whatever path they pass.
@@ -44,5 +80,16 @@ fn log_without_text(level: ort::logging::LogLevel, category: &str, _id: &str, co
         LogLevel::Verbose | LogLevel::Info => tracing::debug!(category, code_location, "{TEXT}"),
         LogLevel::Warning => tracing::warn!(category, code_location, "{TEXT}"),
         LogLevel::Error | LogLevel::Fatal => tracing::error!(category, code_location, "{TEXT}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_file_holds_just_a_version() {
+        assert!(!ORT_VERSION.is_empty() && ORT_VERSION.split('.').all(|p| p.parse::<u32>().is_ok()), "{ORT_VERSION:?}");
+        assert_eq!(installed_library(Path::new("/r")), Path::new("/r/.tools/onnxruntime/libonnxruntime.so.1.31.1"));
     }
 }

@@ -14,9 +14,8 @@ fn repo() -> PathBuf {
 }
 
 fn env() -> &'static ort::environment::Environment {
-    let library = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/onnxruntime/libonnxruntime.so.1.31.1"));
+    let library =
+        std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| runtime::installed_library(&repo()));
     runtime::environment(&library).expect("ONNX Runtime library (run `cargo xtask setup`)")
 }
 

@@ -20,7 +20,7 @@ mod sealed_models;
 mod tls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,6 @@ use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime;
 use sealgate_protocol::GatewayKeys;
 use sealgate_server::tenants::{Directory, ModelAllowlist, Store, TenantSpec};
-
-/// The ONNX Runtime library file name that `cargo xtask setup` installs.
-const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
 
 #[derive(Parser)]
 #[command(name = "sealgate", version, about = "End-to-end encrypted (Oblivious HTTP) inference gateway")]
@@ -158,24 +155,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Finds the ONNX Runtime library: the flag or `ORT_DYLIB_PATH`, else where `cargo xtask
-/// setup` puts it (relative to the working directory, then to the binary's checkout).
-fn ort_library(explicit: Option<PathBuf>) -> PathBuf {
-    if let Some(path) = explicit {
-        return path;
-    }
-    let relative = Path::new(".tools/onnxruntime").join(ORT_LIBRARY);
-    if relative.is_file() {
-        return relative;
-    }
-    // target/{debug,release}/sealgate → the checkout root is two levels up.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(|root| root.join(&relative)))
-        .filter(|p| p.is_file())
-        .unwrap_or(relative)
-}
-
 /// The demo models folder: `models/demo` relative to the working directory, else to the
 /// binary's checkout.
 fn default_models_dir() -> PathBuf {
@@ -230,7 +209,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             data.models_dir()
         }
     };
-    let library = ort_library(args.ort_library);
+    let library = runtime::find_library(args.ort_library);
     let env = runtime::environment(&library)?;
     let options = sealed_models::LoadOptions {
         dir: &models_dir,

@@ -40,9 +40,6 @@ use sealgate_client::inference::{DataType, ErrorBody, InferenceRequest, Inferenc
 use sealgate_client::{Client, ClientBuilder};
 use sealgate_protocol::{Aead, ClientRequest, ClientResponse, Kdf, KeyConfig, SymmetricSuite, bhttp, media_type};
 
-/// The ONNX Runtime library file that `cargo xtask setup` installs.
-pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
-
 /// The demo models served by every test gateway.
 pub const DEMO_MODELS: [&str; 2] = ["breast-cancer", "credit-risk"];
 
@@ -163,12 +160,12 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
 }
 
 /// The ONNX Runtime shared library: `$ORT_DYLIB_PATH`, else
-/// `.tools/onnxruntime/libonnxruntime.so.1.31.1` of the checkout.
+/// where `cargo xtask setup` installs it in the checkout.
 pub fn ort_library() -> PathBuf {
     let path = std::env::var_os("ORT_DYLIB_PATH")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".tools/onnxruntime").join(ORT_LIBRARY));
+        .unwrap_or_else(|| sealgate_models::runtime::installed_library(&repo_root()));
     assert!(
         path.is_file(),
         "the ONNX Runtime library {} does not exist; run `cargo xtask setup` or set ORT_DYLIB_PATH",

@@ -18,8 +18,10 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::process::{find_in_path, run, stdout_of, succeeds};
 
-/// ONNX Runtime version; must match the `api-31` feature of the `ort` crate.
-pub const ORT_VERSION: &str = "1.31.1";
+/// ONNX Runtime version; must match the `api-31` feature of the `ort` crate. Read from the
+/// same file as `sealgate_models::runtime::ORT_VERSION` (xtask does not depend on the models
+/// crate: it must build in seconds on a fresh machine, before ONNX Runtime or the AWS SDK).
+pub const ORT_VERSION: &str = include_str!("../../models/onnxruntime-version");
 
 /// A real CPU build is about 28 MiB; anything under this is a truncated or wrong file.
 const ORT_MIN_BYTES: u64 = 10 * 1024 * 1024;
@@ -37,7 +39,8 @@ pub fn repo_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// Where the ONNX Runtime library lives once installed (`.tools/` is git-ignored).
+/// Where the ONNX Runtime library lives once installed (`.tools/` is git-ignored); the same
+/// place as `sealgate_models::runtime::installed_library`.
 pub fn ort_library_path(root: &Path) -> PathBuf {
     root.join(".tools").join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}"))
 }
