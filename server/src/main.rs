@@ -79,7 +79,7 @@ struct ServeArgs {
     kms_retries: u32,
     /// KMS provider and key that wrap a newly generated HPKE private key.
     #[arg(long, default_value = "local:default", value_name = "PROVIDER:KEY")]
-    hpke_key_kms: String,
+    hpke_key_kms: providers::KeyRef,
     #[command(flatten)]
     providers: providers::KmsArgs,
     /// ONNX Runtime shared library (default: $ORT_DYLIB_PATH, then ./.tools/onnxruntime/).
@@ -187,8 +187,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let tls = tls::server_config(&cert, &key)?;
 
-    let (hpke_provider, hpke_key) =
-        args.hpke_key_kms.split_once(':').context("--hpke-key-kms: expected PROVIDER:KEY, such as local:default")?;
+    let (hpke_provider, hpke_key) = (args.hpke_key_kms.provider.as_str(), args.hpke_key_kms.key_id.as_str());
     let providers = providers::Providers::open(data.root(), &args.providers, Some(hpke_provider), "serve")?;
     let audited = providers.audited();
     let kms = providers::as_set(&audited);

@@ -37,6 +37,36 @@ pub struct KmsArgs {
     pub customer_key: Option<String>,
 }
 
+/// A KMS key named on the command line as `PROVIDER:KEY`, such as `local:default` or
+/// `aws-kms:alias/sealgate` (the key part may itself hold colons, as ARNs do). Parsed by clap,
+/// so no command splits the text itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    /// The provider's name: `local`, `aws-kms`, `pkcs11` or `customer-provided`.
+    pub provider: String,
+    /// The key within it.
+    pub key_id: String,
+}
+
+impl std::str::FromStr for KeyRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            Some((provider, key_id)) if !provider.is_empty() && !key_id.is_empty() => {
+                Ok(Self { provider: provider.to_owned(), key_id: key_id.to_owned() })
+            }
+            _ => Err(format!("'{text}': expected PROVIDER:KEY, such as local:default")),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.provider, self.key_id)
+    }
+}
+
 /// The configured providers, each audited.
 pub struct Providers {
     local: LocalKms,
@@ -180,4 +210,19 @@ pub fn refused_by_kms(e: &sealgate_models::artifact::ArtifactError) -> bool {
 /// Lets `&[Audited]` serve as the provider set of artifact functions.
 pub fn as_set<'a>(audited: &'a [Audited<'a>]) -> Vec<&'a dyn KmsProvider> {
     audited.iter().map(|a| a as &dyn KmsProvider).collect()
+}
+
+#[cfg(test)]
+mod key_ref_tests {
+    use super::KeyRef;
+
+    #[test]
+    fn key_refs_parse_provider_and_key() {
+        let r: KeyRef = "aws-kms:arn:aws:kms:eu-west-1:1:key/x".parse().unwrap();
+        assert_eq!((r.provider.as_str(), r.key_id.as_str()), ("aws-kms", "arn:aws:kms:eu-west-1:1:key/x"));
+        assert_eq!(r.to_string(), "aws-kms:arn:aws:kms:eu-west-1:1:key/x");
+        for bad in ["local", ":key", "local:", ""] {
+            assert!(bad.parse::<KeyRef>().unwrap_err().contains("PROVIDER:KEY"), "{bad:?}");
+        }
+    }
 }

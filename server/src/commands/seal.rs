@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use sealgate_models::artifact::{self, SealRequest};
 
 use crate::data_dir::DataDir;
-use crate::providers::{KmsArgs, Providers, as_set};
+use crate::providers::{KeyRef, KmsArgs, Providers, as_set};
 
 /// `sealgate seal`.
 #[derive(clap::Args)]
@@ -24,7 +24,7 @@ pub struct SealArgs {
     key_id: Option<String>,
     /// Also wrap the data key with PROVIDER:KEY (a recovery path); repeatable.
     #[arg(long = "recovery", value_name = "PROVIDER:KEY")]
-    recovery: Vec<String>,
+    recovery: Vec<KeyRef>,
     /// Model name recorded in the artifact.
     #[arg(long)]
     model: String,
@@ -56,12 +56,7 @@ pub fn seal(args: SealArgs) -> Result<()> {
     let providers = Providers::open(data_path(&data), &args.providers, Some(&args.kms), "seal")?;
     let key_id = default_key(&args.kms, args.key_id);
     let primary = providers.get(&args.kms)?;
-    let recovery_specs = args
-        .recovery
-        .iter()
-        .map(|spec| spec.split_once(':').with_context(|| format!("--recovery {spec}: expected PROVIDER:KEY")))
-        .collect::<Result<Vec<_>>>()?;
-    let recovery_providers = recovery_specs.iter().map(|(p, _)| providers.get(p)).collect::<Result<Vec<_>>>()?;
+    let recovery_providers = args.recovery.iter().map(|r| providers.get(&r.provider)).collect::<Result<Vec<_>>>()?;
 
     let plaintext = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let total = plaintext.len() as u64;
@@ -69,7 +64,7 @@ pub fn seal(args: SealArgs) -> Result<()> {
         model: &args.model,
         version: &args.version,
         primary: (&primary, &key_id),
-        recovery: recovery_providers.iter().zip(&recovery_specs).map(|(p, (_, k))| (p as _, *k)).collect(),
+        recovery: recovery_providers.iter().zip(&args.recovery).map(|(p, r)| (p as _, r.key_id.as_str())).collect(),
         frame_size: args.frame_size,
     };
     let tmp = args.output.with_extension("sealed.partial");
