@@ -15,6 +15,7 @@
 //! oversubscribing it. The answer is serialized on the same blocking thread with the size
 //! cap enforced while writing.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,28 +58,40 @@ impl InnerLimits {
 /// Shared state of the inner router.
 pub struct Models {
     registry: ModelRegistry,
-    served: Vec<Served>,
+    /// Each served model by name, then version, with its session semaphore.
+    served: HashMap<String, HashMap<String, Served>>,
     limits: InnerLimits,
 }
 
 impl Models {
     /// Wraps a loaded registry.
     pub fn new(registry: ModelRegistry, limits: InnerLimits) -> Self {
-        let served = registry
-            .iter()
-            .map(|m| Served { model: m.clone(), slots: Arc::new(Semaphore::new(m.pool_size())) })
-            .collect();
+        let mut served: HashMap<String, HashMap<String, Served>> = HashMap::new();
+        for m in registry.iter() {
+            let slots = Arc::new(Semaphore::new(m.pool_size()));
+            served
+                .entry(m.name().to_owned())
+                .or_default()
+                .insert(m.version().to_owned(), Served { model: m.clone(), slots });
+        }
         Self { registry, served, limits }
+    }
+
+    /// The names of the served models (each once, whatever its versions).
+    pub fn names(&self) -> Vec<String> {
+        self.registry.list().models.into_iter().map(|m| m.name).collect()
     }
 
     /// Sessions of all models together: the most inferences that can run at once.
     pub fn total_sessions(&self) -> usize {
-        self.served.iter().map(|s| s.model.pool_size()).sum()
+        self.served.values().flat_map(HashMap::values).map(|s| s.model.pool_size()).sum()
     }
 
+    /// The model a request names: the registry resolves the version (newest when none is
+    /// given), the map holds its semaphore.
     fn find(&self, name: &str, version: Option<&str>) -> Result<&Served, InnerError> {
         let model = self.registry.get(name, version).ok_or_else(|| unknown_model(name, version))?;
-        self.served.iter().find(|s| Arc::ptr_eq(&s.model, &model)).ok_or_else(|| unknown_model(name, version))
+        self.served.get(model.name()).and_then(|v| v.get(model.version())).ok_or_else(|| unknown_model(name, version))
     }
 }
 

@@ -221,7 +221,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     drop(audited);
 
     let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
-    let model_names: Vec<String> = registry.list().models.into_iter().map(|m| m.name).collect();
     let tenant_store = Store::new(data.root());
     let dev_token = if embedded_default { ensure_dev_tenant(&data, &tenant_store)? } else { None };
     let tenants = Arc::new(Directory::from_tenants(tenant_store.load()?, args.danger_allow_anonymous));
@@ -241,6 +240,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         inference::InnerLimits { queue_timeout: args.queue_timeout, max_response_bytes: args.max_response_bytes },
     ));
     let total_sessions = inner_models.total_sessions();
+    let model_names = inner_models.names();
     let limits = gateway::Limits {
         max_body_bytes: args.max_body_bytes,
         max_response_bytes: args.max_response_bytes,
