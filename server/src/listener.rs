@@ -11,6 +11,15 @@
 //! if the descriptors would not suffice. Log lines that a client can trigger are throttled
 //! ([`LogThrottle`]).
 //!
+//! Shutting down drains instead of cutting off: when the shutdown future completes the
+//! listener is dropped at once (new connections are refused by the kernel), every open
+//! connection is told to shut down gracefully (HTTP/1 finishes its current request and
+//! closes, HTTP/2 sends GOAWAY and finishes its open streams; a connection that never carried
+//! a request is closed), and [`serve_tls`] waits for them for at most `--drain-timeout`. What
+//! is still open then is cut off, with a warning; a second signal (the `force` future) cuts
+//! it off at once. The connection tasks live in one `JoinSet`, so returning from
+//! [`serve_tls`] ends every one of them.
+//!
 //! The protocol is chosen by ALPN (RFC 9113 §3.2: HTTP/2 over TLS is negotiated that way), not
 //! by sniffing the first bytes: hyper-util's sniffing state has no timer, so a connection that
 //! never sent a byte would wait there forever, and knowing the protocol up front makes hyper's
@@ -33,7 +42,8 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -96,6 +106,20 @@ pub struct ConnectionLimits {
     /// (hyper's smallest HTTP/1 buffer).
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(8192..))]
     pub max_header_bytes: u32,
+    /// On SIGTERM or SIGINT, how long requests in flight get to finish (new connections are
+    /// refused from the signal on); what is still open then is cut off. `0s` waits for every
+    /// request however long it takes (a second signal still exits at once).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub drain_timeout: Duration,
+}
+
+/// How serving ended, for what the caller does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// What is left of `--drain-timeout` for the caller's own remaining work (the blocking
+    /// threads of inferences whose requests have ended): zero when connections were cut off,
+    /// `None` when the drain has no bound.
+    pub time_left: Option<Duration>,
 }
 
 /// Binds `addr`; returns the listener so the caller can print the real port before serving.
@@ -103,14 +127,17 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// Serves `app` over TLS within `limits` until `shutdown` completes.
+/// Serves `app` over TLS within `limits` until `shutdown` completes, then drains the open
+/// connections for at most `--drain-timeout`, or until `force` completes (polled only once
+/// the drain has begun, so it can be "the second signal").
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
-) -> Result<()> {
+    force: impl Future<Output = ()>,
+) -> Result<Drained> {
     let max_connections = connection_cap(limits.max_connections, raise_open_file_limit());
     if max_connections < limits.max_connections {
         tracing::warn!(
@@ -123,10 +150,12 @@ pub async fn serve_tls(
     let permits = Arc::new(Semaphore::new(usize::try_from(max_connections).unwrap_or(usize::MAX)));
     let protocols = Arc::new(Protocols::new(&limits));
     let acceptor = TlsAcceptor::from(tls);
+    let (drain, draining) = watch::channel(false);
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -137,6 +166,8 @@ pub async fn serve_tls(
                 }
             },
         };
+        // Finished connections leave their (empty) results in the set until collected.
+        while connections.try_join_next().is_some() {}
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             // Dropping the stream closes it before any TLS work is spent on it.
             drop(tcp);
@@ -146,21 +177,82 @@ pub async fn serve_tls(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(tcp, peer, permit, acceptor.clone(), app.clone(), protocols.clone()));
+        let connection = Connection { peer, _permit: permit, draining: draining.clone() };
+        connections.spawn(serve_connection(tcp, connection, acceptor.clone(), app.clone(), protocols.clone()));
+    }
+
+    // Closing the listening socket first makes the kernel refuse new connections at once,
+    // instead of queueing them in the backlog for a gateway that will never accept them.
+    drop(listener);
+    while connections.try_join_next().is_some() {}
+    tracing::info!("draining: stopped accepting, {} connections open", connections.len());
+    // Every connection task holds a receiver until it ends, so this cannot fail while one
+    // is open; with none open there is nobody to tell.
+    let _ = drain.send(true);
+    let drain_timeout = enabled(limits.drain_timeout);
+    let deadline = drain_timeout.map(|timeout| Instant::now() + timeout);
+    let all_ended = async { while connections.join_next().await.is_some() {} };
+    let deadline_passed = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = all_ended => {
+            tracing::info!("drained");
+            let time_left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            return Ok(Drained { time_left });
+        }
+        () = deadline_passed => {
+            tracing::warn!(
+                ?drain_timeout,
+                "--drain-timeout passed with {} connections still open; cutting them off",
+                connections.len()
+            );
+        }
+        () = force => {
+            tracing::warn!("drain interrupted with {} connections still open; cutting them off", connections.len());
+        }
+    }
+    // Aborting the tasks drops the connections (and their requests) now, not when the
+    // runtime goes away.
+    connections.shutdown().await;
+    Ok(Drained { time_left: Some(Duration::ZERO) })
+}
+
+/// What a connection task owns besides its socket.
+struct Connection {
+    peer: SocketAddr,
+    /// One of `--max-connections`, held for exactly as long as the connection is open.
+    _permit: OwnedSemaphorePermit,
+    /// Becomes `true` when the gateway starts draining.
+    draining: watch::Receiver<bool>,
+}
+
+/// Completes once the gateway drains. A closed channel means the accept loop is gone and
+/// is aborting its connections itself, so that never completes.
+async fn drain_started(draining: &mut watch::Receiver<bool>) {
+    if draining.wait_for(|&draining| draining).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
-/// Runs one connection from the TLS handshake to its end. `_permit` is one of
-/// `--max-connections`, held for exactly as long as the connection is open.
+/// Runs one connection from the TLS handshake to its end.
 async fn serve_connection(
     tcp: TcpStream,
-    peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    mut connection: Connection,
     acceptor: TlsAcceptor,
     app: Router,
     protocols: Arc<Protocols>,
 ) {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let peer = connection.peer;
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => handshake,
+        // A handshake carries no request yet, so a draining gateway owes it nothing.
+        () = drain_started(&mut connection.draining) => return,
+    };
+    let stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             if let Some(suppressed) = HANDSHAKE_FAILED.allow() {
@@ -175,17 +267,12 @@ async fn serve_connection(
             return;
         }
     };
-    let builder = match stream.get_ref().1.alpn_protocol() {
-        Some(b"h2") => &protocols.http2,
-        _ => &protocols.http1,
-    };
+    let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let builder = if http2 { &protocols.http2 } else { &protocols.http1 };
     let activity = Arc::new(Activity::new());
     let service = TrackedService { app, activity: activity.clone() };
-    let connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-    let result = match protocols.idle_timeout {
-        Some(idle_timeout) => until_idle(connection, &activity, idle_timeout, peer).await,
-        None => connection.await,
-    };
+    let http = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let result = drive(http, &activity, protocols.idle_timeout, http2, &mut connection).await;
     if let Err(e) = result
         && let Some(suppressed) = CONNECTION_ERROR.allow()
     {
@@ -199,37 +286,62 @@ type HttpConnection<'a> = auto::Connection<'a, TokioIo<TlsStream<TcpStream>>, Tr
 /// What an HTTP connection ends with.
 type ConnectionResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Drives `connection` until it ends or has had no request in flight for `idle_timeout`.
+/// Drives `http` until it ends, has had no request in flight for `idle_timeout`, or has
+/// finished its requests after the gateway began draining.
 ///
 /// Idleness is measured in requests, not bytes: HTTP/2 keep-alive pings move bytes on an
 /// otherwise unused connection, and a client trickling a request head would otherwise keep
-/// it open (the head has its own `--header-read-timeout`).
-async fn until_idle(
-    mut connection: Pin<&mut HttpConnection<'_>>,
+/// it open (the head has its own `--header-read-timeout`). The idle timeout keeps running
+/// while draining, so a peer that ignores GOAWAY is still closed when `--drain-timeout` is off.
+async fn drive(
+    mut http: Pin<&mut HttpConnection<'_>>,
     activity: &Activity,
-    idle_timeout: Duration,
-    peer: SocketAddr,
+    idle_timeout: Option<Duration>,
+    http2: bool,
+    connection: &mut Connection,
 ) -> ConnectionResult {
+    let mut draining = false;
     loop {
         // While a request is in flight there is no deadline; look again one period later.
-        let deadline = activity.idle_deadline(idle_timeout).unwrap_or_else(|| Instant::now() + idle_timeout);
+        let deadline = idle_timeout
+            .map(|idle_timeout| activity.idle_deadline(idle_timeout).unwrap_or_else(|| Instant::now() + idle_timeout));
+        let idle_deadline = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            result = connection.as_mut() => return result,
-            () = tokio::time::sleep_until(deadline) => {}
+            result = http.as_mut() => return result,
+            () = idle_deadline => {}
+            () = drain_started(&mut connection.draining), if !draining => {
+                draining = true;
+                // An HTTP/1 connection that has not carried a request owes nothing and
+                // hyper's graceful shutdown would wait for its first one; HTTP/2 gets its
+                // GOAWAY even then, which tells the client that no stream was processed.
+                if !http2 && !activity.was_used() {
+                    return Ok(());
+                }
+                http.as_mut().graceful_shutdown();
+                continue;
+            }
         }
+        let Some(idle_timeout) = idle_timeout else { continue };
         if activity.idle_deadline(idle_timeout).is_none_or(|deadline| deadline > Instant::now()) {
             continue;
         }
         if let Some(suppressed) = IDLE_CLOSED.allow() {
-            tracing::debug!(%peer, ?idle_timeout, suppressed, "closing idle connection");
+            tracing::debug!(peer = %connection.peer, ?idle_timeout, suppressed, "closing idle connection");
         }
         if !activity.was_used() {
             // Nothing was asked, so nothing is owed: close at once. (hyper's HTTP/1 graceful
             // shutdown would keep waiting for the first request.)
             return Ok(());
         }
-        connection.as_mut().graceful_shutdown();
-        return tokio::time::timeout(SHUTDOWN_GRACE, connection).await.unwrap_or(Ok(()));
+        if !draining {
+            http.as_mut().graceful_shutdown();
+        }
+        return tokio::time::timeout(SHUTDOWN_GRACE, http).await.unwrap_or(Ok(()));
     }
 }
 
@@ -435,6 +547,7 @@ mod tests {
         assert_eq!(limits.max_connections, 4096);
         assert_eq!(limits.http2_max_concurrent_streams, 64);
         assert_eq!(limits.max_header_bytes, 16384);
+        assert_eq!(limits.drain_timeout, Duration::from_secs(30));
     }
 
     #[test]

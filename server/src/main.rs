@@ -30,6 +30,7 @@ use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime;
 use sealgate_protocol::GatewayKeys;
 use sealgate_server::tenants::{Directory, ModelAllowlist, Store, TenantSpec};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "sealgate", version, about = "End-to-end encrypted (Oblivious HTTP) inference gateway")]
@@ -283,9 +284,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         .max_blocking_threads(total_sessions + 8)
         .build()
         .context("starting tokio")?;
-    runtime.block_on(async move {
+    let drained = runtime.block_on(async move {
         let listener = listener::bind(args.listen).await?;
         let local = listener.local_addr()?;
+        let signals = shutdown_signals();
         tokio::spawn(watch_tenants(tenant_store, tenants));
         // Printed on stdout for people and scripts; the log goes to stderr.
         println!("sealgate listening on https://{local}");
@@ -298,8 +300,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         println!("models: {}", models.join(", "));
         tracing::info!(%local, "gateway started");
-        listener::serve_tls(listener, tls, app, args.connections, shutdown_signal()).await
-    })
+        let first = signal_count(signals.clone(), 1);
+        let second = signal_count(signals, 2);
+        listener::serve_tls(listener, tls, app, args.connections, first, second).await
+    })?;
+    // Dropping the runtime would wait, without a bound, for the blocking threads, and an
+    // inference whose request has ended (timed out, or cut off by the drain) may still run
+    // on one. They get what is left of the drain timeout; then the process exits anyway.
+    match drained.time_left {
+        Some(time_left) => runtime.shutdown_timeout(time_left),
+        None => drop(runtime),
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// The embedded default's tenant: on first start (no tenant file yet) a tenant `dev`
@@ -366,21 +379,53 @@ async fn watch_tenants(store: Store, tenants: Arc<Directory>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Counts SIGTERM and SIGINT (Ctrl-C) from now on: the first starts the drain, the second
+/// ends it at once. A signal whose handler cannot be installed keeps its default action
+/// (the process ends at once), which is logged.
+fn shutdown_signals() -> watch::Receiver<u32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle {name}; it will end the gateway without draining");
+            None
         }
     };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    let mut term = install(SignalKind::terminate(), "SIGTERM");
+    let mut int = install(SignalKind::interrupt(), "SIGINT");
+    let (count, signals) = watch::channel(0);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = next_signal(&mut term) => "SIGTERM",
+                Some(()) = next_signal(&mut int) => "SIGINT",
+                // Both streams end only when the runtime shuts down; nothing is left to count.
+                else => return,
+            };
+            let received = *count.borrow() + 1;
+            if received == 1 {
+                tracing::info!(signal = name, "shutting down: draining connections (a second signal exits at once)");
+            } else {
+                tracing::warn!(signal = name, "second signal: exiting without waiting for the drain");
+            }
+            count.send_replace(received);
+        }
+    });
+    signals
+}
+
+/// The next delivery of `signal`; never, when its handler is not installed.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
-    tracing::info!("shutting down");
+}
+
+/// Completes once `signals` has counted `n` shutdown signals.
+async fn signal_count(mut signals: watch::Receiver<u32>, n: u32) {
+    if signals.wait_for(|&count| count >= n).await.is_err() {
+        // The counting task never ends while the runtime runs; should it, no signal comes.
+        std::future::pending::<()>().await;
+    }
 }

@@ -585,6 +585,22 @@ impl Gateway {
         matches!(self.lock().0.try_wait(), Ok(None))
     }
 
+    /// Waits up to `timeout` for the process to exit on its own (after a signal, say) and
+    /// returns its exit status; `None` when it still runs then (it is left running, and
+    /// killed on drop as always). Afterwards [`Gateway::logs`] holds all it ever wrote.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.lock().0.try_wait() {
+                return Some(status);
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process (if it still runs) and waits for it; returns its exit status.
     /// Afterwards [`Gateway::logs`] holds all it ever wrote.
     pub fn stop(&self) -> Option<ExitStatus> {

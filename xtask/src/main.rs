@@ -104,8 +104,9 @@ fn run(cli: Cli) -> Result<()> {
                 .args(args)
                 .env(ORT_DYLIB_ENV, &library);
             // Replace this process instead of spawning a child: Ctrl-C then reaches the
-            // gateway alone (cargo run execs it in turn), the gateway shuts down gracefully,
-            // and its exit code becomes ours with no signal forwarding needed.
+            // gateway alone (cargo run execs it in turn), the gateway drains (requests in
+            // flight finish, up to --drain-timeout; a second Ctrl-C stops it at once), and
+            // its exit code becomes ours with no signal forwarding needed.
             let line = describe(&command);
             let err = command.exec();
             return Err(err).with_context(|| format!("could not start `{line}`"));
