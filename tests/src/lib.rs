@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::SupportedProtocolVersion;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sealgate_client::inference::{DataType, ErrorBody, InferenceRequest, InferenceResponse};
+use sealgate_client::inference::{DataType, ErrorBody, InferenceRequest, InferenceResponse, InputTensor, TensorData};
 use sealgate_client::{Client, ClientBuilder};
 use sealgate_protocol::{Aead, ClientRequest, ClientResponse, Kdf, KeyConfig, SymmetricSuite, bhttp, media_type};
 
@@ -96,6 +96,38 @@ pub fn demo_models_dir() -> PathBuf {
 /// The ONNX file of a demo model.
 pub fn demo_model_path(model: &str) -> PathBuf {
     demo_models_dir().join(format!("{model}.onnx"))
+}
+
+/// A temporary folder holding `tests/models/slow.onnx` (made by
+/// `models/make/make_test_models.py`): a model whose run time the request sets, served as a
+/// plaintext `.onnx` (start the gateway with `--danger-allow-plaintext-models`).
+pub fn slow_model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    fs::copy(repo_root().join("tests/models/slow.onnx"), dir.path().join("slow.onnx")).expect("copying slow.onnx");
+    dir
+}
+
+/// A request to the slow model (inputs `x` FP32 [1, 256] and `repeats` INT64 [2]) that costs
+/// about 4 x `repeats` MFLOP: on one core here about 70 ms per 1000 repeats.
+pub fn slow_request(repeats: i64) -> InferenceRequest {
+    InferenceRequest {
+        id: None,
+        inputs: vec![
+            InputTensor {
+                name: "x".into(),
+                shape: vec![1, 256],
+                datatype: DataType::Fp32,
+                data: TensorData::Float(vec![0.01; 256]),
+            },
+            InputTensor {
+                name: "repeats".into(),
+                shape: vec![2],
+                datatype: DataType::Int64,
+                data: TensorData::Int(vec![repeats, 1]),
+            },
+        ],
+        outputs: None,
+    }
 }
 
 /// The example request body of a demo model (`models/demo/{model}.example.json`).

@@ -13,40 +13,10 @@ use std::time::Duration;
 
 use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, RequestedOutput, TensorData};
-use sealgate_tests::{Gateway, GatewayOptions, assert_still_serving, repo_root, without_timing};
-
-/// A folder holding the slow test model (served as plaintext `.onnx`, which these tests
-/// allow with `--danger-allow-plaintext-models`: sealing is not what they are about).
-fn slow_model_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo_root().join("tests/models/slow.onnx"), dir.path().join("slow.onnx")).unwrap();
-    dir
-}
+use sealgate_tests::{Gateway, GatewayOptions, assert_still_serving, slow_model_dir, slow_request, without_timing};
 
 fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
     Gateway::start(GatewayOptions::new().models(dir).arg("--danger-allow-plaintext-models").args(args.iter().copied()))
-}
-
-/// A request to the slow model that costs about 4 x `repeats` MFLOP.
-fn slow_request(repeats: i64) -> InferenceRequest {
-    InferenceRequest {
-        id: None,
-        inputs: vec![
-            InputTensor {
-                name: "x".into(),
-                shape: vec![1, 256],
-                datatype: DataType::Fp32,
-                data: TensorData::Float(vec![0.01; 256]),
-            },
-            InputTensor {
-                name: "repeats".into(),
-                shape: vec![2],
-                datatype: DataType::Int64,
-                data: TensorData::Int(vec![repeats, 1]),
-            },
-        ],
-        outputs: None,
-    }
 }
 
 fn threads(pid: u32) -> u64 {

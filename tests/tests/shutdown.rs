@@ -12,21 +12,12 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 use sealgate_client::{Client, Error};
-use sealgate_tests::{Gateway, GatewayOptions, repo_root};
+use sealgate_tests::{Gateway, GatewayOptions, slow_model_dir, slow_request};
 use tokio::time::timeout;
 
 /// Longest any single step (a request, a log line appearing, the exit) may take.
 const STEP: Duration = Duration::from_secs(30);
-
-/// A folder holding the slow test model (served as plaintext `.onnx`, which these tests
-/// allow with `--danger-allow-plaintext-models`: sealing is not what they are about).
-fn slow_model_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo_root().join("tests/models/slow.onnx"), dir.path().join("slow.onnx")).unwrap();
-    dir
-}
 
 /// A gateway on the slow model that logs at debug level (for "inference started").
 fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
@@ -37,28 +28,6 @@ fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
             .args(args.iter().copied())
             .env("SEALGATE_LOG", "debug"),
     )
-}
-
-/// A request to the slow model that costs about 4 x `repeats` MFLOP.
-fn slow_request(repeats: i64) -> InferenceRequest {
-    InferenceRequest {
-        id: None,
-        inputs: vec![
-            InputTensor {
-                name: "x".into(),
-                shape: vec![1, 256],
-                datatype: DataType::Fp32,
-                data: TensorData::Float(vec![0.01; 256]),
-            },
-            InputTensor {
-                name: "repeats".into(),
-                shape: vec![2],
-                datatype: DataType::Int64,
-                data: TensorData::Int(vec![repeats, 1]),
-            },
-        ],
-        outputs: None,
-    }
 }
 
 /// Waits (up to [`STEP`]) until the gateway's log has `needle` at least `count` times.
