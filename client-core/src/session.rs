@@ -1,0 +1,308 @@
+//! One gateway's key configuration, chosen once, and the exchanges sealed to it.
+//!
+//! A [`Session`] is made from the gateway's `application/ohttp-keys` answer (RFC 9540
+//! discovery) and the caller's [`Preferences`]; it chooses a configuration and checks the pin
+//! exactly once, before anything is encrypted. [`Session::prepare`] builds the inner request
+//! and seals it (RFC 9458 section 4.3), giving the `message/ohttp-req` body and a single-use
+//! [`Pending`]; [`Pending::finish`] classifies whatever came back, in this one place, as an
+//! answer, as "refetch the keys and retry once" ([`Finished::RefetchKeys`]) or as an
+//! [`Error`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use rand_core::CryptoRng;
+use sealgate_protocol::{
+    Aead, ClientRequest, ClientResponse, GATEWAY_PATH, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, media_type,
+};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::json;
+
+/// What the caller wants from a gateway: where it is, the bearer token, and which key
+/// configuration to accept and prefer.
+#[derive(Debug, Clone)]
+pub struct Preferences {
+    authority: String,
+    token: Option<Zeroizing<String>>,
+    pin: Option<[u8; 32]>,
+    kem: Kem,
+    aead: Aead,
+}
+
+impl Preferences {
+    /// Preferences for the gateway at `authority` (`host[:port]`, the inner requests'
+    /// `:authority`): X25519 and AES-128-GCM preferred, no pin, no token.
+    pub fn new(authority: impl Into<String>) -> Self {
+        Self { authority: authority.into(), token: None, pin: None, kem: Kem::X25519HkdfSha256, aead: Aead::Aes128Gcm }
+    }
+
+    /// Sends `authorization: Bearer TOKEN` inside every request; it never leaves the
+    /// encryption.
+    pub fn token(mut self, token: Option<Zeroizing<String>>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Accepts only the key configuration whose SHA-256 is `sha256`.
+    pub fn pin(mut self, sha256: Option<[u8; 32]>) -> Self {
+        self.pin = sha256;
+        self
+    }
+
+    /// The KEM to prefer when the gateway offers it.
+    pub fn kem(mut self, kem: Kem) -> Self {
+        self.kem = kem;
+        self
+    }
+
+    /// The AEAD to prefer when the gateway offers it.
+    pub fn aead(mut self, aead: Aead) -> Self {
+        self.aead = aead;
+        self
+    }
+
+    /// `host[:port]` of the gateway.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The gateway resource (RFC 9540): `https://{authority}/.well-known/ohttp-gateway`. Key
+    /// configurations are fetched from it with `GET`, requests posted to it.
+    pub fn gateway_url(&self) -> String {
+        alloc::format!("https://{}{GATEWAY_PATH}", self.authority)
+    }
+
+    /// Reads the answer to `GET` of the gateway resource: checks the status and media type,
+    /// then makes a session from the key configurations in it (see [`Preferences::session`]).
+    pub fn discover(&self, answer: &OuterResponse<'_>) -> Result<Session> {
+        check_outer(answer, media_type::OHTTP_KEYS, &self.gateway_url())?;
+        self.session(answer.body)
+    }
+
+    /// Makes a session from an `application/ohttp-keys` list: decodes it, chooses a
+    /// configuration ([`choose`]) and checks the pin before anything is encrypted to it.
+    pub fn session(&self, key_configs: &[u8]) -> Result<Session> {
+        let configs = KeyConfig::decode_list(key_configs).map_err(|e| Error::NoUsableKeyConfig { cause: Some(e) })?;
+        let config = choose(&configs, self.pin, self.kem, self.aead)?.clone();
+        if let Some(pin) = self.pin {
+            let got = config.sha256();
+            if got != pin {
+                return Err(Error::KeyConfigPinMismatch { got: crate::to_hex(&got) });
+            }
+        }
+        let suite = config
+            .suite_for(self.aead)
+            .or_else(|| config.suites().first().copied())
+            .unwrap_or(SymmetricSuite::new(Kdf::HkdfSha256, self.aead));
+        Ok(Session { preferences: self.clone(), gateway_url: self.gateway_url(), config, suite })
+    }
+}
+
+/// Chooses among a gateway's key configurations: the pinned one when present, then one with
+/// the preferred KEM and AEAD, then the preferred KEM with any AEAD, then the preferred AEAD
+/// with any KEM, then the gateway's first. The pin itself is checked by the caller, so that a
+/// list without the pinned configuration fails with the fingerprint actually received.
+pub fn choose(configs: &[KeyConfig], pin: Option<[u8; 32]>, kem: Kem, aead: Aead) -> Result<&KeyConfig> {
+    if let Some(c) = pin.and_then(|pin| configs.iter().find(|c| c.sha256() == pin)) {
+        return Ok(c);
+    }
+    let preferences: [&dyn Fn(&KeyConfig) -> bool; 3] =
+        [&|c| c.kem() == kem && c.suite_for(aead).is_some(), &|c| c.kem() == kem, &|c| c.suite_for(aead).is_some()];
+    preferences
+        .iter()
+        .find_map(|matches| configs.iter().find(|c| matches(c)))
+        .or_else(|| configs.first())
+        .ok_or(Error::NoUsableKeyConfig { cause: None })
+}
+
+/// A gateway's key configuration, chosen and pin-checked, with the preferences it was chosen
+/// by. Cheap to share; every request sealed to it is independent.
+#[derive(Debug, Clone)]
+pub struct Session {
+    preferences: Preferences,
+    gateway_url: String,
+    config: KeyConfig,
+    suite: SymmetricSuite,
+}
+
+impl Session {
+    /// The key configuration requests are sealed to.
+    pub fn key_config(&self) -> &KeyConfig {
+        &self.config
+    }
+
+    /// The KDF and AEAD used: the preferred AEAD when the configuration offers it, else the
+    /// gateway's first choice.
+    pub fn suite(&self) -> SymmetricSuite {
+        self.suite
+    }
+
+    /// The preferences the session was made with (to make the next one after a refetch).
+    pub fn preferences(&self) -> &Preferences {
+        &self.preferences
+    }
+
+    /// The inner request of a call: `method path` to the gateway's authority, accepting JSON,
+    /// with a JSON content type when there is a body and the bearer token when there is one.
+    /// All of it travels only inside the encryption.
+    pub fn inner_request(&self, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
+        let mut request = bhttp::Request::new(method, "https", &self.preferences.authority, path);
+        request.headers.push(bhttp::Field::new("accept", "application/json"));
+        if !body.is_empty() {
+            request.headers.push(bhttp::Field::new("content-type", "application/json"));
+        }
+        if let Some(token) = &self.preferences.token {
+            request.headers.push(bhttp::Field::new("authorization", alloc::format!("Bearer {}", token.as_str())));
+        }
+        request.body = body;
+        request
+    }
+
+    /// Builds the inner request ([`Session::inner_request`] plus `headers`), encodes it as
+    /// Binary HTTP and seals it.
+    pub fn prepare(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Prepared> {
+        let mut request = self.inner_request(method, path, body);
+        request.headers.extend(headers.iter().map(|(name, value)| bhttp::Field::new(name, *value)));
+        self.seal(&Zeroizing::new(request.encode()), rng)
+    }
+
+    /// Seals an encoded Binary HTTP request (RFC 9458 section 4.3).
+    pub fn seal(&self, encoded: &[u8], rng: &mut impl CryptoRng) -> Result<Prepared> {
+        let (encapsulated, response) = ClientRequest::new(&self.config, self.suite)?.encapsulate(encoded, rng)?;
+        let pending = Pending { response, gateway_url: self.gateway_url.clone() };
+        Ok(Prepared { encapsulated, pending })
+    }
+}
+
+/// A sealed request: the body to `POST` as `message/ohttp-req`, and what opens its answer.
+pub struct Prepared {
+    /// The encapsulated request.
+    pub encapsulated: Vec<u8>,
+    /// Opens the answer to exactly this request; single use.
+    pub pending: Pending,
+}
+
+/// The state that opens the answer to one request (RFC 9458 section 4.4). Consumed by
+/// [`Pending::finish`], so a response key is never used twice.
+pub struct Pending {
+    response: ClientResponse,
+    gateway_url: String,
+}
+
+impl Pending {
+    /// Classifies the gateway's answer to the request: the decrypted inner response, the
+    /// `ohttp-key` problem (refetch the key configuration and send the request once more,
+    /// freshly sealed), or an error. The inner status is not judged here: a raw caller may
+    /// want a 404 as it is; [`check_status`] turns error statuses into [`Error::Inference`].
+    pub fn finish(self, answer: &OuterResponse<'_>) -> Result<Finished> {
+        match check_outer(answer, media_type::OHTTP_RESPONSE, &self.gateway_url) {
+            Err(e) if e.is_key_config_mismatch() => return Ok(Finished::RefetchKeys(e)),
+            other => other?,
+        }
+        let plaintext = Zeroizing::new(self.response.decapsulate(answer.body)?);
+        Ok(Finished::Answer(bhttp::Response::decode(&plaintext)?))
+    }
+}
+
+/// How an exchange ended, when it did not fail.
+#[derive(Debug)]
+pub enum Finished {
+    /// The decrypted inner response (zeroized on drop).
+    Answer(bhttp::Response),
+    /// The gateway no longer accepts the key configuration (RFC 9458 section 5.3): fetch it
+    /// again, make a new session and send the request once more. If the second attempt ends
+    /// here too, give up with the error carried.
+    RefetchKeys(Error),
+}
+
+/// The parts of an outer HTTP answer a client must look at.
+#[derive(Debug, Clone, Copy)]
+pub struct OuterResponse<'a> {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `content-type` header as received (parameters and case are ignored).
+    pub content_type: &'a str,
+    /// The `retry-after` header as received, if any.
+    pub retry_after: Option<&'a str>,
+    /// The body, read to the end.
+    pub body: &'a [u8],
+}
+
+impl<'a> OuterResponse<'a> {
+    /// An answer without `retry-after`.
+    pub fn new(status: u16, content_type: &'a str, body: &'a [u8]) -> Self {
+        Self { status, content_type, retry_after: None, body }
+    }
+
+    /// Adds the `retry-after` header.
+    pub fn retry_after(mut self, value: Option<&'a str>) -> Self {
+        self.retry_after = value;
+        self
+    }
+}
+
+/// The one judgement of an outer answer: overloaded, refused with problem details, not a
+/// gateway at all, or a success of the `expected` media type.
+fn check_outer(answer: &OuterResponse<'_>, expected: &'static str, url: &str) -> Result<()> {
+    let content_type = essence(answer.content_type);
+    if answer.status == 503 {
+        return Err(Error::Overloaded { retry_after: answer.retry_after.and_then(retry_after) });
+    }
+    let problem = || {
+        let [problem_type, title, detail] = json::string_members(answer.body, ["type", "title", "detail"])?;
+        Some(Error::Problem {
+            status: answer.status,
+            problem_type: problem_type.unwrap_or_else(|| "about:blank".into()),
+            title: title.unwrap_or_default(),
+            detail,
+        })
+    };
+    let unexpected = || Error::UnexpectedResponse {
+        url: url.into(),
+        status: answer.status,
+        content_type: content_type.into(),
+        expected,
+    };
+    if !(200..300).contains(&answer.status) {
+        let is_problem = content_type.eq_ignore_ascii_case(media_type::PROBLEM_JSON);
+        return Err(is_problem.then(problem).flatten().unwrap_or_else(unexpected));
+    }
+    if !content_type.eq_ignore_ascii_case(expected) {
+        return Err(unexpected());
+    }
+    Ok(())
+}
+
+/// A media type without parameters or surrounding space (`Application/OHTTP-keys; x=1` →
+/// `Application/OHTTP-keys`); compare it ignoring ASCII case.
+pub fn essence(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+/// `Retry-After` in seconds (RFC 9110 section 10.2.3). The gateway sends only this form; an
+/// HTTP-date is ignored.
+fn retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse().ok().map(Duration::from_secs)
+}
+
+/// Passes a 2xx inner response through and turns any other into [`Error::Inference`] with
+/// the KServe `{"error": ...}` message.
+pub fn check_status(response: bhttp::Response) -> Result<bhttp::Response> {
+    if (200..300).contains(&response.status) {
+        return Ok(response);
+    }
+    let [message] = json::string_members(&response.body, ["error"]).unwrap_or_default();
+    let message =
+        message.unwrap_or_else(|| alloc::format!("HTTP status {} without a KServe error body", response.status));
+    Err(Error::Inference { status: response.status, message })
+}

@@ -1,0 +1,231 @@
+//! The client core against an in-memory gateway (the protocol crate's gateway side): choice
+//! and pinning, sealing, and every kind of answer `finish` classifies.
+
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use sealgate_protocol::{Aead, GatewayKey, GatewayKeys, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, media_type};
+
+use super::*;
+
+fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+fn gateway(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>) -> GatewayKeys {
+    GatewayKeys::new(vec![GatewayKey::generate(key_id, kem, suites, &mut rng()).unwrap()]).unwrap()
+}
+
+const AUTHORITY: &str = "gw.example:8443";
+
+#[test]
+fn key_configurations_are_chosen_by_kem_then_aead() {
+    let config = |id, kem: Kem, aead| {
+        let public_key = vec![9; kem.public_key_len()];
+        KeyConfig::new(id, kem, public_key, vec![SymmetricSuite::new(Kdf::HkdfSha256, aead)]).unwrap()
+    };
+    let x25519 = config(1, Kem::X25519HkdfSha256, Aead::Aes128Gcm);
+    let xwing = config(2, Kem::XWing, Aead::Aes128Gcm);
+    let xwing_chacha = config(3, Kem::XWing, Aead::ChaCha20Poly1305);
+    let both = [x25519.clone(), xwing.clone(), xwing_chacha.clone()];
+    let pick = |configs: &[KeyConfig], pin, kem, aead| choose(configs, pin, kem, aead).unwrap().clone();
+    // The default (X25519) stays X25519 while the gateway offers it ...
+    assert_eq!(pick(&both, None, Kem::X25519HkdfSha256, Aead::Aes128Gcm), x25519);
+    assert_eq!(pick(&both, None, Kem::X25519HkdfSha256, Aead::ChaCha20Poly1305), x25519);
+    // ... and a gateway that offers only X-Wing is used with X-Wing.
+    assert_eq!(pick(&both[1..], None, Kem::X25519HkdfSha256, Aead::Aes128Gcm), xwing);
+    // Preferring X-Wing picks it, with the chosen AEAD where offered.
+    assert_eq!(pick(&both, None, Kem::XWing, Aead::Aes128Gcm), xwing);
+    assert_eq!(pick(&both, None, Kem::XWing, Aead::ChaCha20Poly1305), xwing_chacha);
+    assert_eq!(pick(&both[..1], None, Kem::XWing, Aead::Aes128Gcm), x25519);
+    // A pin wins over every preference.
+    assert_eq!(pick(&both, Some(xwing_chacha.sha256()), Kem::X25519HkdfSha256, Aead::Aes128Gcm), xwing_chacha);
+    assert_eq!(choose(&[], None, Kem::XWing, Aead::Aes128Gcm).unwrap_err(), Error::NoUsableKeyConfig { cause: None });
+}
+
+#[test]
+fn the_session_uses_the_preferred_kem_and_aead() {
+    let x25519 = gateway(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let xwing = gateway(2, Kem::XWing, SymmetricSuite::ALL.to_vec());
+    let mut list = x25519.encoded_configs();
+    list.extend(xwing.encoded_configs());
+    let session = Preferences::new(AUTHORITY).session(&list).unwrap();
+    assert_eq!(session.key_config().kem(), Kem::X25519HkdfSha256);
+    assert_eq!(session.suite().aead, Aead::Aes128Gcm);
+    let session = Preferences::new(AUTHORITY).kem(Kem::XWing).aead(Aead::ChaCha20Poly1305).session(&list).unwrap();
+    assert_eq!((session.key_config().key_id(), session.suite().aead), (2, Aead::ChaCha20Poly1305));
+
+    // The preferred AEAD when offered, else the gateway's first.
+    let chacha_only =
+        gateway(3, Kem::X25519HkdfSha256, vec![SymmetricSuite::new(Kdf::HkdfSha256, Aead::ChaCha20Poly1305)]);
+    let session = Preferences::new(AUTHORITY).session(&chacha_only.encoded_configs()).unwrap();
+    assert_eq!(session.suite().aead, Aead::ChaCha20Poly1305);
+}
+
+#[test]
+fn the_pin_is_checked_before_anything_is_encrypted() {
+    let gw = gateway(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let sha = gw.configs()[0].sha256();
+    let pinned = Preferences::new(AUTHORITY).pin(Some(sha));
+    assert_eq!(pinned.session(&gw.encoded_configs()).unwrap().key_config(), &gw.configs()[0]);
+    let other = gateway(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let e = pinned.session(&other.encoded_configs()).unwrap_err();
+    assert_eq!(e, Error::KeyConfigPinMismatch { got: to_hex(&other.configs()[0].sha256()) });
+    assert_eq!(e.code(), "key-config-pin-mismatch");
+    let e = Preferences::new(AUTHORITY).session(b"\x00\x05junk").unwrap_err();
+    assert!(matches!(e, Error::NoUsableKeyConfig { cause: Some(_) }), "{e:?}");
+    assert!(core::error::Error::source(&e).is_some(), "the decoding error is kept as the cause");
+}
+
+#[test]
+fn discovery_checks_status_and_media_type() {
+    let gw = gateway(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let keys = gw.encoded_configs();
+    let prefs = Preferences::new(AUTHORITY);
+    assert!(prefs.discover(&OuterResponse::new(200, "Application/OHTTP-Keys; x=1", &keys)).is_ok());
+    let e = prefs.discover(&OuterResponse::new(200, "text/html", &keys)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "https://gw.example:8443/.well-known/ohttp-gateway answered with content type 'text/html', not \
+         application/ohttp-keys; is this the URL of a Sealgate gateway?"
+    );
+    let e = prefs.discover(&OuterResponse::new(404, "text/html", b"<h1>Not Found</h1>")).unwrap_err();
+    assert!(e.to_string().ends_with("answered HTTP 404 (text/html); is this the URL of a Sealgate gateway?"), "{e}");
+    assert_eq!((e.code(), e.status()), ("unexpected-response", Some(404)));
+}
+
+/// Seals a request to `gw`, lets `answer` build the outer answer from the decapsulated
+/// request, and finishes the exchange.
+fn exchange(
+    gw: &GatewayKeys,
+    session: &Session,
+    answer: impl FnOnce(Vec<u8>, Vec<u8>) -> (u16, &'static str, Option<&'static str>, Vec<u8>),
+) -> Result<Finished> {
+    let sealed = session.prepare("POST", "/v2/models/m/infer", &[("x-trace", "1")], b"{}".to_vec(), &mut rng())?;
+    let (status, content_type, retry_after, body) = match gw.decapsulate(&sealed.encapsulated) {
+        Ok((inner, responder)) => {
+            let encrypt = |response: bhttp::Response| responder.encapsulate(&response.encode(), &mut rng()).unwrap();
+            answer(inner.to_vec(), encrypt(bhttp::Response::new(200, vec![], br#"{"ok":1}"#.to_vec())))
+        }
+        Err(_) => answer(Vec::new(), Vec::new()),
+    };
+    sealed.pending.finish(&OuterResponse::new(status, content_type, &body).retry_after(retry_after))
+}
+
+#[test]
+fn a_sealed_request_round_trips_with_the_token_inside() {
+    let gw = gateway(9, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let token = zeroize::Zeroizing::new("sg_s3cret".to_string());
+    let session = Preferences::new(AUTHORITY).token(Some(token)).session(&gw.encoded_configs()).unwrap();
+    let sealed = session.prepare("POST", "/v2/models/m/infer", &[], b"{}".to_vec(), &mut rng()).unwrap();
+    assert!(!sealed.encapsulated.windows(9).any(|w| w == b"sg_s3cret"), "the token travels encrypted");
+    let mut seen = None;
+    let finished = exchange(&gw, &session, |inner, encrypted| {
+        seen = Some(bhttp::Request::decode(&inner).unwrap());
+        (200, media_type::OHTTP_RESPONSE, None, encrypted)
+    })
+    .unwrap();
+    let inner = seen.unwrap();
+    assert_eq!((inner.method.as_str(), inner.authority.as_str()), ("POST", AUTHORITY));
+    assert_eq!(inner.header("authorization"), Some(&b"Bearer sg_s3cret"[..]));
+    assert_eq!(inner.header("content-type"), Some(&b"application/json"[..]));
+    assert_eq!(inner.header("x-trace"), Some(&b"1"[..]));
+    match finished {
+        Finished::Answer(response) => assert_eq!((response.status, &response.body[..]), (200, &br#"{"ok":1}"#[..])),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_answer_is_classified_in_one_place() {
+    let gw = gateway(4, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let session = Preferences::new(AUTHORITY).session(&gw.encoded_configs()).unwrap();
+    let answer = |status, content_type, retry_after: Option<&'static str>, body: &'static [u8]| {
+        exchange(&gw, &session, move |_, _| (status, content_type, retry_after, body.to_vec()))
+    };
+
+    let key = br#"{"type":"https://iana.org/assignments/http-problem-types#ohttp-key","title":"key configuration mismatch","status":422}"#;
+    match answer(422, media_type::PROBLEM_JSON, None, key).unwrap() {
+        Finished::RefetchKeys(e) => assert!(e.is_key_config_mismatch() && e.code() == "problem"),
+        other => panic!("{other:?}"),
+    }
+    let e = answer(401, media_type::PROBLEM_JSON, None, br#"{"title":"no","detail":"why"}"#).unwrap_err();
+    assert_eq!(e.to_string(), "the gateway refused the request (401): no: why");
+    assert!(matches!(&e, Error::Problem { problem_type, .. } if problem_type == "about:blank"));
+    // Problem JSON counts only with the problem media type, and only when it parses.
+    let e = answer(400, "application/json", None, br#"{"title":"x"}"#).unwrap_err();
+    assert_eq!(e.code(), "unexpected-response");
+    let e = answer(400, media_type::PROBLEM_JSON, None, b"{garbage").unwrap_err();
+    assert_eq!(e.code(), "unexpected-response");
+
+    let e = answer(503, media_type::PROBLEM_JSON, Some(" 2 "), b"{}").unwrap_err();
+    assert_eq!(e, Error::Overloaded { retry_after: Some(Duration::from_secs(2)) });
+    assert!(e.is_retryable());
+    assert_eq!(e.to_string(), "the gateway is overloaded; retry after 2 s");
+    let e = answer(503, "text/plain", Some("Wed, 21 Oct 2015 07:28:00 GMT"), b"busy").unwrap_err();
+    assert_eq!(e, Error::Overloaded { retry_after: None });
+
+    let e = answer(200, "text/html", None, b"<html>").unwrap_err();
+    assert_eq!(e.code(), "unexpected-response");
+    assert!(e.to_string().contains("not message/ohttp-res"), "{e}");
+}
+
+#[test]
+fn tampered_and_foreign_answers_do_not_decrypt() {
+    let gw = gateway(5, Kem::XWing, SymmetricSuite::ALL.to_vec());
+    let session = Preferences::new(AUTHORITY).session(&gw.encoded_configs()).unwrap();
+    let e = exchange(&gw, &session, |_, mut encrypted| {
+        let last = encrypted.len() - 1;
+        encrypted[last] ^= 1;
+        (200, media_type::OHTTP_RESPONSE, None, encrypted)
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().starts_with("the gateway's response could not be decrypted")),
+        ("decrypt", true)
+    );
+
+    // The answer to one request does not open another's pending state.
+    let first = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
+    let second = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
+    let (_, responder) = gw.decapsulate(&first.encapsulated).unwrap();
+    let body = responder.encapsulate(&bhttp::Response::new(200, vec![], vec![]).encode(), &mut rng()).unwrap();
+    let e = second.pending.finish(&OuterResponse::new(200, media_type::OHTTP_RESPONSE, &body)).unwrap_err();
+    assert_eq!(e, Error::Decrypt);
+    assert!(matches!(
+        first.pending.finish(&OuterResponse::new(200, media_type::OHTTP_RESPONSE, &body)),
+        Ok(Finished::Answer(_))
+    ));
+}
+
+#[test]
+fn inner_error_statuses_carry_the_kserve_message() {
+    let answer = |status, body: &[u8]| check_status(bhttp::Response::new(status, vec![], body.to_vec()));
+    assert_eq!(answer(200, b"{}").unwrap().status, 200);
+    let e = answer(403, br#"{"error":"this token may not use model 'x'"}"#).unwrap_err();
+    assert_eq!(e.to_string(), "inference failed (403): this token may not use model 'x'");
+    assert_eq!((e.code(), e.status(), e.is_retryable()), ("inference", Some(403), false));
+    let e = answer(500, b"not json").unwrap_err();
+    assert_eq!(e.to_string(), "inference failed (500): HTTP status 500 without a KServe error body");
+    assert!(answer(429, b"{}").unwrap_err().is_retryable());
+}
+
+#[test]
+fn names_and_pins_parse() {
+    let hex = "9acaff75e986008a0b02760aae912f3501dcf3c26044f6f36b80c946408a3c24";
+    assert_eq!(parse_pin(hex).unwrap()[0], 0x9a);
+    assert_eq!(parse_pin(&hex.to_uppercase()).unwrap()[31], 0x24);
+    assert_eq!(to_hex(&parse_pin(&alloc::format!(" {hex}\n")).unwrap()), hex);
+    for bad in ["", "9acaff", &hex[1..], &alloc::format!("{hex}00"), &hex.replace('a', "g"), &hex.replace('a', "+")] {
+        assert_eq!(parse_pin(bad), None, "{bad}");
+    }
+    assert_eq!(to_hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
+    assert_eq!(parse_aead("ChaCha20-Poly1305"), Some(Aead::ChaCha20Poly1305));
+    assert_eq!(parse_aead("aes-256-gcm"), Some(Aead::Aes256Gcm));
+    assert_eq!(parse_aead("AES-GCM"), None);
+    assert_eq!(parse_kem("X-Wing"), Some(Kem::XWing));
+    assert_eq!(parse_kem("x25519"), Some(Kem::X25519HkdfSha256));
+    assert_eq!(parse_kem("kyber"), None);
+}
