@@ -75,6 +75,22 @@ impl Preferences {
         alloc::format!("https://{}{GATEWAY_PATH}", self.authority)
     }
 
+    /// The inner request of a call: `method path` to the gateway's authority, accepting JSON,
+    /// with a JSON content type when there is a body and the bearer token when there is one.
+    /// All of it travels only inside the encryption.
+    pub fn inner_request(&self, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
+        let mut request = bhttp::Request::new(method, "https", &self.authority, path);
+        request.headers.push(bhttp::Field::new("accept", "application/json"));
+        if !body.is_empty() {
+            request.headers.push(bhttp::Field::new("content-type", "application/json"));
+        }
+        if let Some(token) = &self.token {
+            request.headers.push(bhttp::Field::new("authorization", alloc::format!("Bearer {}", token.as_str())));
+        }
+        request.body = body;
+        request
+    }
+
     /// Reads the answer to `GET` of the gateway resource: checks the status and media type,
     /// then makes a session from the key configurations in it (see [`Preferences::session`]).
     pub fn discover(&self, answer: &OuterResponse<'_>) -> Result<Session> {
@@ -145,23 +161,7 @@ impl Session {
         &self.preferences
     }
 
-    /// The inner request of a call: `method path` to the gateway's authority, accepting JSON,
-    /// with a JSON content type when there is a body and the bearer token when there is one.
-    /// All of it travels only inside the encryption.
-    pub fn inner_request(&self, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
-        let mut request = bhttp::Request::new(method, "https", &self.preferences.authority, path);
-        request.headers.push(bhttp::Field::new("accept", "application/json"));
-        if !body.is_empty() {
-            request.headers.push(bhttp::Field::new("content-type", "application/json"));
-        }
-        if let Some(token) = &self.preferences.token {
-            request.headers.push(bhttp::Field::new("authorization", alloc::format!("Bearer {}", token.as_str())));
-        }
-        request.body = body;
-        request
-    }
-
-    /// Builds the inner request ([`Session::inner_request`] plus `headers`), encodes it as
+    /// Builds the inner request ([`Preferences::inner_request`] plus `headers`), encodes it as
     /// Binary HTTP and seals it.
     pub fn prepare(
         &self,
@@ -171,7 +171,7 @@ impl Session {
         body: Vec<u8>,
         rng: &mut impl CryptoRng,
     ) -> Result<Prepared> {
-        let mut request = self.inner_request(method, path, body);
+        let mut request = self.preferences.inner_request(method, path, body);
         request.headers.extend(headers.iter().map(|(name, value)| bhttp::Field::new(name, *value)));
         self.seal(&Zeroizing::new(request.encode()), rng)
     }

@@ -4,17 +4,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use rustls::crypto::{CryptoProvider, aws_lc_rs};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use sealgate_client_core::{Finished, OuterResponse, Preferences, Session};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelList, ModelMetadata};
-use sealgate_protocol::{Aead, ClientRequest, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, media_type};
-use serde::Deserialize;
+use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp, media_type};
 use tokio::sync::RwLock;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{BoxedCause, Error, Result};
 
 /// Builds a [`Client`].
 #[derive(Debug)]
@@ -74,8 +73,8 @@ impl ClientBuilder {
     pub fn ca_certificate_pem(mut self, pem: &[u8]) -> Self {
         match CertificateDer::pem_slice_iter(pem).collect::<std::result::Result<Vec<_>, _>>() {
             Ok(certs) if !certs.is_empty() => self.roots.extend(certs),
-            Ok(_) => self.error = Some(Error::InvalidCaCertificate("no certificate in the PEM text".into())),
-            Err(e) => self.error = Some(Error::InvalidCaCertificate(e.to_string())),
+            Ok(_) => self.error = Some(ca_error("no certificate in the PEM text".into(), None)),
+            Err(e) => self.error = Some(ca_error("the PEM text does not parse".into(), Some(e.into()))),
         }
         self
     }
@@ -83,7 +82,8 @@ impl ClientBuilder {
     /// Reads [`ClientBuilder::ca_certificate_pem`] from a file.
     pub fn ca_certificate_file(self, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|e| Error::InvalidCaCertificate(format!("{}: {e}", path.display())))?;
+        let pem =
+            std::fs::read(path).map_err(|e| ca_error(format!("cannot read {}", path.display()), Some(e.into())))?;
         Ok(self.ca_certificate_pem(&pem))
     }
 
@@ -149,9 +149,10 @@ impl ClientBuilder {
 
     /// Builds the client (no network traffic yet).
     pub fn build(self) -> Result<Client> {
-        let base = url::Url::parse(&self.url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        let invalid = |reason, cause| Error::InvalidUrl { url: self.url.clone(), reason, cause };
+        let base = url::Url::parse(&self.url).map_err(|e| invalid("it does not parse", Some(e)))?;
         if base.scheme() != "https" {
-            return Err(Error::InvalidUrl("the gateway URL must be https://".into()));
+            return Err(invalid("the gateway URL must be https://", None));
         }
         if let Some(e) = self.error {
             return Err(e);
@@ -159,24 +160,42 @@ impl ClientBuilder {
         let authority = match (base.host_str(), base.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(Error::InvalidUrl("the gateway URL has no host".into())),
+            (None, _) => return Err(invalid("the gateway URL has no host", None)),
         };
+        let http = self.http_client()?;
+        let gateway_url = base.join(sealgate_protocol::GATEWAY_PATH).map_err(|e| invalid("it does not parse", Some(e)))?;
+        let preferences =
+            Preferences::new(authority).token(self.token).pin(self.pinned_key_config).kem(self.kem).aead(self.aead);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                gateway_url,
+                preferences,
+                connect_retries: self.connect_retries,
+                session: RwLock::new(None),
+            }),
+        })
+    }
+
+    /// The HTTP client: TLS 1.3 only ([`sealgate_protocol::tls`]), trusting only the
+    /// configured CA, speaking the configured HTTP version.
+    fn http_client(&self) -> Result<reqwest::Client> {
         if self.roots.is_empty() {
-            return Err(Error::InvalidCaCertificate("no CA certificate configured; call ca_certificate_file".into()));
+            return Err(ca_error("no CA certificate configured; call ca_certificate_file".into(), None));
         }
         let mut roots = rustls::RootCertStore::empty();
-        for cert in self.roots {
-            roots.add(cert).map_err(|e| Error::InvalidCaCertificate(e.to_string()))?;
+        for cert in &self.roots {
+            roots.add(cert.clone()).map_err(|e| ca_error("the certificate is not usable".into(), Some(e.into())))?;
         }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(tls_provider()))
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(sealgate_protocol::tls::provider()))
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| Error::Transport(e.to_string()))?
+            .map_err(Error::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         // reqwest sets ALPN only on TLS configurations it builds itself; with a preconfigured
         // one it uses whatever protocol the server selects from our list (none: HTTP/1.1).
         tls.alpn_protocols = match self.http_version {
-            HttpVersion::Negotiate => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            HttpVersion::Negotiate => sealgate_protocol::tls::alpn_protocols(),
             HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
             HttpVersion::Http2 => vec![b"h2".to_vec()],
         };
@@ -191,35 +210,12 @@ impl ClientBuilder {
             // Without this a server that ignores ALPN would get HTTP/1.1 silently.
             HttpVersion::Http2 => http.http2_prior_knowledge(),
         };
-        let http = http.build().map_err(|e| Error::Transport(e.to_string()))?;
-        let gateway_url = base.join(sealgate_protocol::GATEWAY_PATH).map_err(|e| Error::InvalidUrl(e.to_string()))?;
-        Ok(Client {
-            inner: Arc::new(Inner {
-                http,
-                gateway_url,
-                authority,
-                token: self.token,
-                connect_retries: self.connect_retries,
-                pinned_key_config: self.pinned_key_config,
-                aead: self.aead,
-                kem: self.kem,
-                key_config: RwLock::new(None),
-            }),
-        })
+        http.build().map_err(Error::Transport)
     }
 }
 
-/// The TLS 1.3 provider: AEAD suites only, post-quantum hybrid key exchange first.
-fn tls_provider() -> CryptoProvider {
-    CryptoProvider {
-        cipher_suites: vec![
-            aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256,
-            aws_lc_rs::cipher_suite::TLS13_AES_256_GCM_SHA384,
-            aws_lc_rs::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ],
-        kx_groups: vec![aws_lc_rs::kx_group::X25519MLKEM768, aws_lc_rs::kx_group::X25519],
-        ..aws_lc_rs::default_provider()
-    }
+fn ca_error(problem: String, cause: Option<BoxedCause>) -> Error {
+    Error::InvalidCaCertificate { problem, cause }
 }
 
 /// A Sealgate client. Cheap to clone; clones share connections and the key cache.
@@ -232,23 +228,10 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     gateway_url: url::Url,
-    authority: String,
-    token: Option<Zeroizing<String>>,
+    preferences: Preferences,
     connect_retries: u32,
-    pinned_key_config: Option<[u8; 32]>,
-    aead: Aead,
-    kem: Kem,
-    key_config: RwLock<Option<KeyConfig>>,
-}
-
-#[derive(Deserialize)]
-struct ProblemBody {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    detail: Option<String>,
+    /// The key configuration in use, chosen by the client core; `None` until first use.
+    session: RwLock<Option<Arc<Session>>>,
 }
 
 impl Client {
@@ -271,38 +254,28 @@ impl Client {
 
     /// The cached key configuration, fetching it on first use.
     pub async fn key_config(&self) -> Result<KeyConfig> {
-        if let Some(config) = self.inner.key_config.read().await.as_ref() {
-            return Ok(config.clone());
-        }
-        self.refresh_key_config().await
+        Ok(self.session().await?.key_config().clone())
     }
 
     /// Fetches the key configuration now (RFC 9540 discovery) and caches it.
     pub async fn refresh_key_config(&self) -> Result<KeyConfig> {
-        let response = self.with_retries(|| self.inner.http.get(self.inner.gateway_url.clone()).send()).await?;
-        let status = response.status();
-        let content_type = header_str(response.headers().get(CONTENT_TYPE));
-        let body = response.bytes().await?;
-        if !status.is_success() {
-            return Err(problem(status.as_u16(), &body));
-        }
-        if !content_type.eq_ignore_ascii_case(media_type::OHTTP_KEYS) {
-            return Err(Error::UnexpectedResponse(format!("key configuration has content type '{content_type}'")));
-        }
-        let configs = KeyConfig::decode_list(&body).map_err(|e| Error::NoUsableKeyConfig(e.to_string()))?;
-        let config = self.choose(configs)?;
-        if let Some(pin) = self.inner.pinned_key_config {
-            let got = config.sha256();
-            if got != pin {
-                return Err(Error::KeyConfigPinMismatch { got: hex::encode(got) });
-            }
-        }
-        *self.inner.key_config.write().await = Some(config.clone());
-        Ok(config)
+        Ok(self.refresh_session().await?.key_config().clone())
     }
 
-    fn choose(&self, configs: Vec<KeyConfig>) -> Result<KeyConfig> {
-        choose_config(configs, self.inner.pinned_key_config, self.inner.kem, self.inner.aead)
+    async fn session(&self) -> Result<Arc<Session>> {
+        if let Some(session) = self.inner.session.read().await.as_ref() {
+            return Ok(session.clone());
+        }
+        self.refresh_session().await
+    }
+
+    async fn refresh_session(&self) -> Result<Arc<Session>> {
+        let response = self.with_retries(|| self.inner.http.get(self.inner.gateway_url.clone()).send()).await?;
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let body = response.bytes().await?;
+        let session = Arc::new(self.inner.preferences.discover(&outer(status, &headers, &body))?);
+        *self.inner.session.write().await = Some(session.clone());
+        Ok(session)
     }
 
     /// Sends one Binary HTTP request through the gateway and returns the decrypted response.
@@ -317,25 +290,23 @@ impl Client {
     pub async fn send_timed(&self, request: &bhttp::Request) -> Result<(bhttp::Response, ExchangeTimings)> {
         let encoded = Zeroizing::new(request.encode());
         let mut timings = ExchangeTimings::default();
-        let response = match self.exchange(&encoded, &mut timings).await {
-            Err(e) if e.is_key_config_mismatch() => {
-                self.refresh_key_config().await?;
-                self.exchange(&encoded, &mut timings).await
+        let mut session = self.session().await?;
+        let mut refetched = false;
+        loop {
+            match self.exchange(&session, &encoded, &mut timings).await? {
+                Finished::Answer(response) => return Ok((response, timings)),
+                Finished::RefetchKeys(_) if !refetched => {
+                    refetched = true;
+                    session = self.refresh_session().await?;
+                }
+                Finished::RefetchKeys(e) => return Err(e.into()),
             }
-            other => other,
-        }?;
-        Ok((response, timings))
+        }
     }
 
-    async fn exchange(&self, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<bhttp::Response> {
-        let config = self.key_config().await?;
-        let suite = config
-            .suite_for(self.inner.aead)
-            .or_else(|| config.suites().first().copied())
-            .unwrap_or(SymmetricSuite::new(Kdf::HkdfSha256, self.inner.aead));
+    async fn exchange(&self, session: &Session, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<Finished> {
         let started = Instant::now();
-        let (encapsulated, pending) =
-            ClientRequest::new(&config, suite)?.encapsulate(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
         let response = self
             .with_retries(|| {
@@ -343,27 +314,16 @@ impl Client {
                     .http
                     .post(self.inner.gateway_url.clone())
                     .header(CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_REQUEST))
-                    .body(encapsulated.clone())
+                    .body(sealed.encapsulated.clone())
                     .send()
             })
             .await?;
-        let status = response.status();
-        let content_type = header_str(response.headers().get(CONTENT_TYPE));
-        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            return Err(Error::Overloaded { retry_after: retry_after(response.headers()) });
-        }
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let body = response.bytes().await?;
-        if !status.is_success() {
-            return Err(problem(status.as_u16(), &body));
-        }
-        if !content_type.eq_ignore_ascii_case(media_type::OHTTP_RESPONSE) {
-            return Err(Error::UnexpectedResponse(format!("content type '{content_type}'")));
-        }
         let started = Instant::now();
-        let plaintext = pending.decapsulate(&body);
+        let finished = sealed.pending.finish(&outer(status, &headers, &body));
         timings.decapsulate += started.elapsed();
-        let plaintext = Zeroizing::new(plaintext?);
-        Ok(bhttp::Response::decode(&plaintext)?)
+        Ok(finished?)
     }
 
     async fn with_retries<F, Fut>(&self, mut send: F) -> Result<reqwest::Response>
@@ -387,29 +347,17 @@ impl Client {
     /// accepting JSON, with a JSON content type when there is a body and the bearer token
     /// when one is configured. Hand it to [`Client::send`] or [`Client::send_timed`].
     pub fn inner_request(&self, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
-        let mut request = bhttp::Request::new(method, "https", &self.inner.authority, path);
-        request.headers.push(bhttp::Field::new("accept", "application/json"));
-        if !body.is_empty() {
-            request.headers.push(bhttp::Field::new("content-type", "application/json"));
-        }
-        if let Some(token) = &self.inner.token {
-            request.headers.push(bhttp::Field::new("authorization", format!("Bearer {}", token.as_str())));
-        }
-        request.body = body;
-        request
+        self.inner.preferences.inner_request(method, path, body)
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, method: &str, path: &str, body: Vec<u8>) -> Result<T> {
-        let response = self.send(&self.inner_request(method, path, body)).await?;
-        if !(200..300).contains(&response.status) {
-            return Err(Error::inference(response.status, &response.body));
-        }
-        serde_json::from_slice(&response.body).map_err(|e| Error::InvalidResponse(e.to_string()))
+        let response = sealgate_client_core::check_status(self.send(&self.inner_request(method, path, body)).await?)?;
+        serde_json::from_slice(&response.body).map_err(Error::InvalidResponse)
     }
 
     /// Runs `request` on the newest version of `model`.
     pub async fn infer(&self, model: &str, request: &InferenceRequest) -> Result<InferenceResponse> {
-        let body = serde_json::to_vec(request).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        let body = serde_json::to_vec(request).map_err(Error::InvalidRequest)?;
         self.call("POST", &format!("/v2/models/{}/infer", path_segment(model)?), body).await
     }
 
@@ -424,45 +372,19 @@ impl Client {
     }
 }
 
-/// Prefers a pinned configuration, then one with the chosen KEM and AEAD, then the chosen
-/// KEM with any AEAD, then the chosen AEAD with any KEM, then the gateway's first.
-fn choose_config(configs: Vec<KeyConfig>, pin: Option<[u8; 32]>, kem: Kem, aead: Aead) -> Result<KeyConfig> {
-    if let Some(c) = pin.and_then(|pin| configs.iter().find(|c| c.sha256() == pin)) {
-        return Ok(c.clone());
-    }
-    let preferences: [&dyn Fn(&KeyConfig) -> bool; 3] =
-        [&|c| c.kem() == kem && c.suite_for(aead).is_some(), &|c| c.kem() == kem, &|c| c.suite_for(aead).is_some()];
-    let preferred = preferences.iter().find_map(|matches| configs.iter().find(|c| matches(c)).cloned());
-    preferred.or_else(|| configs.into_iter().next()).ok_or_else(|| Error::NoUsableKeyConfig("empty list".into()))
-}
-
 /// Model names travel in the inner path: refuse anything that could change the route.
 fn path_segment(name: &str) -> Result<&str> {
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         Ok(name)
     } else {
-        Err(Error::InvalidUrl(format!("'{name}' is not a valid model name")))
+        Err(Error::InvalidModelName(name.to_owned()))
     }
 }
 
-fn header_str(value: Option<&HeaderValue>) -> String {
-    value.and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_owned()
-}
-
-/// `Retry-After` in seconds (RFC 9110 section 10.2.3; the HTTP-date form is not used by the
-/// gateway and is ignored).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(std::time::Duration::from_secs(seconds))
-}
-
-fn problem(status: u16, body: &[u8]) -> Error {
-    let parsed: Option<ProblemBody> = serde_json::from_slice(body).ok();
-    let (kind, title, detail) = match parsed {
-        Some(p) => (p.kind.unwrap_or_else(|| "about:blank".into()), p.title.unwrap_or_default(), p.detail),
-        None => ("about:blank".into(), format!("HTTP {status}"), None),
-    };
-    Error::Problem { status, problem_type: kind, title, detail }
+/// The parts of an outer answer the client core judges.
+fn outer<'a>(status: u16, headers: &'a HeaderMap, body: &'a [u8]) -> OuterResponse<'a> {
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    OuterResponse::new(status, header(CONTENT_TYPE).unwrap_or(""), body).retry_after(header(RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -470,38 +392,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_configurations_are_chosen_by_kem_then_aead() {
-        let config = |id, kem: Kem, aead| {
-            let public_key = vec![9; kem.public_key_len()];
-            KeyConfig::new(id, kem, public_key, vec![SymmetricSuite::new(Kdf::HkdfSha256, aead)]).unwrap()
-        };
-        let x25519 = config(1, Kem::X25519HkdfSha256, Aead::Aes128Gcm);
-        let xwing = config(2, Kem::XWing, Aead::Aes128Gcm);
-        let xwing_chacha = config(3, Kem::XWing, Aead::ChaCha20Poly1305);
-        let both = vec![x25519.clone(), xwing.clone(), xwing_chacha.clone()];
-        let choose = |configs: &[KeyConfig], pin, kem, aead| choose_config(configs.to_vec(), pin, kem, aead).unwrap();
-        // The default (X25519) stays X25519 while the gateway offers it ...
-        assert_eq!(choose(&both, None, Kem::X25519HkdfSha256, Aead::Aes128Gcm), x25519);
-        assert_eq!(choose(&both, None, Kem::X25519HkdfSha256, Aead::ChaCha20Poly1305), x25519);
-        // ... and a gateway that offers only X-Wing is used with X-Wing.
-        assert_eq!(choose(&both[1..], None, Kem::X25519HkdfSha256, Aead::Aes128Gcm), xwing);
-        // Preferring X-Wing picks it, with the chosen AEAD where offered.
-        assert_eq!(choose(&both, None, Kem::XWing, Aead::Aes128Gcm), xwing);
-        assert_eq!(choose(&both, None, Kem::XWing, Aead::ChaCha20Poly1305), xwing_chacha);
-        assert_eq!(choose(&both[..1], None, Kem::XWing, Aead::Aes128Gcm), x25519);
-        // A pin wins over every preference.
-        assert_eq!(choose(&both, Some(xwing_chacha.sha256()), Kem::X25519HkdfSha256, Aead::Aes128Gcm), xwing_chacha);
-    }
-
-    #[test]
     fn builder_refuses_bad_configuration() {
-        assert!(matches!(Client::builder("http://127.0.0.1:1").build(), Err(Error::InvalidUrl(_))));
-        assert!(matches!(Client::builder("not a url").build(), Err(Error::InvalidUrl(_))));
-        assert!(matches!(Client::builder("https://127.0.0.1:1").build(), Err(Error::InvalidCaCertificate(_))));
+        assert!(matches!(Client::builder("http://127.0.0.1:1").build(), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(Client::builder("not a url").build(), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(Client::builder("https://127.0.0.1:1").build(), Err(Error::InvalidCaCertificate { .. })));
         let empty_pem = Client::builder("https://127.0.0.1:1").ca_certificate_pem(b"").build();
-        assert!(matches!(empty_pem, Err(Error::InvalidCaCertificate(_))));
+        assert!(matches!(empty_pem, Err(Error::InvalidCaCertificate { .. })));
         let missing = Client::builder("https://127.0.0.1:1").ca_certificate_file("/nonexistent/ca.pem");
-        assert!(matches!(missing, Err(Error::InvalidCaCertificate(_))));
+        assert!(matches!(missing, Err(Error::InvalidCaCertificate { .. })));
     }
 
     #[test]
@@ -510,13 +408,5 @@ mod tests {
         for bad in ["", "../x", "a/b", "a?b", "a b"] {
             assert!(path_segment(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn problem_bodies_are_parsed() {
-        let body = br#"{"type":"https://iana.org/assignments/http-problem-types#ohttp-key","title":"t","status":422}"#;
-        let e = problem(422, body);
-        assert!(e.is_key_config_mismatch());
-        assert!(!problem(400, b"garbage").is_key_config_mismatch());
     }
 }

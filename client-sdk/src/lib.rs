@@ -35,7 +35,8 @@ mod error;
 mod token;
 
 pub use client::{Client, ClientBuilder, ExchangeTimings, HttpVersion};
-pub use error::{Error, Result};
+pub use error::{BoxedCause, Error, ExchangeError, Report, Result};
+pub use sealgate_client_core::check_status;
 pub use sealgate_protocol::inference;
 pub use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp};
 pub use token::read_token_file;

@@ -14,15 +14,14 @@ use crate::error::{Error, Result};
 /// one non-empty line of printable ASCII.
 pub fn read_token_file(path: impl AsRef<Path>) -> Result<Zeroizing<String>> {
     let path = path.as_ref();
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| Error::TokenFile(format!("cannot read {}: {e}", path.display())))?,
-    );
+    let error = |problem, cause| Error::TokenFile { path: path.to_owned(), problem, cause };
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| error("cannot read it", Some(e)))?);
     let token = bytes.trim_ascii();
     if token.is_empty() {
-        return Err(Error::TokenFile(format!("{} is empty", path.display())));
+        return Err(error("it is empty", None));
     }
     if !token.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::TokenFile(format!("{} does not hold a single bearer token", path.display())));
+        return Err(error("it does not hold a single bearer token", None));
     }
     // Every byte is printable ASCII, so this cannot fail.
     Ok(Zeroizing::new(String::from_utf8_lossy(token).into_owned()))
@@ -43,6 +42,9 @@ mod tests {
         std::fs::write(&path, "sg_secret1 sg_secret2").unwrap();
         let error = read_token_file(&path).unwrap_err().to_string();
         assert!(error.contains("single bearer token") && !error.contains("secret"), "{error}");
-        assert!(read_token_file(dir.path().join("missing")).unwrap_err().to_string().contains("cannot read"));
+        let missing = read_token_file(dir.path().join("missing")).unwrap_err();
+        assert!(missing.to_string().contains("cannot read"), "{missing}");
+        let cause = std::error::Error::source(&missing).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(cause.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound), "the I/O error is the source");
     }
 }

@@ -66,6 +66,8 @@ mod key_config;
 mod request;
 mod response;
 mod suite;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod varint;
 
 pub use crypto::Backend;

@@ -1,12 +1,11 @@
 //! `Sealgate`, the class a page uses: `connect`, then `infer`, `models`, `modelMetadata`.
 //!
-//! The flow mirrors the Rust SDK (`client-sdk/src/client.rs`): fetch the key configuration
-//! once (RFC 9540) and check the pin; for each call, check the page's input, encode the inner
-//! request as Binary HTTP, encapsulate it (RFC 9458), `POST` it as `message/ohttp-req`, check
-//! the answer's status and media type, decapsulate, and turn the inner status into either a
-//! result or an error carrying the KServe message. When the gateway answers with the
-//! `ohttp-key` problem (its keys rotated) the configuration is fetched again and the request
-//! re-encrypted and sent once more, never more than once.
+//! The policy is the client core's (`sealgate-client-core`, shared with the Rust SDK): it
+//! chooses and pin-checks the key configuration once (RFC 9540 discovery), builds and seals
+//! each inner request (RFC 9458), and classifies each answer. This module is the shell around
+//! it: check the page's input, `fetch`, and turn the inner answer into plain JS objects. When
+//! the core says the keys rotated (`ohttp-key`) the configuration is fetched again and the
+//! request re-encrypted and sent once more, never more than once.
 //!
 //! State lives behind an `Rc` so that methods can return promises that outlive the borrow of
 //! `this`; nothing is borrowed across an `await`, so concurrent calls from the page are safe.
@@ -15,14 +14,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Object, Promise, Reflect};
-use sealgate_protocol::{Aead, GATEWAY_PATH, KeyConfig, media_type};
+use sealgate_client_core::{Finished, Preferences, Session, check_status, to_hex};
+use sealgate_protocol::{GATEWAY_PATH, media_type};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
-use crate::exchange::{self, ExchangeInfo, SuiteNames};
-use crate::fetch::{HttpResponse, Transport};
+use crate::exchange::{ExchangeInfo, SuiteNames};
+use crate::fetch::Transport;
 use crate::json::{self, Answer};
 use crate::options::ConnectOptions;
 use crate::tensor::{check_model_name, request_body_from_js};
@@ -38,13 +38,9 @@ pub struct Sealgate {
 struct Inner {
     /// `https://host[:port]/.well-known/ohttp-gateway`.
     gateway_url: String,
-    /// `host[:port]`, the inner requests' authority.
-    authority: String,
-    token: Option<Zeroizing<String>>,
-    pin: Option<[u8; 32]>,
-    aead: Aead,
+    preferences: Preferences,
     transport: Transport,
-    config: RefCell<KeyConfig>,
+    session: RefCell<Rc<Session>>,
     last: RefCell<Option<ExchangeInfo>>,
 }
 
@@ -59,15 +55,14 @@ impl Sealgate {
         let options = ConnectOptions::from_js(&options)?;
         let (gateway_url, authority) = gateway_url(&url)?;
         let transport = Transport { fetch: options.fetch, timeout_ms: options.timeout_ms };
-        let config = fetch_config(&transport, &gateway_url, options.pin, options.aead).await?;
+        let preferences =
+            Preferences::new(authority).token(options.token).pin(options.pin).kem(options.kem).aead(options.aead);
+        let session = discover(&transport, &gateway_url, &preferences).await?;
         let inner = Inner {
             gateway_url,
-            authority,
-            token: options.token,
-            pin: options.pin,
-            aead: options.aead,
+            preferences,
             transport,
-            config: RefCell::new(config),
+            session: RefCell::new(Rc::new(session)),
             last: RefCell::new(None),
         };
         Ok(Sealgate { inner: Rc::new(inner) })
@@ -106,21 +101,21 @@ impl Sealgate {
     /// The key identifier of the key configuration in use.
     #[wasm_bindgen(getter, js_name = keyId)]
     pub fn key_id(&self) -> u8 {
-        self.inner.config.borrow().key_id()
+        self.inner.session.borrow().key_config().key_id()
     }
 
     /// SHA-256 of the key configuration in use, lowercase hex: compare it with the value
     /// `sealgate serve` prints, or pass it as `keyConfigSha256` to pin it.
     #[wasm_bindgen(getter, js_name = keyConfigSha256)]
     pub fn key_config_sha256(&self) -> String {
-        exchange::to_hex(&self.inner.config.borrow().sha256())
+        to_hex(&self.inner.session.borrow().key_config().sha256())
     }
 
     /// The algorithms requests are encrypted with: `{ kem, kdf, aead }`.
     #[wasm_bindgen(getter, unchecked_return_type = "Suite")]
     pub fn suite(&self) -> JsValue {
-        let config = self.inner.config.borrow();
-        suite_object(SuiteNames::new(config.kem(), exchange::suite_for(&config, self.inner.aead))).into()
+        let session = self.inner.session.borrow();
+        suite_object(SuiteNames::new(session.key_config().kem(), session.suite())).into()
     }
 
     /// What the most recent completed exchange looked like on the wire (sizes, key id,
@@ -136,67 +131,65 @@ impl Inner {
     /// and return the JSON as plain JS objects. Refetches the key configuration once on
     /// `ohttp-key`.
     async fn call(&self, kind: Answer, method: &str, path: &str, body: Vec<u8>, started: f64) -> Result<JsValue> {
-        let token = self.token.as_deref().map(String::as_str);
-        let request = exchange::inner_request(&self.authority, token, method, path, body);
+        let request = self.preferences.inner_request(method, path, body);
         let encoded = Zeroizing::new(request.encode());
         // The request zeroizes its own copy of the body and token now.
         drop(request);
-        let (inner, received) = match self.exchange(&encoded, started).await {
-            Err(e) if e.is_key_config_mismatch() => {
-                let config = fetch_config(&self.transport, &self.gateway_url, self.pin, self.aead).await?;
-                *self.config.borrow_mut() = config;
-                self.exchange(&encoded, now()).await?
+        let mut started = started;
+        let mut refetched = false;
+        let (answer, received) = loop {
+            let session = self.session.borrow().clone();
+            match self.exchange(&session, &encoded, started).await? {
+                (Finished::Answer(answer), received) => break (answer, received),
+                (Finished::RefetchKeys(_), _) if !refetched => {
+                    refetched = true;
+                    let session = discover(&self.transport, &self.gateway_url, &self.preferences).await?;
+                    *self.session.borrow_mut() = Rc::new(session);
+                    started = now();
+                }
+                (Finished::RefetchKeys(e), _) => return Err(e.into()),
             }
-            other => other?,
         };
-        if !(200..300).contains(&inner.status) {
-            return Err(ClientError::inference(inner.status, json::kserve_error(&inner.body)));
-        }
-        let value = json::answer(&inner.body, kind)?;
+        let answer = check_status(answer)?;
+        let value = json::answer(&answer.body, kind)?;
         if let Some(info) = self.last.borrow_mut().as_mut() {
             info.decrypt_ms = now() - received;
         }
         Ok(value)
     }
 
-    /// Seals `encoded`, posts it, opens the answer. Returns the inner response and the time
-    /// the encrypted answer arrived. Records the exchange for `lastExchange` once it decrypted.
-    async fn exchange(&self, encoded: &[u8], started: f64) -> Result<(exchange::InnerResponse, f64)> {
-        let config = self.config.borrow().clone();
+    /// Seals `encoded`, posts it, lets the core judge the answer. Returns what the core made
+    /// of it and the time the answer arrived. Records the exchange for `lastExchange` once it
+    /// decrypted.
+    async fn exchange(&self, session: &Session, encoded: &[u8], started: f64) -> Result<(Finished, f64)> {
         let sealing = now();
-        let sealed = exchange::seal(&config, self.aead, encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         let sealed_at = now();
-        let mut info = sealed.info;
-        info.seal_ms = sealed_at - sealing;
-        info.encrypt_ms = sealed_at - started;
+        let mut info = ExchangeInfo {
+            key_id: session.key_config().key_id(),
+            suite: SuiteNames::new(session.key_config().kem(), session.suite()),
+            plaintext_bytes: encoded.len(),
+            request_bytes: sealed.encapsulated.len(),
+            response_bytes: 0,
+            encrypt_ms: sealed_at - started,
+            decrypt_ms: 0.0,
+            seal_ms: sealed_at - sealing,
+            open_ms: 0.0,
+        };
         let response = self
             .transport
             .post(&self.gateway_url, media_type::OHTTP_REQUEST, media_type::OHTTP_RESPONSE, &sealed.encapsulated)
             .await?;
         let received = now();
-        if !response.is_success() {
-            return Err(outer_error(&response, &self.gateway_url));
+        let finished = sealed.pending.finish(&response.outer())?;
+        if let Finished::Answer(_) = finished {
+            info.response_bytes = response.body.len();
+            info.open_ms = now() - received;
+            info.decrypt_ms = info.open_ms;
+            *self.last.borrow_mut() = Some(info);
         }
-        if response.content_type != media_type::OHTTP_RESPONSE {
-            return Err(ClientError::UnexpectedResponse(format!(
-                "{} answered with content type '{}', not {}",
-                self.gateway_url,
-                response.content_type,
-                media_type::OHTTP_RESPONSE
-            )));
-        }
-        info.response_bytes = response.body.len();
-        let opened = exchange::open(sealed.pending, &response.body)?;
-        info.open_ms = now() - received;
-        info.decrypt_ms = info.open_ms;
-        *self.last.borrow_mut() = Some(info);
-        Ok((opened, received))
+        Ok((finished, received))
     }
-}
-
-/// The error for a non-2xx outer answer.
-fn outer_error(response: &HttpResponse, url: &str) -> ClientError {
-    ClientError::outer(response.status, &response.content_type, json::problem(&response.body), url)
 }
 
 /// Runs one call as a promise. One function for every kind of call, so the module holds one
@@ -230,20 +223,11 @@ fn gateway_url(url: &str) -> Result<(String, String)> {
     Ok((endpoint.href(), base.host()))
 }
 
-/// `GET` the key configurations, check the media type, choose one and check the pin.
-async fn fetch_config(transport: &Transport, url: &str, pin: Option<[u8; 32]>, aead: Aead) -> Result<KeyConfig> {
+/// `GET` the key configurations; the client core checks the answer, chooses one and checks
+/// the pin.
+async fn discover(transport: &Transport, url: &str, preferences: &Preferences) -> Result<Session> {
     let response = transport.get(url, media_type::OHTTP_KEYS).await?;
-    if !response.is_success() {
-        return Err(outer_error(&response, url));
-    }
-    if response.content_type != media_type::OHTTP_KEYS {
-        return Err(ClientError::UnexpectedResponse(format!(
-            "{url} answered with content type '{}', not {}; is this the URL of a Sealgate gateway?",
-            response.content_type,
-            media_type::OHTTP_KEYS
-        )));
-    }
-    exchange::choose_config(&response.body, pin, aead)
+    Ok(preferences.discover(&response.outer())?)
 }
 
 /// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
@@ -351,7 +335,7 @@ mod tests {
         }
 
         fn sha256(&self) -> String {
-            exchange::to_hex(&self.served.borrow().configs()[0].sha256())
+            to_hex(&self.served.borrow().configs()[0].sha256())
         }
 
         fn handle(&self, url: String, init: JsValue) -> JsValue {
@@ -474,6 +458,24 @@ mod tests {
         }
         let models = JsFuture::from(gw.models()).await.unwrap();
         assert!(Reflect::get(&models, &"models".into()).unwrap().is_object());
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_kem_preference_is_honoured() {
+        let fake = Fake::new(kserve);
+        let key = |id, kem| GatewayKey::generate(id, kem, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let both = GatewayKeys::new(vec![key(1, Kem::X25519HkdfSha256), key(2, Kem::XWing)]).unwrap();
+        *fake.published.borrow_mut() = both.encoded_configs();
+        *fake.served.borrow_mut() = both;
+        let default = connect(&fake, &[]).await.unwrap();
+        assert_eq!(default.key_id(), 1, "X25519 by default");
+        let xwing = connect(&fake, &[("kem", "X-Wing".into())]).await.unwrap();
+        assert_eq!(xwing.key_id(), 2);
+        assert_eq!(Reflect::get(&xwing.suite(), &"kem".into()).unwrap(), "X-Wing");
+        JsFuture::from(xwing.infer("breast-cancer".into(), one_row())).await.unwrap();
+        assert_eq!(Reflect::get(&xwing.last_exchange(), &"keyId".into()).unwrap(), 2, "sealed to the X-Wing key");
+        let e = connect(&fake, &[("kem", "kyber".into())]).await.err().unwrap();
+        assert_eq!(code(&e), "invalid-options");
     }
 
     #[wasm_bindgen_test]

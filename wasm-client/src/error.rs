@@ -12,11 +12,13 @@
 
 use core::fmt;
 
-/// Everything that can go wrong between `Sealgate.connect`/`gw.infer` and their answers.
+/// Everything that can go wrong between `Sealgate.connect`/`gw.infer` and their answers:
+/// the browser client's own failures, and the client core's classification of the
+/// gateway's answers ([`ClientError::Exchange`]), whose codes come from the core.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The options passed to `connect` are wrong (URL, pin, AEAD name, types).
+    /// The options passed to `connect` are wrong (URL, pin, AEAD or KEM name, types).
     InvalidOptions(String),
     /// The request the page built is not a valid KServe V2 request; nothing was sent.
     InvalidInput(String),
@@ -32,58 +34,30 @@ pub enum ClientError {
         /// The configured timeout, milliseconds.
         millis: u32,
     },
-    /// Something answered, but not like a Sealgate gateway (wrong URL, a proxy's error page).
-    UnexpectedResponse(String),
-    /// The gateway refused the request before decrypting it (RFC 9457 problem details).
-    Problem {
-        /// Outer HTTP status.
-        status: u16,
-        /// The problem type URI.
-        problem_type: String,
-        /// The problem title.
-        title: String,
-        /// The problem detail, if any.
-        detail: Option<String>,
+    /// `fetch` resolved to something that is not a `Response`.
+    NotAResponse {
+        /// What was fetched.
+        url: String,
     },
-    /// The key configuration's SHA-256 differs from the pinned one: someone may be
-    /// substituting keys. Nothing was encrypted to the unexpected key.
-    KeyConfigPinMismatch {
-        /// The fingerprint received, lowercase hex.
-        got: String,
-    },
-    /// The gateway offers no key configuration this client can use.
-    NoUsableKeyConfig(String),
-    /// The encrypted answer did not decrypt: altered in transit or from another server.
-    /// Deliberately without detail.
-    Decrypt,
-    /// Encapsulation or Binary HTTP decoding failed.
-    Protocol(String),
-    /// The inference API answered with an error, inside the encryption.
-    Inference {
-        /// Inner HTTP status (400 bad tensor, 403 model not allowed, 404 unknown model ...).
-        status: u16,
-        /// The KServe `{"error": ...}` message.
-        message: String,
-    },
+    /// The gateway answered and the client core classified the answer as a failure: refused
+    /// (problem details), overloaded, not a gateway, a key that does not match the pin, an
+    /// answer that does not decrypt, or an inference error inside the encryption.
+    Exchange(sealgate_client_core::Error),
     /// The inference API's answer decrypted but is not the expected JSON.
     InvalidResponse(String),
 }
 
 impl ClientError {
-    /// The stable, machine-readable name of the failure (`error.code` in JavaScript).
+    /// The stable, machine-readable name of the failure (`error.code` in JavaScript): the
+    /// client core's code for answers it classified.
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::InvalidOptions(_) => "invalid-options",
             ClientError::InvalidInput(_) => "invalid-input",
             ClientError::Network { .. } => "network",
             ClientError::Timeout { .. } => "timeout",
-            ClientError::UnexpectedResponse(_) => "unexpected-response",
-            ClientError::Problem { .. } => "problem",
-            ClientError::KeyConfigPinMismatch { .. } => "key-config-pin-mismatch",
-            ClientError::NoUsableKeyConfig(_) => "no-usable-key-config",
-            ClientError::Decrypt => "decrypt",
-            ClientError::Protocol(_) => "protocol",
-            ClientError::Inference { .. } => "inference",
+            ClientError::NotAResponse { .. } => "unexpected-response",
+            ClientError::Exchange(e) => e.code(),
             ClientError::InvalidResponse(_) => "invalid-response",
         }
     }
@@ -91,60 +65,38 @@ impl ClientError {
     /// The HTTP status that goes with the failure: outer for problems, inner for inference.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Problem { status, .. } | ClientError::Inference { status, .. } => Some(*status),
+            ClientError::Exchange(e) => e.status(),
             _ => None,
         }
     }
 
     /// True for the RFC 9458 `ohttp-key` problem: the key configuration should be refetched.
     pub fn is_key_config_mismatch(&self) -> bool {
-        matches!(self, ClientError::Problem { problem_type, .. } if problem_type == sealgate_protocol::problem_type::OHTTP_KEY)
+        matches!(self, ClientError::Exchange(e) if e.is_key_config_mismatch())
     }
 
-    /// An inner (decrypted) error response: status plus the KServe `{"error": ...}` message
-    /// when the body had one.
-    pub fn inference(status: u16, message: Option<String>) -> Self {
-        let message = message.unwrap_or_else(|| format!("HTTP status {status} without a KServe error body"));
-        ClientError::Inference { status, message }
-    }
-
-    /// An outer non-success answer: problem details when the gateway sent RFC 9457 JSON
-    /// (`problem` is `None` otherwise), else a hint that the URL is probably not a gateway.
-    pub fn outer(status: u16, content_type: &str, problem: Option<ProblemDetails>, url: &str) -> Self {
-        match problem {
-            Some(p) if content_type.eq_ignore_ascii_case(sealgate_protocol::media_type::PROBLEM_JSON) => {
-                ClientError::Problem {
-                    status,
-                    problem_type: p.problem_type.unwrap_or_else(|| "about:blank".to_owned()),
-                    title: p.title.unwrap_or_default(),
-                    detail: p.detail,
-                }
-            }
-            _ => ClientError::UnexpectedResponse(format!(
-                "{url} answered HTTP {status}{}; is this the URL of a Sealgate gateway?",
-                if content_type.is_empty() { String::new() } else { format!(" ({content_type})") }
-            )),
+    /// The text a page sees: the error and its causes, `: `-separated.
+    pub fn message(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
         }
+        text
     }
 }
 
-/// The fields of an RFC 9457 problem body that the client reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProblemDetails {
-    /// `type`, a URI.
-    pub problem_type: Option<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `detail`.
-    pub detail: Option<String>,
+impl From<sealgate_client_core::Error> for ClientError {
+    fn from(e: sealgate_client_core::Error) -> Self {
+        ClientError::Exchange(e)
+    }
 }
 
 impl From<sealgate_protocol::Error> for ClientError {
     fn from(e: sealgate_protocol::Error) -> Self {
-        match e {
-            sealgate_protocol::Error::Decrypt => ClientError::Decrypt,
-            other => ClientError::Protocol(other.to_string()),
-        }
+        ClientError::Exchange(e.into())
     }
 }
 
@@ -159,32 +111,23 @@ impl fmt::Display for ClientError {
                  does the browser trust its certificate, and does it allow this origin?)"
             ),
             ClientError::Timeout { millis } => write!(f, "the gateway did not answer within {millis} ms"),
-            ClientError::UnexpectedResponse(m) => write!(f, "unexpected response: {m}"),
-            ClientError::Problem { status, title, detail, .. } => {
-                write!(f, "the gateway refused the request ({status}): {title}")?;
-                match detail {
-                    Some(d) if !d.is_empty() => write!(f, ": {d}"),
-                    _ => Ok(()),
-                }
+            ClientError::NotAResponse { url } => {
+                write!(f, "unexpected response: fetch({url}) resolved to something other than a Response")
             }
-            ClientError::KeyConfigPinMismatch { got } => write!(
-                f,
-                "the gateway's key configuration does not match the pinned SHA-256 (got {got}); \
-                 nothing was encrypted to it"
-            ),
-            ClientError::NoUsableKeyConfig(m) => write!(f, "the gateway offers no usable key configuration: {m}"),
-            ClientError::Decrypt => f.write_str(
-                "the gateway's response could not be decrypted: it was altered on the way or does not \
-                 come from the gateway this request was encrypted to",
-            ),
-            ClientError::Protocol(m) => write!(f, "OHTTP protocol error: {m}"),
-            ClientError::Inference { status, message } => write!(f, "inference failed ({status}): {message}"),
+            ClientError::Exchange(e) => fmt::Display::fmt(e, f),
             ClientError::InvalidResponse(m) => write!(f, "invalid inference response: {m}"),
         }
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Exchange(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
+}
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = ClientError> = core::result::Result<T, E>;
@@ -193,7 +136,7 @@ impl From<ClientError> for wasm_bindgen::JsValue {
     /// A JS `Error` with `name`, `code` and, when known, `status` and `problemType`.
     fn from(e: ClientError) -> Self {
         use wasm_bindgen::JsValue;
-        let error = js_sys::Error::new(&e.to_string());
+        let error = js_sys::Error::new(&e.message());
         error.set_name("SealgateError");
         let set = |key: &str, value: JsValue| {
             // Setting a property on a fresh Error object cannot fail.
@@ -203,7 +146,7 @@ impl From<ClientError> for wasm_bindgen::JsValue {
         if let Some(status) = e.status() {
             set("status", JsValue::from(status));
         }
-        if let ClientError::Problem { problem_type, .. } = &e {
+        if let ClientError::Exchange(sealgate_client_core::Error::Problem { problem_type, .. }) = &e {
             set("problemType", JsValue::from_str(problem_type));
         }
         error.into()
@@ -217,45 +160,15 @@ mod tests {
     use super::*;
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn problem_bodies_become_problems() {
-        let problem = ProblemDetails {
-            problem_type: Some("https://iana.org/assignments/http-problem-types#ohttp-key".into()),
-            title: Some("key configuration mismatch".into()),
-            detail: Some("unknown key identifier".into()),
-        };
-        let e = ClientError::outer(422, "application/problem+json", Some(problem), "u");
-        assert!(e.is_key_config_mismatch());
-        assert_eq!(e.code(), "problem");
-        assert_eq!(e.status(), Some(422));
-        assert_eq!(
-            e.to_string(),
-            "the gateway refused the request (422): key configuration mismatch: unknown key identifier"
-        );
-    }
-
-    #[wasm_bindgen_test(unsupported = test)]
-    fn other_answers_say_the_url_is_probably_wrong() {
-        let e = ClientError::outer(404, "text/html", None, "https://x.example/p");
-        assert_eq!(e.code(), "unexpected-response");
-        assert!(e.to_string().contains("https://x.example/p answered HTTP 404 (text/html)"), "{e}");
-        // JSON that looks like a problem only counts with the problem media type.
-        let e = ClientError::outer(500, "application/json", Some(ProblemDetails::default()), "u");
-        assert_eq!(e.code(), "unexpected-response");
-    }
-
-    #[wasm_bindgen_test(unsupported = test)]
-    fn inner_errors_carry_the_kserve_message() {
-        let e = ClientError::inference(404, Some("model 'x' not found".into()));
-        assert_eq!(e.to_string(), "inference failed (404): model 'x' not found");
-        assert_eq!(e.status(), Some(404));
-        let e = ClientError::inference(500, None);
-        assert_eq!(e.to_string(), "inference failed (500): HTTP status 500 without a KServe error body");
-    }
-
-    #[wasm_bindgen_test(unsupported = test)]
-    fn decryption_failures_have_no_detail() {
+    fn codes_of_answers_come_from_the_client_core() {
+        let core = sealgate_client_core::Error::Inference { status: 404, message: "model 'x' not found".into() };
+        let e = ClientError::from(core.clone());
+        assert_eq!((e.code(), e.status()), (core.code(), Some(404)));
+        assert_eq!(e.message(), "inference failed (404): model 'x' not found");
         let e = ClientError::from(sealgate_protocol::Error::Decrypt);
-        assert_eq!(e, ClientError::Decrypt);
         assert_eq!(e.code(), "decrypt");
+        let e = ClientError::from(sealgate_protocol::Error::Truncated);
+        assert_eq!((e.code(), e.message().as_str()), ("protocol", "OHTTP protocol error: message truncated"));
+        assert_eq!(ClientError::Timeout { millis: 5 }.code(), "timeout");
     }
 }

@@ -23,16 +23,19 @@ use crate::error::{ClientError, Result};
 pub struct HttpResponse {
     /// The status code.
     pub status: u16,
-    /// The media type, lowercase, without parameters; empty when absent.
+    /// The `content-type` header as received; empty when absent.
     pub content_type: String,
+    /// The `retry-after` header, if any.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
 
 impl HttpResponse {
-    /// True for 2xx.
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+    /// The answer as the client core reads it.
+    pub fn outer(&self) -> sealgate_client_core::OuterResponse<'_> {
+        sealgate_client_core::OuterResponse::new(self.status, &self.content_type, &self.body)
+            .retry_after(self.retry_after.as_deref())
     }
 }
 
@@ -88,24 +91,18 @@ impl Transport {
         let started = fetch.call2(&global, &JsValue::from_str(url), &init).map_err(|e| self.failure(url, &e))?;
         let response = JsFuture::from(Promise::resolve(&started)).await.map_err(|e| self.failure(url, &e))?;
         if !response.is_object() {
-            return Err(ClientError::UnexpectedResponse(format!(
-                "fetch({url}) resolved to something other than a Response"
-            )));
+            return Err(ClientError::NotAResponse { url: url.to_owned() });
         }
         // Structural: any object with `status`, `headers` and `arrayBuffer()` works, so a
         // polyfilled or wrapped fetch does too.
         let response: web_sys::Response = response.unchecked_into();
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .ok()
-            .flatten()
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let headers = response.headers();
+        let content_type = headers.get("content-type").ok().flatten().unwrap_or_default();
+        let retry_after = headers.get("retry-after").ok().flatten();
         let body = response.array_buffer().map_err(|e| self.failure(url, &e))?;
         let body = JsFuture::from(body).await.map_err(|e| self.failure(url, &e))?;
-        Ok(HttpResponse { status, content_type, body: Uint8Array::new(&body).to_vec() })
+        Ok(HttpResponse { status, content_type, retry_after, body: Uint8Array::new(&body).to_vec() })
     }
 
     /// A rejected fetch: a timeout when our signal fired, a network failure otherwise.

@@ -6,12 +6,13 @@
 //! parsed once, by the engine, and their shape is checked here field by field: a page can
 //! rely on `result.outputs[i].data` being an array when the promise resolves.
 //!
-//! Problem details (RFC 9457) and KServe `{"error": ...}` bodies are read the same way.
+//! Problem details (RFC 9457) and KServe `{"error": ...}` bodies are the client core's to
+//! read, as for every client.
 
 use js_sys::{Array, JSON, Reflect};
 use wasm_bindgen::JsValue;
 
-use crate::error::{ClientError, ProblemDetails, Result};
+use crate::error::{ClientError, Result};
 
 /// The answers the client knows, for checking their shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,21 +82,6 @@ pub fn answer(body: &[u8], kind: Answer) -> Result<JsValue> {
     Ok(value)
 }
 
-/// The fields of an RFC 9457 problem body; `None` unless the body is a JSON object.
-pub fn problem(body: &[u8]) -> Option<ProblemDetails> {
-    let value = parse(body).filter(|v| v.is_object())?;
-    Some(ProblemDetails {
-        problem_type: string(&value, "type"),
-        title: string(&value, "title"),
-        detail: string(&value, "detail"),
-    })
-}
-
-/// The message of a KServe V2 error body `{"error": "..."}`.
-pub fn kserve_error(body: &[u8]) -> Option<String> {
-    parse(body).and_then(|v| string(&v, "error"))
-}
-
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
@@ -129,16 +115,5 @@ mod tests {
             assert!(matches!(answer(body.as_bytes(), kind), Err(ClientError::InvalidResponse(_))), "{body}");
         }
         assert!(answer(&[0xff, 0xfe], Answer::Inference).is_err());
-    }
-
-    #[wasm_bindgen_test]
-    fn problems_and_kserve_errors_are_read() {
-        let p = problem(br#"{"type":"about:blank","title":"Bad Request","status":400,"detail":"d"}"#).unwrap();
-        assert_eq!(p.problem_type.as_deref(), Some("about:blank"));
-        assert_eq!((p.title.as_deref(), p.detail.as_deref()), (Some("Bad Request"), Some("d")));
-        assert_eq!(problem(b"<html>"), None);
-        assert_eq!(problem(b"42"), None);
-        assert_eq!(kserve_error(br#"{"error":"model 'x' not found"}"#).as_deref(), Some("model 'x' not found"));
-        assert_eq!(kserve_error(br#"{"message":"x"}"#), None);
     }
 }

@@ -5,21 +5,20 @@
 //! protection a page asked for.
 
 use js_sys::{Function, Object, Reflect};
-use sealgate_protocol::Aead;
+use sealgate_protocol::{Aead, Kem};
 use wasm_bindgen::{JsCast as _, JsValue};
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
-use crate::exchange::{parse_aead, parse_pin};
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 
 /// The option names `connect` understands.
-pub const KNOWN: [&str; 5] = ["token", "keyConfigSha256", "aead", "timeoutMs", "fetch"];
+pub const KNOWN: [&str; 6] = ["token", "keyConfigSha256", "aead", "kem", "timeoutMs", "fetch"];
 
 /// [`KNOWN`] for messages (a literal: `join` would add a kilobyte to the module).
-const KNOWN_LIST: &str = "token, keyConfigSha256, aead, timeoutMs, fetch";
+const KNOWN_LIST: &str = "token, keyConfigSha256, aead, kem, timeoutMs, fetch";
 
 /// Parsed `connect` options.
 pub struct ConnectOptions {
@@ -29,6 +28,8 @@ pub struct ConnectOptions {
     pub pin: Option<[u8; 32]>,
     /// Preferred AEAD.
     pub aead: Aead,
+    /// Preferred KEM.
+    pub kem: Kem,
     /// Per-request timeout in milliseconds.
     pub timeout_ms: u32,
     /// A fetch-compatible function, instead of `globalThis.fetch`.
@@ -65,6 +66,7 @@ impl ConnectOptions {
             token: None,
             pin: None,
             aead: Aead::Aes128Gcm,
+            kem: Kem::X25519HkdfSha256,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             fetch: None,
         };
@@ -72,7 +74,7 @@ impl ConnectOptions {
             return Ok(options);
         }
         let object = value.dyn_ref::<Object>().filter(|_| value.is_object()).ok_or_else(|| {
-            invalid("the options must be an object like { token, keyConfigSha256, aead, timeoutMs, fetch }")
+            invalid("the options must be an object like { token, keyConfigSha256, aead, kem, timeoutMs, fetch }")
         })?;
         for entry in Object::entries(object).iter() {
             let name = Reflect::get_u32(&entry, 0).ok().and_then(|n| n.as_string()).unwrap_or_default();
@@ -88,8 +90,21 @@ impl ConnectOptions {
                         text.filter(|t| !t.is_empty()).ok_or_else(|| invalid("token must be a non-empty string"))?;
                     options.token = Some(Zeroizing::new(token));
                 }
-                "keyConfigSha256" => options.pin = Some(parse_pin(&text.unwrap_or_default())?),
-                "aead" => options.aead = parse_aead(&text.unwrap_or_default())?,
+                "keyConfigSha256" => {
+                    let pin = text.as_deref().and_then(sealgate_client_core::parse_pin);
+                    options.pin = Some(pin.ok_or_else(|| invalid("keyConfigSha256 must be 64 hexadecimal characters"))?)
+                }
+                "aead" => {
+                    options.aead = text.as_deref().and_then(sealgate_client_core::parse_aead).ok_or_else(|| {
+                        invalid("aead must be one of AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305")
+                    })?
+                }
+                "kem" => {
+                    options.kem = text
+                        .as_deref()
+                        .and_then(sealgate_client_core::parse_kem)
+                        .ok_or_else(|| invalid("kem must be X25519 or X-Wing"))?
+                }
                 "timeoutMs" => options.timeout_ms = check_timeout(value.as_f64().unwrap_or(f64::NAN))?,
                 // "fetch", the only name `check_names` leaves.
                 _ => {
@@ -110,11 +125,11 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn unknown_names_are_refused() {
         assert_eq!(KNOWN.join(", "), KNOWN_LIST);
-        assert!(check_names(["token", "keyConfigSha256", "aead", "timeoutMs", "fetch"]).is_ok());
+        assert!(check_names(["token", "keyConfigSha256", "aead", "kem", "timeoutMs", "fetch"]).is_ok());
         let e = check_names(["token", "pin"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid Sealgate options: unknown option 'pin' (known: token, keyConfigSha256, aead, timeoutMs, fetch)"
+            "invalid Sealgate options: unknown option 'pin' (known: token, keyConfigSha256, aead, kem, timeoutMs, fetch)"
         );
     }
 
@@ -133,7 +148,9 @@ mod tests {
         Reflect::set(&o, &"token".into(), &"t0k3n".into()).unwrap();
         Reflect::set(&o, &"aead".into(), &"ChaCha20-Poly1305".into()).unwrap();
         Reflect::set(&o, &"timeoutMs".into(), &JsValue::from(2500)).unwrap();
+        Reflect::set(&o, &"kem".into(), &"X-Wing".into()).unwrap();
         let parsed = ConnectOptions::from_js(&o.into()).unwrap();
+        assert_eq!(parsed.kem, Kem::XWing);
         assert_eq!(parsed.token.as_deref().map(String::as_str), Some("t0k3n"));
         assert_eq!((parsed.aead, parsed.timeout_ms, parsed.pin), (Aead::ChaCha20Poly1305, 2500, None));
         assert!(ConnectOptions::from_js(&JsValue::UNDEFINED).is_ok());
@@ -141,5 +158,10 @@ mod tests {
         let bad = Object::new();
         Reflect::set(&bad, &"fetch".into(), &"not a function".into()).unwrap();
         assert!(matches!(ConnectOptions::from_js(&bad.into()), Err(ClientError::InvalidOptions(_))));
+        for (name, value) in [("kem", "kyber"), ("aead", "AES-GCM"), ("keyConfigSha256", "00")] {
+            let bad = Object::new();
+            Reflect::set(&bad, &name.into(), &value.into()).unwrap();
+            assert!(matches!(ConnectOptions::from_js(&bad.into()), Err(ClientError::InvalidOptions(_))), "{name}");
+        }
     }
 }

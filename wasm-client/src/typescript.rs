@@ -75,6 +75,9 @@ export interface ConnectOptions {
   keyConfigSha256?: string;
   /** Preferred AEAD when the gateway offers it; default AES-128-GCM. */
   aead?: "AES-128-GCM" | "AES-256-GCM" | "ChaCha20-Poly1305";
+  /** Preferred KEM when the gateway offers it; default X25519. "X-Wing" (ML-KEM-768 +
+   * X25519) keeps requests confidential against a future quantum computer. */
+  kem?: "X25519" | "X-Wing";
   /** Per-request timeout in milliseconds; default 30000. */
   timeoutMs?: number;
   /** A fetch-compatible function to use instead of `globalThis.fetch`. */
@@ -111,14 +114,15 @@ export interface ExchangeInfo {
 /** `error.code` of every error the API rejects with. */
 export type SealgateErrorCode =
   | "invalid-options" | "invalid-input" | "network" | "timeout" | "unexpected-response"
-  | "problem" | "key-config-pin-mismatch" | "no-usable-key-config" | "decrypt" | "protocol"
-  | "inference" | "invalid-response";
+  | "problem" | "overloaded" | "key-config-pin-mismatch" | "no-usable-key-config" | "decrypt"
+  | "protocol" | "inference" | "invalid-response";
 
 /** The errors `connect`, `infer`, `models` and `modelMetadata` reject with. */
 export interface SealgateError extends Error {
   name: "SealgateError";
   code: SealgateErrorCode;
-  /** Outer status for "problem", inner status for "inference". */
+  /** Outer status for "problem", "overloaded" and "unexpected-response", inner status for
+   * "inference". */
   status?: number;
   /** RFC 9457 problem type, for "problem". */
   problemType?: string;

@@ -43,7 +43,7 @@ fn the_browser_package_pulls_no_server_dependencies() {
     assert!(output.status.success(), "cargo tree failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let names: Vec<&str> = text.lines().filter_map(|line| line.split_whitespace().next()).collect();
     // The tree is real: the package and its protocol crate are in it.
-    for needed in ["sealgate-wasm", "sealgate-protocol", "wasm-bindgen", "hpke"] {
+    for needed in ["sealgate-wasm", "sealgate-client-core", "sealgate-protocol", "wasm-bindgen", "hpke"] {
         assert!(names.contains(&needed), "{needed} missing from the tree:\n{text}");
     }
     let bad: Vec<&&str> = names

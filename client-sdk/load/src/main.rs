@@ -29,7 +29,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use sealgate_client::inference::ModelMetadata;
-use sealgate_client::{Client, Error};
+use sealgate_client::{Client, Error, ExchangeError};
 
 use crate::cli::{Cli, Load, Stop};
 use crate::report::{Ratio, Report, RunResult};
@@ -71,8 +71,10 @@ async fn run(cli: Cli) -> Result<()> {
         timeout: cli.timeout,
     };
     let client = target::sdk_client(&settings).map_err(|e| match e {
-        Error::InvalidCaCertificate(detail) => anyhow::anyhow!("--ca {}: {detail}", cli.ca.display()),
-        Error::InvalidUrl(detail) => anyhow::anyhow!("--url {}: {detail}", cli.url),
+        e @ Error::InvalidCaCertificate { .. } => {
+            anyhow::anyhow!("--ca {}: {}", cli.ca.display(), sealgate_client::Report(&e))
+        }
+        e @ Error::InvalidUrl { .. } => anyhow::anyhow!("--url: {}", sealgate_client::Report(&e)),
         other => other.into(),
     })?;
 
@@ -137,21 +139,22 @@ async fn run(cli: Cli) -> Result<()> {
 async fn preflight_metadata(client: &Client, cli: &Cli) -> Result<ModelMetadata> {
     match client.model_metadata(&cli.model).await {
         Ok(metadata) => Ok(metadata),
-        Err(Error::Inference { status: 404, .. }) => {
+        Err(Error::Exchange(ExchangeError::Inference { status: 404, .. })) => {
             let served = match client.models().await {
                 Ok(list) => list.models.into_iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
                 Err(_) => "unknown".into(),
             };
             bail!("the gateway does not serve a model called '{}' (it serves: {served})", cli.model)
         }
-        Err(Error::Inference { status: 401, .. }) => bail!(
+        Err(Error::Exchange(ExchangeError::Inference { status: 401, .. })) => bail!(
             "the gateway answered 401: it needs a valid bearer token; pass --token-file (such as \
              .sealgate/dev.token, which `sealgate serve` writes) or --token"
         ),
-        Err(Error::Inference { status: 403, .. }) => {
+        Err(Error::Exchange(ExchangeError::Inference { status: 403, .. })) => {
             bail!("the gateway answered 403: this token may not use model '{}'", cli.model)
         }
-        Err(Error::Transport(detail)) => {
+        Err(e @ Error::Transport(_)) => {
+            let detail = sealgate_client::Report(&e).to_string();
             let hint = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
                 "; is --ca the CA that signed the gateway's certificate?"
             } else {
@@ -159,7 +162,7 @@ async fn preflight_metadata(client: &Client, cli: &Cli) -> Result<ModelMetadata>
             };
             bail!("cannot reach the gateway at {}: {detail}{hint}", cli.url)
         }
-        Err(Error::Timeout) => bail!("the gateway at {} did not answer within {:?}", cli.url, cli.timeout),
+        Err(Error::Timeout(_)) => bail!("the gateway at {} did not answer within {:?}", cli.url, cli.timeout),
         Err(e) => Err(anyhow::Error::new(e).context(format!("asking {} about model '{}'", cli.url, cli.model))),
     }
 }

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sealgate_client::inference::InferenceResponse;
-use sealgate_client::{Client, Error, HttpVersion, bhttp};
+use sealgate_client::{Client, Error, ExchangeError, HttpVersion, Report, bhttp, check_status};
 
 /// Path prefix of the gateway's plaintext benchmark route (`sealgate serve
 /// --danger-plaintext-bench`).
@@ -216,13 +216,7 @@ impl Target {
             Target::Encrypted { client, requests } => {
                 let Some(request) = pick(requests, index) else { return no_body() };
                 match client.send_timed(request).await {
-                    Ok((response, timings)) => {
-                        let crypto = Some(timings.crypto());
-                        if !(200..300).contains(&response.status) {
-                            return inference_error(response.status, &response.body);
-                        }
-                        parsed(&response.body, crypto)
-                    }
+                    Ok((response, timings)) => answered(response, Some(timings.crypto())),
                     Err(e) => classify(&e),
                 }
             }
@@ -250,7 +244,6 @@ impl Target {
                     Err(e) => return transport(&e),
                 };
                 match status {
-                    200..=299 => parsed(&body, None),
                     503 if problem => Outcome::Failed {
                         kind: ErrorKind::Overloaded,
                         status: Some(status),
@@ -263,7 +256,7 @@ impl Target {
                         status: Some(status),
                         message: format!("HTTP {status} problem"),
                     },
-                    _ => inference_error(status, &body),
+                    _ => answered(bhttp::Response::new(status, Vec::new(), body.to_vec()), None),
                 }
             }
         }
@@ -278,6 +271,14 @@ fn no_body() -> Outcome {
     Outcome::Failed { kind: ErrorKind::InvalidResponse, status: None, message: "no request body to send".into() }
 }
 
+/// An inner answer: a KServe V2 response, or an error status classified by the client core.
+fn answered(response: bhttp::Response, crypto: Option<Duration>) -> Outcome {
+    match check_status(response) {
+        Ok(response) => parsed(&response.body, crypto),
+        Err(e) => classify(&e.into()),
+    }
+}
+
 fn parsed(body: &[u8], crypto: Option<Duration>) -> Outcome {
     match serde_json::from_slice::<InferenceResponse>(body) {
         Ok(_) => Outcome::Ok { crypto },
@@ -287,13 +288,6 @@ fn parsed(body: &[u8], crypto: Option<Duration>) -> Outcome {
             message: format!("not a KServe V2 inference response: {e}"),
         },
     }
-}
-
-fn inference_error(status: u16, body: &[u8]) -> Outcome {
-    let message = serde_json::from_slice::<sealgate_client::inference::ErrorBody>(body)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| "no KServe error body".into());
-    Outcome::Failed { kind: inner_kind(status), status: Some(status), message: format!("HTTP {status}: {message}") }
 }
 
 /// The kind of an inner error status: the gateway's admission refusals have their own.
@@ -306,33 +300,23 @@ fn inner_kind(status: u16) -> ErrorKind {
 }
 
 fn transport(e: &reqwest::Error) -> Outcome {
-    Outcome::Failed { kind: ErrorKind::Transport, status: None, message: error_chain(e) }
+    Outcome::Failed { kind: ErrorKind::Transport, status: None, message: Report(e).to_string() }
 }
 
-/// Maps an SDK error to the report's kinds.
+/// Maps an SDK error to the report's kinds; the message is the error with its causes.
 pub fn classify(e: &Error) -> Outcome {
     let (kind, status) = match e {
-        Error::Transport(_) | Error::Timeout => (ErrorKind::Transport, None),
-        Error::Overloaded { .. } => (ErrorKind::Overloaded, Some(503)),
-        Error::Problem { status, .. } => (ErrorKind::Problem, Some(*status)),
-        Error::Inference { status, .. } => (inner_kind(*status), Some(*status)),
-        Error::Protocol(_) => (ErrorKind::Decryption, None),
+        Error::Transport(_) | Error::Timeout(_) => (ErrorKind::Transport, None),
+        Error::Exchange(exchange) => match exchange {
+            ExchangeError::Overloaded { .. } => (ErrorKind::Overloaded, Some(503)),
+            ExchangeError::Problem { status, .. } => (ErrorKind::Problem, Some(*status)),
+            ExchangeError::Inference { status, .. } => (inner_kind(*status), Some(*status)),
+            ExchangeError::Decrypt | ExchangeError::Protocol(_) => (ErrorKind::Decryption, None),
+            _ => (ErrorKind::InvalidResponse, exchange.status()),
+        },
         _ => (ErrorKind::InvalidResponse, None),
     };
-    Outcome::Failed { kind, status, message: e.to_string() }
-}
-
-/// An error with its causes on one line (reqwest's `Display` leaves out where TLS and
-/// connection errors are explained).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    Outcome::Failed { kind, status, message: Report(e).to_string() }
 }
 
 #[cfg(test)]
@@ -345,23 +329,29 @@ mod tests {
             Outcome::Failed { kind, .. } => kind,
             Outcome::Ok { .. } => unreachable!(),
         };
-        assert_eq!(kind(Error::Timeout), ErrorKind::Transport);
-        assert_eq!(kind(Error::Transport("refused".into())), ErrorKind::Transport);
-        let problem = Error::Problem { status: 422, problem_type: "x".into(), title: "t".into(), detail: None };
-        assert_eq!(kind(problem), ErrorKind::Problem);
-        assert_eq!(kind(Error::Inference { status: 404, message: "m".into() }), ErrorKind::Inference);
-        assert_eq!(kind(Error::Inference { status: 429, message: "m".into() }), ErrorKind::RateLimited);
-        assert_eq!(kind(Error::Inference { status: 503, message: "m".into() }), ErrorKind::Busy);
-        assert_eq!(kind(Error::Overloaded { retry_after: None }), ErrorKind::Overloaded);
-        assert_eq!(kind(Error::Protocol(sealgate_protocol::Error::Decrypt)), ErrorKind::Decryption);
-        assert_eq!(kind(Error::UnexpectedResponse("x".into())), ErrorKind::InvalidResponse);
+        let exchange = |e: ExchangeError| kind(Error::Exchange(e));
+        let problem = ExchangeError::Problem { status: 422, problem_type: "x".into(), title: "t".into(), detail: None };
+        assert_eq!(exchange(problem), ErrorKind::Problem);
+        let inference = |status| ExchangeError::Inference { status, message: "m".into() };
+        assert_eq!(exchange(inference(404)), ErrorKind::Inference);
+        assert_eq!(exchange(inference(429)), ErrorKind::RateLimited);
+        assert_eq!(exchange(inference(503)), ErrorKind::Busy);
+        assert_eq!(exchange(ExchangeError::Overloaded { retry_after: None }), ErrorKind::Overloaded);
+        assert_eq!(exchange(ExchangeError::Decrypt), ErrorKind::Decryption);
+        let unexpected = ExchangeError::UnexpectedResponse {
+            url: "u".into(),
+            status: 200,
+            content_type: "text/html".into(),
+            expected: "message/ohttp-res",
+        };
+        assert_eq!(exchange(unexpected), ErrorKind::InvalidResponse);
     }
 
     #[test]
     fn answers_are_checked() {
         assert!(matches!(parsed(br#"{"model_name":"m","outputs":[]}"#, None), Outcome::Ok { .. }));
         assert!(matches!(parsed(b"{}", None), Outcome::Failed { kind: ErrorKind::InvalidResponse, .. }));
-        match inference_error(404, br#"{"error":"unknown model 'x'"}"#) {
+        match answered(bhttp::Response::new(404, Vec::new(), br#"{"error":"unknown model 'x'"}"#.to_vec()), None) {
             Outcome::Failed { kind, status, message } => {
                 assert_eq!((kind, status), (ErrorKind::Inference, Some(404)));
                 assert!(message.contains("unknown model"));
