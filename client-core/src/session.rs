@@ -101,8 +101,14 @@ impl Preferences {
     /// Makes a session from an `application/ohttp-keys` list: decodes it, chooses a
     /// configuration ([`choose`]) and checks the pin before anything is encrypted to it.
     pub fn session(&self, key_configs: &[u8]) -> Result<Session> {
-        let configs = KeyConfig::decode_list(key_configs).map_err(|e| Error::NoUsableKeyConfig { cause: Some(e) })?;
-        let config = choose(&configs, self.pin, self.kem, self.aead)?.clone();
+        let configs =
+            KeyConfig::decode_list(key_configs).map_err(|e| Error::NoUsableKeyConfig { cause: Some(e) })?;
+        self.adopt(choose(&configs, self.pin, self.kem, self.aead)?.clone())
+    }
+
+    /// Makes a session with `config` (one already chosen, say by a test): checks the pin and
+    /// picks the AEAD.
+    pub fn adopt(&self, config: KeyConfig) -> Result<Session> {
         if let Some(pin) = self.pin {
             let got = config.sha256();
             if got != pin {
