@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime;
 use sealgate_protocol::GatewayKeys;
 use sealgate_server::tenants::{Directory, ModelAllowlist, Store, TenantSpec};
@@ -190,14 +189,12 @@ fn serve(args: ServeArgs) -> Result<()> {
 
     let (hpke_provider, hpke_key) = (args.hpke_key_kms.provider.as_str(), args.hpke_key_kms.key_id.as_str());
     let providers = providers::Providers::open(data.root(), &args.providers, Some(hpke_provider), "serve")?;
-    let audited = providers.audited();
-    let kms = providers::as_set(&audited);
     let default_key_needed = args.models.is_none() || (hpke_provider == "local" && hpke_key == "default");
     if default_key_needed {
         providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;
     }
     let hpke_kms = providers.get(hpke_provider)?;
-    let keys = GatewayKeys::new(data.load_or_create_ohttp_keys(&kms, (&hpke_kms as &dyn KmsProvider, hpke_key))?)
+    let keys = GatewayKeys::new(data.load_or_create_ohttp_keys(&providers, (hpke_kms, hpke_key))?)
         .context("loading HPKE keys")?;
 
     let embedded_default = args.models.is_none();
@@ -205,7 +202,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         Some(dir) => dir,
         None => {
             let local = providers.get("local")?;
-            sealed_models::seal_demo_models(&data, &default_models_dir(), (&local as &dyn KmsProvider, "default"))?;
+            sealed_models::seal_demo_models(&data, &default_models_dir(), (local, "default"))?;
             data.models_dir()
         }
     };
@@ -217,9 +214,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         sessions: args.sessions_per_model,
         kms_retries: args.kms_retries,
     };
-    let registry = sealed_models::load(env, &data, &kms, &providers, &options)?;
-    drop(kms);
-    drop(audited);
+    let registry = sealed_models::load(env, &data, &providers, &options)?;
 
     let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
     let tenant_store = Store::new(data.root());
