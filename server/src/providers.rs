@@ -288,3 +288,44 @@ mod key_ref_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use sealgate_models::kms::KmsError;
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("audit.log")).map_or(0, |text| text.lines().count())
+    }
+
+    #[test]
+    fn only_refusals_past_the_kms_are_recorded_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = Providers::open(dir.path(), &KmsArgs::default(), None, "test").unwrap();
+        let path = dir.path().join("missing.sealed");
+        let refusals = [
+            (Refusal::from(ArtifactError::KmsUnavailable(KmsError::Unavailable("down".into()))), 0),
+            (Refusal::from(ArtifactError::NoUsableKey(vec!["local key 'k': disabled".into()])), 0),
+            (Refusal::from(ArtifactError::KmsRefused(KmsError::KeyNotFound("k".into()))), 0),
+            (Refusal::from(ArtifactError::HeaderMac), 1),
+            (Refusal::new(anyhow::anyhow!("renamed")).map(|e| e.context("refusing x")), 1),
+        ];
+        for (refusal, recorded) in refusals {
+            let before = entries(dir.path());
+            let text = format!("{:#}", refusal.error());
+            let error = providers.audit_refusal::<()>("load", &path, Err(refusal)).unwrap_err();
+            assert_eq!(format!("{error:#}"), text, "the error is handed back unchanged");
+            assert_eq!(entries(dir.path()) - before, recorded, "{text}");
+        }
+        let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        assert!(log.contains("refusing x: renamed"), "{log}");
+        assert_eq!(sealgate_models::audit::verify(dir.path()), Ok(2));
+    }
+
+    #[test]
+    fn only_an_unreachable_kms_is_worth_retrying() {
+        assert!(Refusal::from(ArtifactError::KmsUnavailable(KmsError::Unavailable("down".into()))).is_transient());
+        assert!(!Refusal::from(ArtifactError::Truncated).is_transient());
+        assert!(!Refusal::new(anyhow::anyhow!("x")).is_transient());
+    }
+}
