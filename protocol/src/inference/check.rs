@@ -147,7 +147,7 @@ pub enum InvalidInput {
         expected: DataType,
     },
     /// The tensor's rank or a fixed dimension differs from the model's declaration.
-    #[error("{input} has shape {}, the model expects {} (-1 = any)", Dims(.given), Dims(.expected))]
+    #[error("{input} has shape {}, the model expects {} (-1 = any)", Dims::Request(.given), Dims::Model(.expected))]
     Shape {
         /// The input.
         input: InputRef,
@@ -157,7 +157,7 @@ pub enum InvalidInput {
         expected: Vec<i64>,
     },
     /// A dimension is zero, which the gateway does not run.
-    #[error("{input} has an empty dimension in shape {}", Dims(.shape))]
+    #[error("{input} has an empty dimension in shape {}", Dims::Request(.shape))]
     EmptyDimension {
         /// The input.
         input: InputRef,
@@ -173,7 +173,7 @@ pub enum InvalidInput {
         max: u64,
     },
     /// The number of elements is not the product of the shape.
-    #[error("{input} has {values} values but shape {} needs {}", Dims(.shape), Needed(*.needed))]
+    #[error("{input} has {values} values but shape {} needs {}", Dims::Request(.shape), Needed(*.needed))]
     ElementCount {
         /// The input.
         input: InputRef,
@@ -205,20 +205,31 @@ pub enum InvalidInput {
     },
 }
 
-/// Dimensions shown as `[1, 30]`, integers only (no float formatting reaches the browser
-/// module through these messages).
-struct Dims<'a, T>(&'a [T]);
+/// Dimensions shown as `[1, 30]`: a request's (unsigned) or a model's (`-1` = any).
+enum Dims<'a> {
+    /// A request's shape.
+    Request(&'a [u64]),
+    /// A model's declared shape.
+    Model(&'a [i64]),
+}
 
-impl<T: fmt::Display> fmt::Display for Dims<'_, T> {
+impl fmt::Display for Dims<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
+        // Signed dimensions are written as a sign and a u64, so that the browser module links
+        // one integer formatter (it shows only request shapes) and no other.
+        fn write(f: &mut fmt::Formatter<'_>, dims: impl Iterator<Item = (bool, u64)>) -> fmt::Result {
+            f.write_str("[")?;
+            for (i, (negative, d)) in dims.enumerate() {
+                f.write_str(if i == 0 { "" } else { ", " })?;
+                f.write_str(if negative { "-" } else { "" })?;
+                write!(f, "{d}")?;
             }
-            write!(f, "{d}")?;
+            f.write_str("]")
         }
-        f.write_str("]")
+        match self {
+            Dims::Request(dims) => write(f, dims.iter().map(|&d| (false, d))),
+            Dims::Model(dims) => write(f, dims.iter().map(|&d| (d < 0, d.unsigned_abs()))),
+        }
     }
 }
 
