@@ -436,13 +436,11 @@ fn choose_config(configs: Vec<KeyConfig>, pin: Option<[u8; 32]>, kem: Kem, aead:
     preferred.or_else(|| configs.into_iter().next()).ok_or_else(|| Error::NoUsableKeyConfig("empty list".into()))
 }
 
-/// Model names travel in the inner path: refuse anything that could change the route.
+/// Model names travel in the inner path: refuse anything that could change the route (the
+/// protocol's rule, shared with the browser client).
 fn path_segment(name: &str) -> Result<&str> {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        Ok(name)
-    } else {
-        Err(Error::InvalidUrl(format!("'{name}' is not a valid model name")))
-    }
+    crate::inference::check::check_model_name(name)
+        .map_err(|_| Error::InvalidUrl(format!("'{name}' is not a valid model name")))
 }
 
 fn header_str(value: Option<&HeaderValue>) -> String {
