@@ -372,13 +372,10 @@ impl Client {
     }
 }
 
-/// Model names travel in the inner path: refuse anything that could change the route.
+/// Model names travel in the inner path: refuse anything that could change the route (the
+/// protocol's rule, shared with the browser client).
 fn path_segment(name: &str) -> Result<&str> {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        Ok(name)
-    } else {
-        Err(Error::InvalidModelName(name.to_owned()))
-    }
+    crate::inference::check::check_model_name(name).map_err(|_| Error::InvalidModelName(name.to_owned()))
 }
 
 /// The parts of an outer answer the client core judges.

@@ -202,15 +202,25 @@ pub fn verify(data_dir: &Path) -> Result<u64, AuditError> {
 }
 
 /// A [`KmsProvider`] that records every operation (and refusal) in an [`AuditLog`].
-pub struct Audited<'a> {
-    inner: &'a dyn KmsProvider,
-    log: &'a AuditLog,
+///
+/// It owns the provider and a handle on the log (the log is a path and an actor; appends
+/// lock the file), so a set of audited providers can be built once and kept as long as a
+/// command or the gateway's start-up needs it, without borrowing from anything.
+pub struct Audited<P> {
+    inner: P,
+    log: AuditLog,
 }
 
-impl<'a> Audited<'a> {
-    /// Wraps `inner`.
-    pub fn new(inner: &'a dyn KmsProvider, log: &'a AuditLog) -> Self {
+impl<P: KmsProvider> Audited<P> {
+    /// Wraps `inner`; every key use through the wrapper is appended to `log`.
+    pub fn new(inner: P, log: AuditLog) -> Self {
         Self { inner, log }
+    }
+
+    /// The provider itself, for backend-specific key management (create, rotate, disable,
+    /// ...). Nothing done through it is audited here: the caller records those operations.
+    pub fn inner(&self) -> &P {
+        &self.inner
     }
 
     fn audit<T>(
@@ -242,7 +252,7 @@ pub fn subject(context: &EncryptionContext) -> String {
     }
 }
 
-impl KmsProvider for Audited<'_> {
+impl<P: KmsProvider> KmsProvider for Audited<P> {
     fn name(&self) -> &str {
         self.inner.name()
     }

@@ -12,6 +12,7 @@
 
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
+use sealgate_protocol::inference::check::check_request;
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelMetadata, TensorMetadata};
 
 use crate::error::{ModelError, Result};
@@ -212,37 +213,13 @@ impl Model {
         Ok(names)
     }
 
+    /// The request's inputs, checked against the signature (`check_request`, shared with the
+    /// load tool) and converted, in the model's order.
     fn check_inputs(&self, request: &InferenceRequest) -> Result<Vec<(String, SessionInputValue<'static>)>> {
-        // Only the first (model inputs + 1) entries are looked at: among that many, an
-        // unknown or repeated name must appear if there are too many, so the work is bounded
-        // by the model's (few) inputs whatever the request holds.
-        for (i, input) in request.inputs.iter().enumerate().take(self.inputs.len() + 1) {
-            if !self.inputs.iter().any(|m| m.name == input.name) {
-                return Err(ModelError::InvalidInput(format!(
-                    "the model has no input '{}'; its inputs are {:?}",
-                    tensor::echo(&input.name),
-                    self.inputs.iter().map(|m| m.name.as_str()).collect::<Vec<_>>()
-                )));
-            }
-            if request.inputs.iter().take(self.inputs.len() + 1).skip(i + 1).any(|other| other.name == input.name) {
-                return Err(ModelError::InvalidInput(format!("input '{}' is given twice", tensor::echo(&input.name))));
-            }
-        }
-        if request.inputs.len() > self.inputs.len() {
-            return Err(ModelError::InvalidInput(format!(
-                "the request has {} inputs; the model takes {}",
-                request.inputs.len(),
-                self.inputs.len()
-            )));
-        }
-        self.inputs
-            .iter()
-            .map(|spec| {
-                let input =
-                    request.inputs.iter().find(|i| i.name == spec.name).ok_or_else(|| {
-                        ModelError::InvalidInput(format!("missing input '{}'", tensor::echo(&spec.name)))
-                    })?;
-                Ok((spec.name.clone(), tensor::to_value(input, spec).map_err(ModelError::hide_runtime_text)?))
+        check_request(request, &self.name, &self.inputs, tensor::MAX_ELEMENTS)?
+            .into_iter()
+            .map(|(spec, input)| {
+                Ok((spec.name.clone(), tensor::to_value(input).map_err(ModelError::hide_runtime_text)?))
             })
             .collect()
     }

@@ -1,5 +1,6 @@
-//! Checking KServe V2 tensors against a model's signature and converting them to and from
-//! ONNX Runtime values.
+//! Converting KServe V2 tensors to and from ONNX Runtime values, after the request has passed
+//! the shared checks of `sealgate_protocol::inference::check` (name, datatype, shape, element
+//! count, [`MAX_ELEMENTS`], element ranges).
 //!
 //! Every check happens before ONNX Runtime sees the data, so a malformed request costs a
 //! few comparisons and produces a message that names the tensor and the rule it broke.
@@ -7,16 +8,24 @@
 
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+use sealgate_protocol::inference::check::{InputRef, InvalidInput};
 use sealgate_protocol::inference::{DataType, InputTensor, OutputTensor, TensorData, TensorMetadata};
 
 use crate::error::{ModelError, Result};
 
 /// The most elements one input tensor may hold (64 Mi, 256 MiB of FP32); larger requests
-/// are refused before any allocation of that size.
-pub const MAX_ELEMENTS: u64 = 64 * 1024 * 1024;
+/// are refused before any allocation of that size. The cap is the protocol's, so the load
+/// tool refuses the same requests before a run.
+pub use sealgate_protocol::inference::check::MAX_ELEMENTS;
+/// A name safe to echo: truncated, control characters replaced.
+pub use sealgate_protocol::inference::check::echo;
 
-/// Longest tensor name echoed in an error message.
-const MAX_ECHOED_NAME: usize = 64;
+/// A refused request is the client's mistake (400); the message is the shared check's.
+impl From<InvalidInput> for ModelError {
+    fn from(e: InvalidInput) -> Self {
+        ModelError::InvalidInput(e.to_string())
+    }
+}
 
 /// Maps an ONNX element type to its KServe name, if the gateway serves it.
 pub fn datatype_of(ty: TensorElementType) -> Option<DataType> {
@@ -43,84 +52,27 @@ pub fn metadata_of(name: &str, ty: &ValueType) -> Option<TensorMetadata> {
     }
 }
 
-/// A tensor name safe to echo: truncated, control characters replaced.
-pub fn echo(name: &str) -> String {
-    name.chars().take(MAX_ECHOED_NAME).map(|c| if c.is_control() { '?' } else { c }).collect()
-}
-
-fn invalid(msg: String) -> ModelError {
-    ModelError::InvalidInput(msg)
-}
-
-/// Checks one input against the model's declaration and builds the ONNX Runtime value.
-pub(crate) fn to_value(input: &InputTensor, spec: &TensorMetadata) -> Result<SessionInputValue<'static>> {
-    let name = echo(&input.name);
-    if input.datatype != spec.datatype {
-        return Err(invalid(format!(
-            "input '{name}' must have datatype {}, got {}",
-            spec.datatype.name(),
-            input.datatype.name()
-        )));
-    }
-    if input.shape.len() != spec.shape.len()
-        || input.shape.iter().zip(&spec.shape).any(|(&got, &want)| want >= 0 && got != want as u64)
-    {
-        return Err(invalid(format!(
-            "input '{name}' has shape {:?}, the model expects {:?} (-1 = any)",
-            input.shape, spec.shape
-        )));
-    }
-    if input.shape.contains(&0) {
-        return Err(invalid(format!("input '{name}' has an empty dimension in shape {:?}", input.shape)));
-    }
-    let elements = input.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS);
-    let Some(elements) = elements else {
-        return Err(invalid(format!("input '{name}' is too large: at most {MAX_ELEMENTS} elements per tensor")));
-    };
-    if input.data.len() as u64 != elements {
-        return Err(invalid(format!(
-            "input '{name}' has {} values but shape {:?} needs {elements}",
-            input.data.len(),
-            input.shape
-        )));
-    }
+/// Builds the ONNX Runtime value of an input that `check_request` has accepted: its
+/// dimensions are at most [`MAX_ELEMENTS`] each, so they fit an `i64`, and its elements fit
+/// the datatype, so the casts below are exact (FP32 rounds to the nearest float).
+pub(crate) fn to_value(input: &InputTensor) -> Result<SessionInputValue<'static>> {
     let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
-    let wrong_kind = || invalid(format!("input '{name}' data does not match datatype {}", spec.datatype.name()));
-    let value: SessionInputValue<'static> = match spec.datatype {
-        DataType::Fp32 => {
-            let data = input.data.as_f64().ok_or_else(wrong_kind)?;
-            let mut out = Vec::with_capacity(data.len());
-            for x in data {
-                let y = x as f32;
-                if !y.is_finite() {
-                    return Err(invalid(format!("input '{name}' holds a value outside the FP32 range")));
-                }
-                out.push(y);
-            }
-            Tensor::from_array((shape, out))?.into()
+    // Unreachable after the check; kept so that a caller that skipped it gets a 400, not a
+    // wrong tensor.
+    let unchecked =
+        || ModelError::from(InvalidInput::DataKind { input: InputRef::named(&input.name), datatype: input.datatype });
+    let value: SessionInputValue<'static> = match (input.datatype, &input.data) {
+        (DataType::Fp32, data) => {
+            let data = data.as_f64().ok_or_else(unchecked)?;
+            Tensor::from_array((shape, data.into_iter().map(|x| x as f32).collect::<Vec<_>>()))?.into()
         }
-        DataType::Fp64 => {
-            let data = input.data.as_f64().ok_or_else(wrong_kind)?;
-            if data.iter().any(|x| !x.is_finite()) {
-                return Err(invalid(format!("input '{name}' holds a non-finite value")));
-            }
-            Tensor::from_array((shape, data))?.into()
+        (DataType::Fp64, data) => Tensor::from_array((shape, data.as_f64().ok_or_else(unchecked)?))?.into(),
+        (DataType::Int32, TensorData::Int(v)) => {
+            Tensor::from_array((shape, v.iter().map(|&x| x as i32).collect::<Vec<_>>()))?.into()
         }
-        DataType::Int32 => {
-            let data = input.data.as_i64().ok_or_else(wrong_kind)?;
-            let out: Option<Vec<i32>> = data.iter().map(|&x| i32::try_from(x).ok()).collect();
-            let out = out.ok_or_else(|| invalid(format!("input '{name}' holds a value outside the INT32 range")))?;
-            Tensor::from_array((shape, out))?.into()
-        }
-        DataType::Int64 => {
-            let data = input.data.as_i64().ok_or_else(wrong_kind)?;
-            Tensor::from_array((shape, data.to_vec()))?.into()
-        }
-        DataType::Bool => match &input.data {
-            TensorData::Bool(v) => Tensor::from_array((shape, v.clone()))?.into(),
-            _ => return Err(wrong_kind()),
-        },
-        _ => return Err(wrong_kind()),
+        (DataType::Int64, TensorData::Int(v)) => Tensor::from_array((shape, v.clone()))?.into(),
+        (DataType::Bool, TensorData::Bool(v)) => Tensor::from_array((shape, v.clone()))?.into(),
+        _ => return Err(unchecked()),
     };
     Ok(value)
 }

@@ -253,9 +253,9 @@ fn rewrap_changes_keys_but_not_the_body() {
 fn key_use_is_audited_including_refusals() {
     let f = fixture(100);
     let log = AuditLog::new(f.dir.path(), "test");
-    let audited = Audited::new(&f.kms, &log);
+    let audited = Audited::new(f.kms, log.clone());
     open(&[&audited], &f.sealed).unwrap();
-    f.kms.disable("default").unwrap();
+    audited.inner().disable("default").unwrap();
     assert!(open(&[&audited], &f.sealed).is_err());
     let text = std::fs::read_to_string(log.path()).unwrap();
     assert!(text.contains("\"op\":\"unwrap\"") && text.contains("\"result\":\"ok\""));

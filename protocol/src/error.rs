@@ -3,10 +3,13 @@
 //! Errors that happen before decapsulation describe what was wrong with the framing, so a
 //! gateway can answer with a precise 4xx. Errors from HPKE or AEAD carry no detail at all
 //! ([`Error::Decrypt`]): telling an attacker *why* a ciphertext failed would make the
-//! gateway a decryption oracle.
+//! gateway a decryption oracle. The inference checks return their own, more precise
+//! [`InvalidInput`], which converts into [`Error::InvalidInput`].
+
+use crate::inference::check::InvalidInput;
 
 /// Everything that can go wrong while encoding, decoding, encapsulating or
-/// decapsulating an Oblivious HTTP message.
+/// decapsulating an Oblivious HTTP message, or checking the inference request inside it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -50,6 +53,10 @@ pub enum Error {
     /// The Binary HTTP (RFC 9292) message is invalid; the text names the field.
     #[error("invalid binary HTTP message: {0}")]
     BinaryHttp(&'static str),
+    /// The inference request does not follow KServe V2 or the model's signature
+    /// ([`crate::inference::check`]); the text names tensors and rules, never values.
+    #[error("invalid inference request: {0}")]
+    InvalidInput(#[from] InvalidInput),
 }
 
 /// Shorthand for results of this crate.

@@ -116,7 +116,7 @@ impl DataDir {
     /// and wraps them with `wrap_with`.
     pub fn load_or_create_ohttp_keys(
         &self,
-        kms: &[&dyn KmsProvider],
+        kms: &dyn KmsSet,
         wrap_with: (&dyn KmsProvider, &str),
     ) -> Result<Vec<GatewayKey>> {
         let dir = self.ohttp_keys_dir();
@@ -205,7 +205,7 @@ fn write_ohttp_key(path: &Path, key: &GatewayKey, (kms, kms_key): (&dyn KmsProvi
     write_file(path, &serde_json::to_vec_pretty(&stored)?, 0o600)
 }
 
-fn read_ohttp_key(path: &Path, kms: &[&dyn KmsProvider]) -> Result<GatewayKey> {
+fn read_ohttp_key(path: &Path, kms: &dyn KmsSet) -> Result<GatewayKey> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let stored: StoredKey = serde_json::from_slice(&bytes).map_err(|_| {
         anyhow::anyhow!("{} is not a KMS-sealed HPKE key file (plaintext key files are not accepted)", path.display())

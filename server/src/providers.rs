@@ -6,10 +6,16 @@
 //! `AWS_*` variables), `--pkcs11-token LABEL` (PIN from `SEALGATE_PKCS11_PIN`) and
 //! `--customer-key FILE|-`. Every provider is wrapped in the audit log, so each key use is
 //! recorded whoever asked for it.
+//!
+//! [`Providers`] is built once per command and owns the audited providers and the log; it is
+//! the provider set the artifact functions take ([`KmsSet`]). Who writes the audit entry of a
+//! refused artifact is decided here too: [`Refusal`] knows whether the audited provider
+//! already recorded it, and [`Providers::audit_refusal`] records the rest.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use sealgate_models::artifact::{ArtifactError, KmsSet};
 use sealgate_models::audit::{AuditLog, Audited, Event};
 use sealgate_models::kms::aws::{AwsKms, AwsKmsConfig};
 use sealgate_models::kms::customer::CustomerKey;
@@ -67,12 +73,13 @@ impl std::fmt::Display for KeyRef {
     }
 }
 
-/// The configured providers, each audited.
+/// The configured providers, each wrapped in the audit log, and the log itself: the provider
+/// set of one command, built once by [`Providers::open`].
 pub struct Providers {
-    local: LocalKms,
-    aws: Option<AwsKms>,
-    pkcs11: Option<Pkcs11Kms>,
-    customer: Option<CustomerKey>,
+    local: Audited<LocalKms>,
+    aws: Option<Audited<AwsKms>>,
+    pkcs11: Option<Audited<Pkcs11Kms>>,
+    customer: Option<Audited<CustomerKey>>,
     log: AuditLog,
 }
 
@@ -126,22 +133,29 @@ impl Providers {
             (None, true) => bail!("--kms customer-provided needs --customer-key FILE (or - for stdin)"),
             (None, false) => None,
         };
-        Ok(Self { local, aws, pkcs11, customer, log })
+        Ok(Self {
+            local: Audited::new(local, log.clone()),
+            aws: aws.map(|p| Audited::new(p, log.clone())),
+            pkcs11: pkcs11.map(|p| Audited::new(p, log.clone())),
+            customer: customer.map(|p| Audited::new(p, log.clone())),
+            log,
+        })
     }
 
-    /// The local provider (for `sealgate kms`).
+    /// The local provider itself, for key management (`sealgate kms`, the embedded default's
+    /// key); the caller audits what it does with it.
     pub fn local(&self) -> &LocalKms {
-        &self.local
+        self.local.inner()
     }
 
-    /// The AWS provider, if enabled.
+    /// The AWS provider itself, if enabled (for `sealgate kms create`).
     pub fn aws(&self) -> Option<&AwsKms> {
-        self.aws.as_ref()
+        self.aws.as_ref().map(Audited::inner)
     }
 
-    /// The PKCS#11 provider, if enabled.
+    /// The PKCS#11 provider itself, if enabled (for `sealgate kms create`).
     pub fn pkcs11(&self) -> Option<&Pkcs11Kms> {
-        self.pkcs11.as_ref()
+        self.pkcs11.as_ref().map(Audited::inner)
     }
 
     /// The audit log.
@@ -149,17 +163,36 @@ impl Providers {
         &self.log
     }
 
-    /// Records that the artifact at `path` was refused for `reason`, so refusals that happen
-    /// past the KMS (commitment, MAC, frames, identity, immutability) are audited like the
-    /// KMS's own. The subject is `model@version` from the header when it parses, else the path.
-    pub fn record_refusal(&self, op: &str, path: &std::path::Path, reason: &anyhow::Error) -> Result<()> {
-        let subject = artifact_subject(path);
-        let event =
-            Event { op, provider: "-", key_id: "-", artifact: Some(&subject), result: Err(format!("{reason:#}")) };
-        self.log.record(&event).context("writing the audit log")
+    /// Settles `result` for the audit log: a [`Refusal`] the audited provider did not record
+    /// (everything past the KMS: header, commitment, MAC, frames, identity, immutability) is
+    /// recorded as `op` on the artifact at `path`; one it did record is not recorded twice.
+    /// The subject is `model@version` from the header when it parses, else the path.
+    pub fn audit_refusal<T>(&self, op: &str, path: &Path, result: Result<T, Refusal>) -> Result<T> {
+        let refusal = match result {
+            Ok(value) => return Ok(value),
+            Err(refusal) => refusal,
+        };
+        if refusal.origin == Origin::Artifact {
+            let subject = artifact_subject(path);
+            let reason = format!("{:#}", refusal.error);
+            let event = Event { op, provider: "-", key_id: "-", artifact: Some(&subject), result: Err(reason) };
+            self.log.record(&event).context("writing the audit log")?;
+        }
+        Err(refusal.error)
     }
 
-    fn raw(&self, name: &str) -> Option<&dyn KmsProvider> {
+    /// The provider named `name`, audited; an error names what is missing.
+    pub fn get(&self, name: &str) -> Result<&dyn KmsProvider> {
+        match self.provider(name) {
+            Some(p) => Ok(p),
+            None => bail!("KMS provider '{name}' is not configured (see `sealgate seal --help`)"),
+        }
+    }
+}
+
+/// The audited providers are the set artifacts are sealed, opened and re-wrapped with.
+impl KmsSet for Providers {
+    fn provider(&self, name: &str) -> Option<&dyn KmsProvider> {
         match name {
             local::NAME => Some(&self.local),
             aws::PROVIDER_NAME => self.aws.as_ref().map(|p| p as &dyn KmsProvider),
@@ -168,22 +201,62 @@ impl Providers {
             _ => None,
         }
     }
+}
 
-    /// Every enabled provider, audited.
-    pub fn audited(&self) -> Vec<Audited<'_>> {
-        [local::NAME, aws::PROVIDER_NAME, pkcs11::PROVIDER_NAME, customer::NAME]
-            .into_iter()
-            .filter_map(|name| self.raw(name))
-            .map(|p| Audited::new(p, &self.log))
-            .collect()
+/// Why an artifact was refused, and whether the audit log already holds the refusal.
+///
+/// A refusal by the KMS itself (no wrapped key could be unwrapped, the KMS unreachable or
+/// refusing) was recorded by the audited provider that made the call; every other refusal
+/// still needs an entry, which [`Providers::audit_refusal`] writes.
+#[derive(Debug)]
+pub struct Refusal {
+    error: anyhow::Error,
+    origin: Origin,
+}
+
+/// Where a refusal came from, which says who audits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The KMS could not be reached; the audited provider recorded each attempt.
+    KmsUnreachable,
+    /// The KMS refused; the audited provider recorded it.
+    Kms,
+    /// Past the KMS (the file, header, commitment, MAC, frames, identity, immutability); not
+    /// recorded yet.
+    Artifact,
+}
+
+impl Refusal {
+    /// A refusal past the KMS (the file, the artifact's identity, a published version's
+    /// digest, ...): not in the audit log yet.
+    pub fn new(error: anyhow::Error) -> Self {
+        Self { error, origin: Origin::Artifact }
     }
 
-    /// The provider named `name`, audited; an error names what is missing.
-    pub fn get(&self, name: &str) -> Result<Audited<'_>> {
-        match self.raw(name) {
-            Some(p) => Ok(Audited::new(p, &self.log)),
-            None => bail!("KMS provider '{name}' is not configured (see `sealgate seal --help`)"),
-        }
+    /// True when the KMS could not be reached: worth retrying.
+    pub fn is_transient(&self) -> bool {
+        self.origin == Origin::KmsUnreachable
+    }
+
+    /// The error.
+    pub fn error(&self) -> &anyhow::Error {
+        &self.error
+    }
+
+    /// The same refusal with its error reworded, such as with the file it concerns.
+    pub fn map(self, reword: impl FnOnce(anyhow::Error) -> anyhow::Error) -> Self {
+        Self { error: reword(self.error), origin: self.origin }
+    }
+}
+
+impl From<ArtifactError> for Refusal {
+    fn from(error: ArtifactError) -> Self {
+        let origin = match error {
+            ArtifactError::KmsUnavailable(_) => Origin::KmsUnreachable,
+            ArtifactError::NoUsableKey(_) | ArtifactError::KmsRefused(_) => Origin::Kms,
+            _ => Origin::Artifact,
+        };
+        Self { error: error.into(), origin }
     }
 }
 
@@ -201,17 +274,6 @@ fn artifact_subject(path: &std::path::Path) -> String {
     }
 }
 
-/// True when the KMS itself refused (and so already audited the refusal).
-pub fn refused_by_kms(e: &sealgate_models::artifact::ArtifactError) -> bool {
-    use sealgate_models::artifact::ArtifactError as E;
-    matches!(e, E::NoUsableKey(_) | E::KmsUnavailable(_) | E::KmsRefused(_))
-}
-
-/// Lets `&[Audited]` serve as the provider set of artifact functions.
-pub fn as_set<'a>(audited: &'a [Audited<'a>]) -> Vec<&'a dyn KmsProvider> {
-    audited.iter().map(|a| a as &dyn KmsProvider).collect()
-}
-
 #[cfg(test)]
 mod key_ref_tests {
     use super::KeyRef;
@@ -224,5 +286,46 @@ mod key_ref_tests {
         for bad in ["local", ":key", "local:", ""] {
             assert!(bad.parse::<KeyRef>().unwrap_err().contains("PROVIDER:KEY"), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use sealgate_models::kms::KmsError;
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("audit.log")).map_or(0, |text| text.lines().count())
+    }
+
+    #[test]
+    fn only_refusals_past_the_kms_are_recorded_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let providers = Providers::open(dir.path(), &KmsArgs::default(), None, "test").unwrap();
+        let path = dir.path().join("missing.sealed");
+        let refusals = [
+            (Refusal::from(ArtifactError::KmsUnavailable(KmsError::Unavailable("down".into()))), 0),
+            (Refusal::from(ArtifactError::NoUsableKey(vec!["local key 'k': disabled".into()])), 0),
+            (Refusal::from(ArtifactError::KmsRefused(KmsError::KeyNotFound("k".into()))), 0),
+            (Refusal::from(ArtifactError::HeaderMac), 1),
+            (Refusal::new(anyhow::anyhow!("renamed")).map(|e| e.context("refusing x")), 1),
+        ];
+        for (refusal, recorded) in refusals {
+            let before = entries(dir.path());
+            let text = format!("{:#}", refusal.error());
+            let error = providers.audit_refusal::<()>("load", &path, Err(refusal)).unwrap_err();
+            assert_eq!(format!("{error:#}"), text, "the error is handed back unchanged");
+            assert_eq!(entries(dir.path()) - before, recorded, "{text}");
+        }
+        let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+        assert!(log.contains("refusing x: renamed"), "{log}");
+        assert_eq!(sealgate_models::audit::verify(dir.path()), Ok(2));
+    }
+
+    #[test]
+    fn only_an_unreachable_kms_is_worth_retrying() {
+        assert!(Refusal::from(ArtifactError::KmsUnavailable(KmsError::Unavailable("down".into()))).is_transient());
+        assert!(!Refusal::from(ArtifactError::Truncated).is_transient());
+        assert!(!Refusal::new(anyhow::anyhow!("x")).is_transient());
     }
 }

@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sealgate_models::artifact::{self, ArtifactError, DigestCheck, SealRequest};
+use sealgate_models::artifact::{self, DigestCheck, SealRequest};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime::Environment;
 use sealgate_models::{Model, ModelRegistry, ModelSource};
 
 use crate::data_dir::{DataDir, write_file};
-use crate::providers::Providers;
+use crate::providers::{Providers, Refusal};
 
 /// How to load.
 pub struct LoadOptions<'a> {
@@ -67,14 +67,8 @@ pub fn seal_demo_models(data: &DataDir, demo_dir: &Path, kms: (&dyn KmsProvider,
     Ok(())
 }
 
-/// Loads every model of `options.dir`.
-pub fn load(
-    env: &Environment,
-    data: &DataDir,
-    kms: &[&dyn KmsProvider],
-    audit: &Providers,
-    options: &LoadOptions<'_>,
-) -> Result<ModelRegistry> {
+/// Loads every model of `options.dir`, opening the sealed ones with `kms`.
+pub fn load(env: &Environment, data: &DataDir, kms: &Providers, options: &LoadOptions<'_>) -> Result<ModelRegistry> {
     let mut sealed = Vec::new();
     let mut plaintext = Vec::new();
     let entries =
@@ -106,16 +100,8 @@ pub fn load(
         // Every refusal is audited, including those after the KMS unwrapped the key
         // (commitment, header MAC, frames, identity, immutability).
         let loaded = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))
-            .and_then(|model| published.check(&model).map(|()| model).map_err(|e| (e, true)));
-        let model = match loaded {
-            Ok(model) => model,
-            Err((e, audit_it)) => {
-                if audit_it {
-                    audit.record_refusal("load", path, &e)?;
-                }
-                return Err(e);
-            }
-        };
+            .and_then(|model| published.check(&model).map(|()| model).map_err(Refusal::new));
+        let model = kms.audit_refusal("load", path, loaded)?;
         registry.insert(model)?;
     }
     if !plaintext.is_empty() {
@@ -134,21 +120,16 @@ pub fn load(
 }
 
 /// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
-fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], sessions: usize) -> Result<Model, LoadError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display()), true))?;
-    let opened = match artifact::open_file(&file, kms, DigestCheck::TrustAead) {
-        Ok(o) => o,
-        Err(ArtifactError::KmsUnavailable(e)) => {
-            return Err(LoadError::Transient(anyhow::anyhow!("{}: {e}", path.display())));
-        }
-        Err(e) => {
-            // The KMS audits its own refusals; everything after the unwrap is audited by
-            // the caller.
-            let audit = !crate::providers::refused_by_kms(&e);
-            return Err(LoadError::Fatal(anyhow::anyhow!("refusing {}: {e}", path.display()), audit));
-        }
-    };
+fn load_sealed(env: &Environment, path: &Path, kms: &Providers, sessions: usize) -> Result<Model, Refusal> {
+    let refuse =
+        |reason: std::fmt::Arguments<'_>| Refusal::new(anyhow::anyhow!("refusing {}: {reason}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let opened = artifact::open_file(&file, kms, DigestCheck::TrustAead).map_err(|e| {
+        let refusal = Refusal::from(e);
+        // An unreachable KMS is retried and reported as such; anything else refuses the file.
+        let prefix = if refusal.is_transient() { "" } else { "refusing " };
+        refusal.map(|e| anyhow::anyhow!("{prefix}{}: {e}", path.display()))
+    })?;
     let context = &opened.header.context;
     let (name, version) = (
         context.get(artifact::CONTEXT_MODEL).cloned().unwrap_or_default(),
@@ -156,20 +137,13 @@ fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], session
     );
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if stem != name && stem != format!("{name}@{version}") {
-        return Err(LoadError::Fatal(
-            anyhow::anyhow!(
-                "refusing {}: the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
-             another model (name the file {name}.sealed or {name}@{version}.sealed)",
-                path.display()
-            ),
-            true,
-        ));
+        return Err(refuse(format_args!(
+            "the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
+             another model (name the file {name}.sealed or {name}@{version}.sealed)"
+        )));
     }
     if !sealgate_models::is_valid_name(&name) || version.is_empty() {
-        return Err(LoadError::Fatal(
-            anyhow::anyhow!("refusing {}: invalid model name or version", path.display()),
-            true,
-        ));
+        return Err(refuse(format_args!("invalid model name or version")));
     }
     // The header's digest is authenticated and bound to these bytes (key commitment + AEAD),
     // so it is used as is rather than hashing the model again.
@@ -177,42 +151,34 @@ fn load_sealed(env: &Environment, path: &Path, kms: &[&dyn KmsProvider], session
         .get(artifact::CONTEXT_SHA256)
         .and_then(|h| hex::decode(h).ok())
         .and_then(|d| d.try_into().ok())
-        .ok_or_else(|| {
-            LoadError::Fatal(anyhow::anyhow!("refusing {}: malformed sha256 in header", path.display()), true)
-        })?;
+        .ok_or_else(|| refuse(format_args!("malformed sha256 in header")))?;
     let model = Model::from_onnx_bytes_with_digest(env, &name, &version, opened.plaintext.as_slice(), sessions, digest)
-        .map_err(|e| LoadError::Fatal(anyhow::anyhow!("{}: {e}", path.display()), true))?;
+        .map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
     // `opened.plaintext` drops here: ONNX Runtime holds its own copy, ours is zeroized.
     drop(opened);
     tracing::info!(model = %name, version = %version, "loaded sealed model");
     Ok(model)
 }
 
-enum LoadError {
-    Transient(anyhow::Error),
-    /// A refusal, and whether it still needs an audit entry.
-    Fatal(anyhow::Error, bool),
-}
-
-/// Runs `f`, retrying transient KMS failures; the error says whether to audit it.
-fn with_retries(retries: u32, mut f: impl FnMut() -> Result<Model, LoadError>) -> Result<Model, (anyhow::Error, bool)> {
+/// Runs `f`, retrying while the KMS cannot be reached. The audited provider recorded each
+/// attempt, so the last one's failure needs no entry of its own.
+fn with_retries(retries: u32, mut f: impl FnMut() -> Result<Model, Refusal>) -> Result<Model, Refusal> {
     let mut delay = Duration::from_millis(500);
     let mut attempt = 0;
     loop {
         match f() {
-            Ok(model) => return Ok(model),
-            Err(LoadError::Fatal(e, audit)) => return Err((e, audit)),
-            Err(LoadError::Transient(e)) if attempt >= retries => {
-                // The provider audited each failed attempt.
-                return Err((e.context(format!("the KMS stayed unreachable after {retries} retries")), false));
-            }
-            Err(LoadError::Transient(e)) => {
+            Err(refusal) if refusal.is_transient() && attempt < retries => {
                 attempt += 1;
+                let e = refusal.error();
                 tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "KMS unavailable, retrying");
                 eprintln!("KMS unavailable ({e:#}); retry {attempt}/{retries} in {:.1}s", delay.as_secs_f64());
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
+            Err(refusal) if refusal.is_transient() => {
+                return Err(refusal.map(|e| e.context(format!("the KMS stayed unreachable after {retries} retries"))));
+            }
+            done => return done,
         }
     }
 }

@@ -557,7 +557,7 @@ mod tests {
         assert_eq!(code(&e), "invalid-input");
         assert_eq!(
             message(&e),
-            "invalid inference request: inputs[0] has 2 elements but shape [1, 30] needs 30 (nothing was sent)"
+            "invalid inference request: inputs[0] has 2 values but shape [1, 30] needs 30 (nothing was sent)"
         );
         let e = rejected(gw.infer("../admin".into(), one_row())).await;
         assert_eq!(code(&e), "invalid-input");

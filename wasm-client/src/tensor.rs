@@ -11,16 +11,16 @@
 //! is checked, and the very same copy is serialized with the engine's `JSON.stringify` (which
 //! prints numbers in the shortest round-trip form, like serde_json): so what was checked is
 //! what is sent, even if the page changes its arrays later, and the module carries no JSON
-//! serializer of its own. [`check_tensor`] is the pure half, tested natively and in wasm.
+//! serializer of its own. [`check_tensor`] is the pure half, tested natively and in wasm;
+//! its rules and messages are the protocol's (`sealgate_protocol::inference::check`, which
+//! the gateway uses too), so this file only reads JS values and says where they came from.
 
 use js_sys::{Array, JSON, Object, Reflect};
 use sealgate_protocol::inference::DataType;
+use sealgate_protocol::inference::check::{self, ElementRule, InputRef, InvalidInput};
 use wasm_bindgen::{JsCast as _, JsValue};
 
 use crate::error::{ClientError, Result};
-
-/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Tensor elements as read from the page, before their datatype is checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,23 +32,12 @@ pub enum Elements {
 }
 
 impl Elements {
-    fn len(&self) -> usize {
+    /// The view the protocol's checks take: numbers as a JS engine holds them.
+    fn view(&self) -> check::Elements<'_> {
         match self {
-            Elements::Numbers(v) => v.len(),
-            Elements::Bools(v) => v.len(),
+            Elements::Numbers(v) => check::Elements::JsNumbers(v),
+            Elements::Bools(v) => check::Elements::Bools(v),
         }
-    }
-}
-
-/// Parses a KServe V2 datatype name.
-pub fn parse_datatype(name: &str) -> Option<DataType> {
-    match name {
-        "FP32" => Some(DataType::Fp32),
-        "FP64" => Some(DataType::Fp64),
-        "INT32" => Some(DataType::Int32),
-        "INT64" => Some(DataType::Int64),
-        "BOOL" => Some(DataType::Bool),
-        _ => None,
     }
 }
 
@@ -56,17 +45,16 @@ fn invalid(message: String) -> ClientError {
     ClientError::InvalidInput(message)
 }
 
+/// A refusal of the protocol's checks, as the page sees it.
+fn refused(e: InvalidInput) -> ClientError {
+    invalid(e.to_string())
+}
+
 /// Checks shape entries: finite, whole, non-negative numbers that fit a JS number exactly.
 pub fn check_shape(index: usize, shape: &[f64]) -> Result<Vec<u64>> {
     shape
         .iter()
-        .map(|&d| {
-            if d.is_finite() && d >= 0.0 && d.fract() == 0.0 && d <= MAX_SAFE_INTEGER {
-                Ok(d as u64)
-            } else {
-                Err(bad_input(index, BAD_SHAPE))
-            }
-        })
+        .map(|&d| if d >= 0.0 && check::is_safe_integer(d) { Ok(d as u64) } else { Err(bad_input(index, BAD_SHAPE)) })
         .collect()
 }
 
@@ -77,50 +65,16 @@ pub fn check_tensor(index: usize, name: &str, shape: &[f64], datatype: DataType,
         return Err(bad_input(index, ".name must be a non-empty string"));
     }
     let shape = check_shape(index, shape)?;
-    let expected = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-    if expected != Some(data.len() as u64) {
-        let mut shown = String::new();
-        for (i, d) in shape.iter().enumerate() {
-            let separator = if i == 0 { "" } else { ", " };
-            shown.push_str(&format!("{separator}{d}"));
-        }
-        let needs = expected.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string());
-        return Err(invalid(format!("inputs[{index}] has {} elements but shape [{shown}] needs {needs}", data.len())));
-    }
-    let values = match (datatype, data) {
-        (DataType::Bool, Elements::Bools(_)) => return Ok(shape),
-        (DataType::Bool, Elements::Numbers(_)) => {
-            return Err(bad_input(index, ".data must hold booleans for BOOL"));
-        }
-        (_, Elements::Bools(_)) => {
-            return Err(invalid(format!("inputs[{index}].data must hold numbers for {}", datatype.name())));
-        }
-        (_, Elements::Numbers(values)) => values,
-    };
-    let (ok, what): (fn(f64) -> bool, &str) = match datatype {
-        DataType::Fp32 => (|x| x.is_finite() && x.abs() <= f64::from(f32::MAX), "a finite number in the FP32 range"),
-        DataType::Fp64 => (f64::is_finite, "a finite number"),
-        DataType::Int32 => {
-            (|x| x.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&x), "an INT32 integer")
-        }
-        DataType::Int64 => (|x| x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER, "a safe INT64 integer"),
-        // `DataType` is non-exhaustive: a datatype added to the protocol later must get its
-        // own check here before pages can send it.
-        other => return Err(invalid(format!("inputs[{index}].datatype {} is not supported yet", other.name()))),
-    };
-    match values.iter().position(|&x| !ok(x)) {
-        Some(at) => Err(bad_element(index, at, what)),
-        None => Ok(shape),
-    }
+    let input = InputRef::Index(index);
+    // No element cap here: the page learns the gateway's from its answer.
+    check::check_element_count(&input, &shape, data.view().len(), None).map_err(refused)?;
+    check::check_elements(&input, datatype, data.view()).map_err(refused)?;
+    Ok(shape)
 }
 
 /// Model names travel in the inner path: refuse anything that could change the route.
 pub fn check_model_name(name: &str) -> Result<&str> {
-    if !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        Ok(name)
-    } else {
-        Err(invalid("the model name must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'".to_owned()))
-    }
+    check::check_model_name(name).map_err(refused)
 }
 
 /// Reads `{ id?, inputs: [...], outputs? }` from the page, checks every tensor, and returns
@@ -170,7 +124,7 @@ fn input_from_js(index: usize, input: &JsValue) -> Result<Object> {
     let shape = snapshot(&get(input, "shape")).and_then(|s| numbers(&s)).ok_or_else(|| bad_input(index, BAD_SHAPE))?;
     let datatype = get(input, "datatype")
         .as_string()
-        .and_then(|d| parse_datatype(&d))
+        .and_then(|d| DataType::from_name(&d))
         .ok_or_else(|| bad_input(index, ".datatype must be one of FP32, FP64, INT32, INT64, BOOL"))?;
     let data = snapshot(&get(input, "data")).ok_or_else(|| bad_input(index, NOT_FLAT))?;
     let elements = elements(index, &data, datatype)?;
@@ -227,8 +181,8 @@ fn numbers(array: &Array) -> Option<Vec<f64>> {
 }
 
 /// An error about one element of `inputs[index].data`.
-fn bad_element(index: usize, at: usize, what: &str) -> ClientError {
-    invalid(format!("inputs[{index}].data[{at}] is not {what}"))
+fn bad_element(index: usize, at: usize, rule: ElementRule) -> ClientError {
+    refused(InvalidInput::Element { input: InputRef::Index(index), at, rule })
 }
 
 /// Reads `data` as the elements `datatype` needs, naming the first element that is not.
@@ -236,7 +190,7 @@ fn elements(index: usize, data: &Array, datatype: DataType) -> Result<Elements> 
     if datatype == DataType::Bool {
         let mut values = Vec::with_capacity(data.length() as usize);
         for (at, v) in data.iter().enumerate() {
-            values.push(v.as_bool().ok_or_else(|| bad_element(index, at, "a boolean"))?);
+            values.push(v.as_bool().ok_or_else(|| bad_element(index, at, ElementRule::Boolean))?);
         }
         return Ok(Elements::Bools(values));
     }
@@ -245,7 +199,7 @@ fn elements(index: usize, data: &Array, datatype: DataType) -> Result<Elements> 
         match v.as_f64() {
             Some(x) => values.push(x),
             None if Array::is_array(&v) => return Err(bad_input(index, NOT_FLAT)),
-            None => return Err(bad_element(index, at, "a number")),
+            None => return Err(bad_element(index, at, ElementRule::Number)),
         }
     }
     Ok(Elements::Numbers(values))
@@ -277,7 +231,7 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn element_count_must_match_the_shape() {
         let m = message(check(&[1.0, 30.0], DataType::Fp32, Elements::Numbers(vec![1.0; 29])));
-        assert_eq!(m, "inputs[0] has 29 elements but shape [1, 30] needs 30");
+        assert_eq!(m, "inputs[0] has 29 values but shape [1, 30] needs 30");
         let huge = [4294967296.0, 4294967296.0, 2.0];
         let m = message(check(&huge, DataType::Fp32, Elements::Numbers(vec![])));
         assert!(m.contains("needs more than 2^64"), "{m}");
@@ -315,11 +269,11 @@ mod tests {
         assert!(check(&[2.0], DataType::Bool, Elements::Bools(vec![true, false])).is_ok());
         assert_eq!(
             message(check(&[1.0], DataType::Bool, Elements::Numbers(vec![1.0]))),
-            "inputs[0].data must hold booleans for BOOL"
+            "inputs[0].data does not match datatype BOOL, which needs booleans"
         );
         assert_eq!(
             message(check(&[1.0], DataType::Int64, Elements::Bools(vec![true]))),
-            "inputs[0].data must hold numbers for INT64"
+            "inputs[0].data does not match datatype INT64, which needs integers"
         );
     }
 
@@ -346,8 +300,8 @@ mod tests {
         for bad in ["", "../x", "a/b", "a?b", "a b", "é"] {
             assert!(check_model_name(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_datatype("FP32"), Some(DataType::Fp32));
-        assert_eq!(parse_datatype("fp32"), None);
+        assert!(check_model_name(&"m".repeat(128)).is_ok());
+        assert!(check_model_name(&"m".repeat(129)).is_err());
     }
 
     /// The JS half: arrays, typed arrays, the JSON that is sent, and the page's usual mistakes.
@@ -453,7 +407,7 @@ mod tests {
             assert!(error(&request(nested, &[1.0, 2.0], "FP32")).starts_with("inputs[0].data must be a flat"));
             assert_eq!(
                 error(&request(numbers(&[1.0, 2.0]), &[3.0], "FP32")),
-                "inputs[0] has 2 elements but shape [3] needs 3"
+                "inputs[0] has 2 values but shape [3] needs 3"
             );
             let input = object(&[
                 ("name", "input".into()),

@@ -4,13 +4,15 @@
 //! Bodies are serialized once, before the run, so the load loop measures the gateway and
 //! the client's HPKE work rather than JSON encoding. Generated requests are a small pool of
 //! different random tensors used in turn, so a model or cache cannot answer the same input
-//! every time. The checks mirror the gateway's (datatype, rank, fixed dimensions, element
-//! count), so a wrong file fails before the run with a message naming the tensor and the
-//! rule, instead of as thousands of identical inference errors.
+//! every time. A request file is checked by the gateway's own check
+//! (`sealgate_protocol::inference::check::check_request`, with the gateway's element cap), so
+//! a wrong file fails before the run with the message the gateway would give, naming the
+//! tensor and the rule, instead of as thousands of identical inference errors.
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use sealgate_client::inference::check::{MAX_ELEMENTS, check_request, element_count};
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, ModelMetadata, TensorData};
 
 /// How many different generated requests are cycled through.
@@ -31,40 +33,7 @@ pub fn from_file(path: &Path, metadata: &ModelMetadata) -> Result<Vec<u8>> {
 
 /// Checks a request against the model's inputs the way the gateway does.
 pub fn check(request: &InferenceRequest, metadata: &ModelMetadata) -> Result<()> {
-    let expected = || metadata.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
-    for input in &request.inputs {
-        let Some(spec) = metadata.inputs.iter().find(|s| s.name == input.name) else {
-            bail!("model '{}' has no input '{}' (its inputs: {})", metadata.name, input.name, expected());
-        };
-        ensure!(
-            input.datatype == spec.datatype,
-            "input '{}' has datatype {}, the model expects {}",
-            input.name,
-            input.datatype.name(),
-            spec.datatype.name()
-        );
-        let fits = input.shape.len() == spec.shape.len()
-            && input.shape.iter().zip(&spec.shape).all(|(&got, &want)| want < 0 || got == want.unsigned_abs());
-        ensure!(
-            fits,
-            "input '{}' has shape {:?}, the model expects {:?} (-1 = any)",
-            input.name,
-            input.shape,
-            spec.shape
-        );
-        let elements = input.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-        ensure!(
-            elements == Some(input.data.len() as u64),
-            "input '{}' has {} values but shape {:?} needs {}",
-            input.name,
-            input.data.len(),
-            input.shape,
-            elements.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
-        );
-    }
-    for spec in &metadata.inputs {
-        ensure!(request.inputs.iter().any(|i| i.name == spec.name), "input '{}' is missing", spec.name);
-    }
+    check_request(request, &metadata.name, &metadata.inputs, MAX_ELEMENTS)?;
     Ok(())
 }
 
@@ -94,10 +63,10 @@ pub fn generate(metadata: &ModelMetadata, batch: u64) -> Result<Vec<Vec<u8>>> {
                             }
                         })
                         .collect();
-                    let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
-                    let elements = elements.filter(|&n| n <= MAX_GENERATED_ELEMENTS).with_context(|| {
-                        format!("input '{}' of shape {shape:?} is too large to generate", spec.name)
-                    })?;
+                    let elements =
+                        element_count(&shape).filter(|&n| n <= MAX_GENERATED_ELEMENTS).with_context(|| {
+                            format!("input '{}' of shape {shape:?} is too large to generate", spec.name)
+                        })?;
                     let data = random_data(spec.datatype, elements as usize, &mut rng)
                         .with_context(|| format!("input '{}'", spec.name))?;
                     Ok(InputTensor { name: spec.name.clone(), shape, datatype: spec.datatype, data })
@@ -202,8 +171,11 @@ mod tests {
             let e = check(&request(serde_json::json!({"inputs": [input, flags.clone()]})), &meta).unwrap_err();
             assert!(e.to_string().contains(needle), "{e} / {needle}");
         }
+        // What the gateway refuses and the load tool once let through: a repeated input.
+        let twice = check(&request(serde_json::json!({"inputs": [flags.clone(), flags.clone()]})), &meta).unwrap_err();
+        assert!(twice.to_string().contains("input 'flags' is given twice"), "{twice}");
         let missing = check(&request(serde_json::json!({"inputs": [flags]})), &meta).unwrap_err();
-        assert!(missing.to_string().contains("'input' is missing"), "{missing}");
+        assert!(missing.to_string().contains("missing input 'input'"), "{missing}");
     }
 
     #[test]

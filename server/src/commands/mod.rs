@@ -1,5 +1,5 @@
 //! The key and artifact commands of the `sealgate` binary: `seal`, `verify`, `rewrap`,
-//! `kms ...`, `audit verify` and `tenants ...`. `serve` lives in `main.rs`.
+//! `kms ...`, `audit verify` and `tenants ...`. `serve` has a folder of its own (`serve/`).
 
 pub mod audit;
 pub mod kms;

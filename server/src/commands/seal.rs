@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use sealgate_models::artifact::{self, SealRequest};
 
 use crate::data_dir::DataDir;
-use crate::providers::{KeyRef, KmsArgs, Providers, as_set};
+use crate::providers::{KeyRef, KmsArgs, Providers};
 
 /// `sealgate seal`.
 #[derive(clap::Args)]
@@ -63,8 +63,8 @@ pub fn seal(args: SealArgs) -> Result<()> {
     let request = SealRequest {
         model: &args.model,
         version: &args.version,
-        primary: (&primary, &key_id),
-        recovery: recovery_providers.iter().zip(&args.recovery).map(|(p, r)| (p as _, r.key_id.as_str())).collect(),
+        primary: (primary, &key_id),
+        recovery: recovery_providers.iter().zip(&args.recovery).map(|(p, r)| (*p, r.key_id.as_str())).collect(),
         frame_size: args.frame_size,
     };
     let tmp = args.output.with_extension("sealed.partial");
@@ -141,8 +141,6 @@ pub fn rewrap(args: RewrapArgs) -> Result<()> {
     );
     let data = DataDir::open(&args.data_dir)?;
     let providers = Providers::open(data_path(&data), &args.providers, Some(&args.kms), "rewrap")?;
-    let audited = providers.audited();
-    let set = as_set(&audited);
     let target = providers.get(&args.kms)?;
     let key_id = default_key(&args.kms, args.key_id);
     let mut reader = std::io::BufReader::new(
@@ -150,7 +148,7 @@ pub fn rewrap(args: RewrapArgs) -> Result<()> {
     );
     let tmp = args.output.with_extension("sealed.partial");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    let result = artifact::rewrap(&mut reader, &set[..], &[(&target, &key_id)], args.add, &mut out);
+    let result = artifact::rewrap(&mut reader, &providers, &[(target, key_id.as_str())], args.add, &mut out);
     drop(out);
     let header = match result {
         Ok(h) => h,

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use sealgate_models::artifact::{self, DigestCheck};
 
 use crate::data_dir::DataDir;
-use crate::providers::{KmsArgs, Providers, as_set};
+use crate::providers::{KmsArgs, Providers, Refusal};
 
 /// `sealgate verify`.
 #[derive(clap::Args)]
@@ -30,20 +30,10 @@ pub struct VerifyArgs {
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let data = DataDir::open(&args.data_dir)?;
     let providers = Providers::open(data.root(), &args.providers, None, "verify")?;
-    let audited = providers.audited();
-    let set = as_set(&audited);
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let opened = match artifact::open_file(&file, &set[..], DigestCheck::Recompute) {
-        Ok(opened) => opened,
-        Err(e) => {
-            let by_kms = crate::providers::refused_by_kms(&e);
-            let e = anyhow::Error::new(e).context(format!("{} failed verification", args.file.display()));
-            if !by_kms {
-                providers.record_refusal("verify", &args.file, &e)?;
-            }
-            return Err(e);
-        }
-    };
+    let opened = artifact::open_file(&file, &providers, DigestCheck::Recompute)
+        .map_err(|e| Refusal::from(e).map(|e| e.context(format!("{} failed verification", args.file.display()))));
+    let opened = providers.audit_refusal("verify", &args.file, opened)?;
     let context = &opened.header.context;
     let get = |k: &str| context.get(k).map(String::as_str).unwrap_or("-");
     for (flag, key, wanted) in
@@ -51,8 +41,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     {
         if let Some(wanted) = wanted.as_ref().filter(|w| get(key) != w.as_str()) {
             let e = anyhow::anyhow!("{} holds {key} '{}', not '{wanted}' ({flag})", args.file.display(), get(key));
-            providers.record_refusal("verify", &args.file, &e)?;
-            return Err(e);
+            return providers.audit_refusal("verify", &args.file, Err(Refusal::new(e)));
         }
     }
     println!(

@@ -1,11 +1,14 @@
 //! The inference API carried inside the encryption: Open Inference Protocol / KServe V2
 //! JSON bodies, shared by the gateway, the Rust SDK and the browser client so all three
-//! agree on one schema.
+//! agree on one schema. [`check`] holds the rules a request must follow, beside the types
+//! they are about, so that every program that checks a request checks it the same way.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
+
+pub mod check;
 
 /// A tensor element type, named as in KServe V2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,6 +32,14 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// Every datatype, in the order the KServe V2 specification lists them.
+    pub const ALL: [DataType; 5] = [DataType::Fp32, DataType::Fp64, DataType::Int32, DataType::Int64, DataType::Bool];
+
+    /// The datatype whose KServe V2 name is `name` (case-sensitive, as in the JSON).
+    pub fn from_name(name: &str) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// The KServe V2 name, such as `FP32`.
     pub const fn name(self) -> &'static str {
         match self {

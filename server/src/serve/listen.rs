@@ -1,0 +1,67 @@
+//! The last step of `serve`: the tokio runtime, the listening socket, the start-up lines on
+//! stdout, serving until the drain that SIGTERM starts has ended, then the runtime's bounded
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::ServeArgs;
+use super::routers::Routers;
+use super::signals::{shutdown_signals, signal_count};
+use super::tenants::{Tenants, watch_tenants};
+use crate::data_dir::DataDir;
+use crate::listener;
+
+/// Listens on `--listen` and serves `routers.app` over `tls` until shut down.
+pub(super) fn listen(
+    args: ServeArgs,
+    data: &DataDir,
+    tls: Arc<rustls::ServerConfig>,
+    routers: Routers,
+    tenants: Tenants,
+) -> Result<()> {
+    // Blocking threads run inferences, each holding a session permit, so more than the
+    // sessions (plus a few for file work) are never needed; the cap keeps a flood of
+    // requests from growing the thread count.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(routers.total_sessions + 8)
+        .build()
+        .context("starting tokio")?;
+    let drained = runtime.block_on(async move {
+        let listener = listener::bind(args.listen).await?;
+        let local = listener.local_addr()?;
+        let signals = shutdown_signals();
+        tokio::spawn(watch_tenants(tenants.store, tenants.directory));
+        print_startup(local, data, tenants.dev_token.as_deref(), &routers);
+        tracing::info!(%local, "gateway started");
+        let first = signal_count(signals.clone(), 1);
+        let second = signal_count(signals, 2);
+        listener::serve_tls(listener, tls, routers.app, args.connections, first, second).await
+    })?;
+    // Dropping the runtime would wait, without a bound, for the blocking threads, and an
+    // inference whose request has ended (timed out, or cut off by the drain) may still run
+    // on one. They get what is left of the drain timeout; then the process exits anyway.
+    match drained.time_left {
+        Some(time_left) => runtime.shutdown_timeout(time_left),
+        None => drop(runtime),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The start-up lines, on stdout for people and scripts (the log goes to stderr): the URL,
+/// the CA to trust, the dev token file, each key configuration's SHA-256 and the models.
+fn print_startup(local: SocketAddr, data: &DataDir, dev_token: Option<&std::path::Path>, routers: &Routers) {
+    println!("sealgate listening on https://{local}");
+    println!("CA certificate: {}", data.ca_cert().display());
+    if let Some(path) = dev_token {
+        println!("dev token: {}", path.display());
+    }
+    for config in &routers.key_configs {
+        println!("key config {} sha256: {}", config.key_id(), hex::encode(config.sha256()));
+    }
+    println!("models: {}", routers.models.join(", "));
+}

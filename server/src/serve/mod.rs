@@ -1,0 +1,162 @@
+//! `sealgate serve`: the gateway, started as a sequence of named steps.
+//!
+//! [`run`] reads as the start-up order, one function per step: the data dir, TLS, the KMS
+//! providers, the HPKE keys, the models (sealing the demo models on the embedded default's
+//! first start, then ONNX Runtime), the tenant directory, the routers, then listening until
+//! the drain on SIGTERM ends. What one step builds is handed to the next and nothing else is
+//! shared, so each step can be read (and changed) on its own. Any failure stops start-up with
+//! one line on stderr, printed by `main`. The first four steps are short and live here; the
+//! others have a file each in this folder.
+
+mod listen;
+mod models;
+mod routers;
+mod signals;
+mod tenants;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sealgate_models::kms::local;
+use sealgate_protocol::GatewayKeys;
+
+use crate::data_dir::DataDir;
+use crate::listener::ConnectionLimits;
+use crate::providers::{KeyRef, KmsArgs, Providers};
+
+/// `sealgate serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Data directory: TLS files, HPKE keys. Created on first start.
+    #[arg(long, env = "SEALGATE_DATA_DIR", default_value = ".sealgate")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "SEALGATE_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Folder of sealed models to serve (`*.sealed`). Default: DATA_DIR/models, filled on
+    /// first start by sealing the demo models with the local KMS key `default`.
+    #[arg(long, env = "SEALGATE_MODELS")]
+    models: Option<PathBuf>,
+    /// Also serve plaintext `*.onnx` files from the models folder. Development only: the
+    /// weights then rest unencrypted on disk.
+    #[arg(long)]
+    danger_allow_plaintext_models: bool,
+    /// How often to retry when the KMS is unreachable at start-up (exponential backoff).
+    #[arg(long, default_value_t = 5)]
+    kms_retries: u32,
+    /// KMS provider and key that wrap a newly generated HPKE private key.
+    #[arg(long, default_value = "local:default", value_name = "PROVIDER:KEY")]
+    hpke_key_kms: KeyRef,
+    #[command(flatten)]
+    providers: KmsArgs,
+    /// ONNX Runtime shared library (default: $ORT_DYLIB_PATH, then ./.tools/onnxruntime/).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    ort_library: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key replaces the development certificate.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest encapsulated request accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Largest inner answer, in bytes; larger answers get an inner 413 before they are built.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_response_bytes: usize,
+    /// Seconds allowed for reading a request and for running it.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// ONNX Runtime sessions per model (requests that run at once per model).
+    #[arg(long, default_value_t = 2)]
+    sessions_per_model: usize,
+    /// Encapsulated requests handled at once; beyond it the gateway answers 503 with
+    /// Retry-After before decrypting. Default: twice the sessions of all models together.
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// How long a request waits for a free session of its model before an inner 503, such
+    /// as 2s or 200ms.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    queue_timeout: Duration,
+    /// Serve requests that carry no bearer token at all, as if from a tenant allowed every
+    /// model without a rate limit. Development only.
+    #[arg(long)]
+    danger_allow_anonymous: bool,
+    /// Browser origin allowed to call the gateway (CORS), such as `https://app.example`;
+    /// repeat for several. Default: the gateway's own https origin.
+    #[arg(long = "cors-origin", env = "SEALGATE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Serve the static web app in this folder for paths the gateway does not own.
+    #[arg(long = "static")]
+    static_dir: Option<PathBuf>,
+    /// Benchmarks only: also serve the inference API WITHOUT encryption under
+    /// `/danger-plaintext-bench/` (what `sealgate-load --compare-plaintext` measures against).
+    /// Refused unless --listen is a loopback address.
+    #[arg(long)]
+    danger_plaintext_bench: bool,
+    #[command(flatten)]
+    connections: ConnectionLimits,
+}
+
+/// Runs the gateway: each step in start-up order, then serving until shut down.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let data = open_data_dir(&args)?;
+    let tls = tls_config(&args, &data)?;
+    let kms = kms(&args, &data)?;
+    let keys = hpke_keys(&args, &data, &kms)?;
+    let registry = models::load_models(&args, &data, &kms)?;
+    // The keys and models are unwrapped; no KMS is used past start-up.
+    drop(kms);
+    let tenants = tenants::tenant_directory(&args, &data)?;
+    let routers = routers::routers(&args, registry, keys, &tenants)?;
+    listen::listen(args, &data, tls, routers, tenants)
+}
+
+/// Opens (creating on first start) the data directory. `--danger-plaintext-bench` is
+/// checked before it, so a misconfigured benchmark never creates keys or files.
+fn open_data_dir(args: &ServeArgs) -> Result<DataDir> {
+    anyhow::ensure!(
+        !args.danger_plaintext_bench || args.listen.ip().is_loopback(),
+        "--danger-plaintext-bench serves inference without encryption and is refused on {}; \
+         listen on a loopback address (127.0.0.1 or [::1])",
+        args.listen
+    );
+    DataDir::open(&args.data_dir)
+}
+
+/// The TLS configuration: `--tls-cert`/`--tls-key`, else the development certificate of the
+/// data dir (created on first start).
+fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => {
+            data.ensure_dev_tls()?;
+            (data.server_cert(), data.server_key())
+        }
+    };
+    crate::tls::server_config(&cert, &key)
+}
+
+/// The audited KMS providers the flags enable, plus the one that wraps the HPKE key. The
+/// local key `default` is created when something needs it: the embedded default seals the
+/// demo models with it, and it is the default `--hpke-key-kms`.
+fn kms(args: &ServeArgs, data: &DataDir) -> Result<Providers> {
+    let hpke = &args.hpke_key_kms;
+    let providers = Providers::open(data.root(), &args.providers, Some(&hpke.provider), "serve")?;
+    let default_key_needed = args.models.is_none() || (hpke.provider == local::NAME && hpke.key_id == "default");
+    if default_key_needed {
+        providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;
+    }
+    Ok(providers)
+}
+
+/// The gateway's HPKE keys, unwrapped by whichever provider wrapped each; on first start
+/// generated and wrapped with `--hpke-key-kms`.
+fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Result<GatewayKeys> {
+    let hpke = &args.hpke_key_kms;
+    let wrap_with = kms.get(&hpke.provider)?;
+    GatewayKeys::new(data.load_or_create_ohttp_keys(kms, (wrap_with, &hpke.key_id))?).context("loading HPKE keys")
+}

@@ -1,0 +1,82 @@
+//! The routers step of `serve`: the inner KServe V2 router over the loaded models, the outer
+//! OHTTP gateway in front of it, and the web options (CORS, static files, the plaintext
+//! benchmark routes) checked and applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::http::HeaderValue;
+use sealgate_models::ModelRegistry;
+use sealgate_protocol::{GatewayKeys, KeyConfig};
+
+use super::ServeArgs;
+use super::tenants::Tenants;
+use crate::{gateway, inference};
+
+/// The application to serve and what start-up prints and sizes from it.
+pub(super) struct Routers {
+    /// The outer router, the plaintext benchmark routes merged in when asked for.
+    pub app: Router,
+    /// Sessions of all models together (the most inferences that run at once).
+    pub total_sessions: usize,
+    /// The published key configurations, printed with their SHA-256.
+    pub key_configs: Vec<KeyConfig>,
+    /// `name vVERSION` of every loaded model, for the `models:` line.
+    pub models: Vec<String>,
+}
+
+/// Builds the inner router (behind the authorization layer) and the gateway around it.
+pub(super) fn routers(
+    args: &ServeArgs,
+    registry: ModelRegistry,
+    keys: GatewayKeys,
+    tenants: &Tenants,
+) -> Result<Routers> {
+    let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
+    let limits =
+        inference::InnerLimits { queue_timeout: args.queue_timeout, max_response_bytes: args.max_response_bytes };
+    let inner_models = Arc::new(inference::Models::new(registry, limits));
+    let total_sessions = inner_models.total_sessions();
+    let model_names = inner_models.names();
+    let limits = gateway::Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_response_bytes: args.max_response_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
+    };
+    let inner = inference::router(inner_models, tenants.directory.clone());
+    let key_configs = keys.configs();
+    let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
+    let plaintext_bench = args.danger_plaintext_bench.then(|| gateway::plaintext_bench_router(gw.clone()));
+    let cors_origins = cors_origins(args)?;
+    if let Some(dir) = &args.static_dir {
+        anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
+    }
+    let mut app = gateway::router(gw, gateway::WebOptions { cors_origins, static_dir: args.static_dir.clone() });
+    if let Some(bench) = plaintext_bench {
+        tracing::warn!(
+            "--danger-plaintext-bench: inference is ALSO served WITHOUT encryption under /danger-plaintext-bench/ \
+             on this loopback address; for benchmarks only, never in production"
+        );
+        app = app.merge(bench);
+    }
+    Ok(Routers { app, total_sessions, key_configs, models })
+}
+
+/// The origins of `--cors-origin`, by default the gateway's own https origin.
+fn cors_origins(args: &ServeArgs) -> Result<Vec<HeaderValue>> {
+    let origins =
+        if args.cors_origins.is_empty() { vec![format!("https://{}", args.listen)] } else { args.cors_origins.clone() };
+    origins
+        .iter()
+        .map(|o| {
+            let o = o.trim_end_matches('/');
+            if !(o.starts_with("https://") || o.starts_with("http://")) {
+                anyhow::bail!("--cors-origin {o}: an origin is scheme://host[:port]");
+            }
+            o.parse().with_context(|| format!("--cors-origin {o}"))
+        })
+        .collect()
+}
