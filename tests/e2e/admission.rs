@@ -13,10 +13,16 @@ use std::time::Duration;
 
 use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, RequestedOutput, TensorData};
-use sealgate_tests::{Gateway, GatewayOptions, assert_still_serving, slow_model_dir, slow_request, without_timing};
+use sealgate_test_support::{
+    Gateway, GatewayOptions, assert_still_serving, slow_model_dir, slow_request, without_timing,
+};
+
+use crate::SEALGATE;
 
 fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
-    Gateway::start(GatewayOptions::new().models(dir).arg("--danger-allow-plaintext-models").args(args.iter().copied()))
+    Gateway::start(
+        GatewayOptions::new(SEALGATE).models(dir).arg("--danger-allow-plaintext-models").args(args.iter().copied()),
+    )
 }
 
 fn threads(pid: u32) -> u64 {
@@ -92,7 +98,7 @@ async fn sixty_four_concurrent_requests_against_two_sessions_end_cleanly() {
 async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
     let dir = slow_model_dir();
     let gateway = Gateway::start(
-        GatewayOptions::new()
+        GatewayOptions::new(SEALGATE)
             .models(dir.path())
             .arg("--danger-allow-plaintext-models")
             .args(["--sessions-per-model", "1", "--request-timeout-secs", "1", "--queue-timeout", "30s"])
@@ -147,7 +153,7 @@ async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_bounded_before_they_are_built() {
-    let gateway = Gateway::start(GatewayOptions::new().arg("--max-response-bytes").arg("16384"));
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).arg("--max-response-bytes").arg("16384"));
     let client = gateway.client();
     let rows = 4000usize;
     let many = InferenceRequest {

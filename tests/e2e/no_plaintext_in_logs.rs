@@ -7,10 +7,12 @@
 
 use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
-use sealgate_tests::{
+use sealgate_test_support::{
     DEMO_MODELS, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, assert_still_serving, contains, example_request,
     inner_error, inner_request, list_files, without_timing,
 };
+
+use crate::SEALGATE;
 
 const CANARY_VALUE: f64 = 987_654.321;
 const CANARY_ID: &str = "CANARY-7f3a9c";
@@ -47,7 +49,7 @@ fn canary_request(model: &str) -> InferenceRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_never_reach_logs_or_files() {
-    let gateway = Gateway::start(GatewayOptions::new().env("SEALGATE_LOG", "debug"));
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).env("SEALGATE_LOG", "debug"));
     let token = gateway.token().expect("the dev token").to_owned();
     assert_eq!(CANARY_UNKNOWN_TOKEN.len(), token.len(), "the unknown canary is well-formed");
     let client = gateway.client();
@@ -146,10 +148,16 @@ async fn canaries_never_reach_logs_or_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_runtime_error_texts_never_reach_the_log() {
     let models = tempfile::tempdir().unwrap();
-    std::fs::copy(sealgate_tests::repo_root().join("tests/models/gather.onnx"), models.path().join("gather.onnx"))
-        .unwrap();
+    std::fs::copy(
+        sealgate_test_support::repo_root().join("tests/models/gather.onnx"),
+        models.path().join("gather.onnx"),
+    )
+    .unwrap();
     let gateway = Gateway::start(
-        GatewayOptions::new().models(models.path()).arg("--danger-allow-plaintext-models").env("SEALGATE_LOG", "debug"),
+        GatewayOptions::new(SEALGATE)
+            .models(models.path())
+            .arg("--danger-allow-plaintext-models")
+            .env("SEALGATE_LOG", "debug"),
     );
     let request = InferenceRequest {
         id: None,
