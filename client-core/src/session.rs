@@ -101,8 +101,7 @@ impl Preferences {
     /// Makes a session from an `application/ohttp-keys` list: decodes it, chooses a
     /// configuration ([`choose`]) and checks the pin before anything is encrypted to it.
     pub fn session(&self, key_configs: &[u8]) -> Result<Session> {
-        let configs =
-            KeyConfig::decode_list(key_configs).map_err(|e| Error::NoUsableKeyConfig { cause: Some(e) })?;
+        let configs = KeyConfig::decode_list(key_configs).map_err(|e| Error::NoUsableKeyConfig { cause: Some(e) })?;
         self.adopt(choose(&configs, self.pin, self.kem, self.aead)?.clone())
     }
 

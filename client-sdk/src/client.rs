@@ -163,7 +163,8 @@ impl ClientBuilder {
             (None, _) => return Err(invalid("the gateway URL has no host", None)),
         };
         let http = self.http_client()?;
-        let gateway_url = base.join(sealgate_protocol::GATEWAY_PATH).map_err(|e| invalid("it does not parse", Some(e)))?;
+        let gateway_url =
+            base.join(sealgate_protocol::GATEWAY_PATH).map_err(|e| invalid("it does not parse", Some(e)))?;
         let preferences =
             Preferences::new(authority).token(self.token).pin(self.pinned_key_config).kem(self.kem).aead(self.aead);
         Ok(Client {

@@ -1,18 +1,15 @@
 //! The `aws-kms` provider against a real implementation of the AWS KMS protocol: a moto
-//! server per test (see `common/moto.rs`).
+//! server per test (`sealgate_test_support::moto`).
 //!
 //! Moto checks encryption contexts and ciphertexts like KMS does, which is what these tests
 //! rely on. It does not enforce disabled or pending-deletion states, so those rules are
 //! tested in the `local` provider, not here.
 
-#[path = "common/moto.rs"]
-mod moto;
-
 use std::time::{Duration, Instant};
 
-use moto::{Moto, free_port};
 use sealgate_models::kms::aws::{AwsKms, AwsKmsConfig};
 use sealgate_models::kms::{DataKey, EncryptionContext, KeyState, KmsError, KmsProvider, WrappedKey};
+use sealgate_test_support::moto::{Moto, free_port};
 use zeroize::Zeroizing;
 
 fn config(endpoint: &str) -> AwsKmsConfig {

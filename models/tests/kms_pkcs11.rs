@@ -1,12 +1,30 @@
 //! The `pkcs11` provider against a real PKCS#11 module: SoftHSM2 with tokens in a temporary
-//! directory (see `common/softhsm.rs`). Each test uses key labels of its own, since under
-//! `cargo test` the tests of this file share one token.
+//! directory, one installation per test process (`SoftHsm::for_this_process`: the module
+//! reads its configuration once per process). Each test uses key labels of its own, since
+//! under `cargo test` the tests of this file share one token.
 
-#[path = "common/softhsm.rs"]
-mod softhsm;
-
-use sealgate_models::kms::pkcs11::Pkcs11Kms;
+use sealgate_models::kms::pkcs11::{Pkcs11Config, Pkcs11Kms};
 use sealgate_models::kms::{DataKey, EncryptionContext, KeyState, KmsError, KmsProvider, WrappedKey};
+use sealgate_test_support::softhsm::{SoftHsm, USER_PIN};
+use zeroize::Zeroizing;
+
+/// The token the tests keep their keys in.
+const TOKEN: &str = "sealgate-test";
+
+/// A second token, used only by the wrong-PIN test: PKCS#11 logins are per process and
+/// token, so on a token where another test is logged in, any PIN would be accepted.
+const PIN_TEST_TOKEN: &str = "sealgate-pin-test";
+
+/// The configuration for `token` with `pin`, after installing this process's tokens.
+fn config(token: &str, pin: &str) -> Pkcs11Config {
+    SoftHsm::for_this_process(&[TOKEN, PIN_TEST_TOKEN]);
+    Pkcs11Config::new(token, Zeroizing::new(pin.to_owned()))
+}
+
+/// A provider logged in to [`TOKEN`].
+fn provider() -> Pkcs11Kms {
+    Pkcs11Kms::new(config(TOKEN, USER_PIN)).unwrap()
+}
 
 fn context(version: &str) -> EncryptionContext {
     [("model".to_owned(), "credit-risk".to_owned()), ("version".to_owned(), version.to_owned())].into()
@@ -14,7 +32,7 @@ fn context(version: &str) -> EncryptionContext {
 
 #[test]
 fn create_key_then_wrap_and_unwrap() {
-    let kms = softhsm::kms();
+    let kms = provider();
     let key_id = kms.create_key("round-trip").unwrap();
     assert_eq!(key_id, "round-trip");
     assert_eq!(kms.name(), "pkcs11");
@@ -36,7 +54,7 @@ fn create_key_then_wrap_and_unwrap() {
 
 #[test]
 fn wrong_context_fails() {
-    let kms = softhsm::kms();
+    let kms = provider();
     let key_id = kms.create_key("wrong-context").unwrap();
     let generated = kms.generate_data_key(&key_id, &context("1")).unwrap();
     for other in [context("2"), EncryptionContext::new()] {
@@ -47,7 +65,7 @@ fn wrong_context_fails() {
 
 #[test]
 fn tampered_or_moved_ciphertext_fails() {
-    let kms = softhsm::kms();
+    let kms = provider();
     let key_id = kms.create_key("tampered").unwrap();
     let other_key = kms.create_key("tampered-other").unwrap();
     let generated = kms.generate_data_key(&key_id, &context("1")).unwrap();
@@ -68,7 +86,7 @@ fn tampered_or_moved_ciphertext_fails() {
 
 #[test]
 fn unknown_label_is_not_found() {
-    let kms = softhsm::kms();
+    let kms = provider();
     assert!(matches!(kms.describe_key("no-such-key"), Err(KmsError::KeyNotFound(id)) if id == "no-such-key"));
     let key = DataKey::generate().unwrap();
     assert!(matches!(kms.wrap_data_key("no-such-key", &key, &context("1")), Err(KmsError::KeyNotFound(_))));
@@ -78,7 +96,7 @@ fn unknown_label_is_not_found() {
 
 #[test]
 fn describe_created_key_is_enabled() {
-    let kms = softhsm::kms();
+    let kms = provider();
     let key_id = kms.create_key("describe").unwrap();
     let metadata = kms.describe_key(&key_id).unwrap();
     assert_eq!(metadata.provider, "pkcs11");
@@ -89,23 +107,23 @@ fn describe_created_key_is_enabled() {
 
 #[test]
 fn wrong_pin_is_a_clear_error() {
-    let error = Pkcs11Kms::new(softhsm::config(softhsm::PIN_TEST_TOKEN, "not-the-pin")).unwrap_err();
+    let error = Pkcs11Kms::new(config(PIN_TEST_TOKEN, "not-the-pin")).unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("PIN is incorrect") && text.contains(softhsm::PIN_TEST_TOKEN), "{text}");
+    assert!(text.contains("PIN is incorrect") && text.contains(PIN_TEST_TOKEN), "{text}");
     assert!(!text.contains("not-the-pin"), "{text}");
     // The right PIN still works afterwards (one wrong attempt does not lock the token).
-    Pkcs11Kms::new(softhsm::config(softhsm::PIN_TEST_TOKEN, softhsm::USER_PIN)).unwrap();
+    Pkcs11Kms::new(config(PIN_TEST_TOKEN, USER_PIN)).unwrap();
 }
 
 #[test]
 fn unknown_token_is_a_clear_error() {
-    let error = Pkcs11Kms::new(softhsm::config("no-such-token", softhsm::USER_PIN)).unwrap_err();
+    let error = Pkcs11Kms::new(config("no-such-token", USER_PIN)).unwrap_err();
     assert!(error.to_string().contains("no PKCS#11 token is labelled 'no-such-token'"), "{error}");
 }
 
 #[test]
 fn key_is_not_extractable() {
-    let kms = softhsm::kms();
+    let kms = provider();
     let key_id = kms.create_key("non-extractable").unwrap();
     let protection = kms.key_protection(&key_id).unwrap();
     assert!(protection.sensitive, "{protection:?}");
@@ -117,7 +135,7 @@ fn key_is_not_extractable() {
 
 #[test]
 fn duplicate_label_is_refused() {
-    let kms = softhsm::kms();
+    let kms = provider();
     kms.create_key("duplicate").unwrap();
     let result = kms.create_key("duplicate");
     assert!(matches!(&result, Err(KmsError::InvalidRequest(text)) if text.contains("already exists")), "{result:?}");
@@ -130,7 +148,7 @@ fn duplicate_label_is_refused() {
 
 #[test]
 fn keys_survive_a_new_provider_and_are_shared_across_threads() {
-    let kms = std::sync::Arc::new(softhsm::kms());
+    let kms = std::sync::Arc::new(provider());
     let key_id = kms.create_key("threads").unwrap();
     let handles: Vec<_> = (0..4)
         .map(|i| {
@@ -147,7 +165,7 @@ fn keys_survive_a_new_provider_and_are_shared_across_threads() {
     let generated: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     drop(kms);
     // A second provider (a restarted gateway, in effect) finds the token key by label.
-    let again = softhsm::kms();
+    let again = provider();
     for (i, g) in generated.iter().enumerate() {
         assert_eq!(
             again.decrypt_data_key(&g.wrapped, &context(&i.to_string())).unwrap().expose(),

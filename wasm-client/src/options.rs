@@ -95,9 +95,10 @@ impl ConnectOptions {
                     options.pin = Some(pin.ok_or_else(|| invalid("keyConfigSha256 must be 64 hexadecimal characters"))?)
                 }
                 "aead" => {
-                    options.aead = text.as_deref().and_then(sealgate_client_core::parse_aead).ok_or_else(|| {
-                        invalid("aead must be one of AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305")
-                    })?
+                    options.aead = text
+                        .as_deref()
+                        .and_then(sealgate_client_core::parse_aead)
+                        .ok_or_else(|| invalid("aead must be one of AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305"))?
                 }
                 "kem" => {
                     options.kem = text

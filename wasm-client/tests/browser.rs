@@ -28,7 +28,9 @@ use std::time::{Duration, SystemTime};
 
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 use sealgate_protocol::bhttp;
-use sealgate_tests::{Gateway, GatewayOptions, contains, example_request, labels, output_text, probabilities};
+use sealgate_test_support::{
+    Gateway, GatewayOptions, contains, example_request, gateway_binary, labels, output_text, probabilities,
+};
 use serde_json::Value;
 
 /// A regression guard on the `.wasm` the package ships (177,636 bytes when written). The
@@ -111,7 +113,7 @@ async fn run_browser(gateway: &Gateway, bench_calls: u32) -> Value {
     });
     let config_path = gateway.root().join("browser-config.json");
     fs::write(&config_path, config.to_string()).expect("writing the browser config");
-    let output = sealgate_tests::run_command(
+    let output = sealgate_test_support::run_command(
         tokio::process::Command::new("node")
             .arg(dir.join("tests/browser.mjs"))
             .arg(&config_path)
@@ -244,7 +246,7 @@ fn assert_no_plaintext(report: &Value, gateway: &Gateway, canaries: &Canaries, c
             let found = canaries.found_in(haystack, min_len);
             assert!(found.is_empty(), "{method} {url} carries feature values {found:?}");
             assert!(
-                !sealgate_tests::contains(haystack, &token.as_bytes()[3..]),
+                !sealgate_test_support::contains(haystack, &token.as_bytes()[3..]),
                 "{method} {url} carries the bearer token"
             );
         }
@@ -269,7 +271,8 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     let wasm_size = fs::metadata(pkg.join("sealgate_wasm_bg.wasm")).expect("the .wasm").len();
     assert!(wasm_size < WASM_SIZE_BUDGET, "the .wasm is {wasm_size} bytes, over the {WASM_SIZE_BUDGET}-byte budget");
     let site = assemble_site(&pkg);
-    let gateway = Gateway::start(GatewayOptions::new().arg("--static").arg(site.path().to_string_lossy()));
+    let gateway =
+        Gateway::start(GatewayOptions::new(gateway_binary()).arg("--static").arg(site.path().to_string_lossy()));
     let bench_calls = std::env::var("SEALGATE_WASM_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let report = run_browser(&gateway, bench_calls).await;
 
@@ -291,7 +294,7 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
         let sdk = client.infer(model, &one_row(&inputs)).await.unwrap_or_else(|e| panic!("SDK {model}: {e}"));
         let sdk_labels: Vec<f64> = labels(&sdk).into_iter().map(|l| l as f64).collect();
         assert_eq!(page_output(&report, form, "label"), sdk_labels, "{model}: page and SDK labels");
-        assert_eq!(sdk_labels, [sealgate_tests::EXAMPLE_LABELS[0] as f64], "{model}: first example row's class");
+        assert_eq!(sdk_labels, [sealgate_test_support::EXAMPLE_LABELS[0] as f64], "{model}: first example row's class");
         let sdk_probabilities: Vec<f64> = probabilities(&sdk).concat();
         assert_eq!(page_output(&report, form, "probabilities"), sdk_probabilities, "{model}: probabilities");
         let shown = report["forms"][form]["text"].as_str().unwrap_or("");

@@ -140,8 +140,10 @@ fn steps(root: &Path) -> Vec<Step> {
         Step::xtask("wasm package", &["wasm"]),
         Step::xtask("wasm tests (node)", &["wasm", "test"]),
         Step::xtask("wasm tests (chromium)", &["wasm", "test", "--browser"]),
-        // End-to-end tests start `target/debug/sealgate`; test builds alone do not produce it.
-        Step::cargo("build binaries", &["build", "--workspace", "--bins"]),
+        // No separate build of the binaries: the end-to-end suite is a test of `sealgate-server`
+        // and the load tool's of `sealgate-load`, so building the workspace's tests builds both
+        // binaries into `target/debug/` before any test runs, where the browser test (another
+        // package's) finds `sealgate`.
         tests,
         // nextest does not run doctests, and `cargo test --workspace` above would only
         // repeat them cheaply, so they get their own step either way.

@@ -154,7 +154,8 @@ async fn preflight_metadata(client: &Client, cli: &Cli) -> Result<ModelMetadata>
             bail!("the gateway answered 403: this token may not use model '{}'", cli.model)
         }
         Err(e @ Error::Transport(_)) => {
-            let detail = sealgate_client::Report(&e).to_string();
+            let detail =
+                std::error::Error::source(&e).map(|s| sealgate_client::Report(s).to_string()).unwrap_or_default();
             let hint = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
                 "; is --ca the CA that signed the gateway's certificate?"
             } else {

@@ -11,10 +11,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sealgate_tests::{
+use sealgate_test_support::{
     CliOutput, DEMO_MODELS, EXAMPLE_LABELS, FailedStart, Gateway, GatewayOptions, SealedLayout, assert_audit_intact,
     assert_no_plaintext, audit_entries, demo_model_path, example_request, labels, list_files, sealgate,
 };
+
+use crate::SEALGATE;
 
 const CREDIT_RISK: &str = "credit-risk";
 
@@ -53,7 +55,7 @@ impl Workspace {
         let data = self.data();
         let mut all = vec!["kms", "--data-dir", utf8(&data)];
         all.extend_from_slice(args);
-        sealgate(all)
+        sealgate(SEALGATE, all)
     }
 
     /// `sealgate seal --data-dir DATA --model M --version V INPUT -o OUTPUT EXTRA...`
@@ -62,7 +64,7 @@ impl Workspace {
         let mut args = vec!["seal", "--data-dir", utf8(&data), "--model", model, "--version", version];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[utf8(input), "-o", utf8(output)]);
-        sealgate(args)
+        sealgate(SEALGATE, args)
     }
 
     /// `sealgate verify --data-dir DATA FILE EXTRA...`
@@ -70,17 +72,17 @@ impl Workspace {
         let data = self.data();
         let mut args = vec!["verify", "--data-dir", utf8(&data), utf8(file)];
         args.extend_from_slice(extra);
-        sealgate(args)
+        sealgate(SEALGATE, args)
     }
 
     /// `sealgate serve --data-dir DATA --models MODELS`, which must refuse to start.
     fn serve_refuses(&self, models: &Path) -> FailedStart {
-        Gateway::start_expecting_failure(GatewayOptions::new().data_dir(self.data()).models(models))
+        Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(self.data()).models(models))
     }
 
     /// `sealgate serve --data-dir DATA --models MODELS`, which must start.
     fn serve(&self, models: &Path) -> Gateway {
-        Gateway::start(GatewayOptions::new().data_dir(self.data()).models(models))
+        Gateway::start(GatewayOptions::new(SEALGATE).data_dir(self.data()).models(models))
     }
 }
 
@@ -168,7 +170,7 @@ async fn seal_then_verify_and_serve_with_a_created_local_key() {
     for wanted in ["create ok", "generate ok", "unwrap ok"] {
         assert!(ops.iter().any(|o| o == wanted), "no '{wanted}' in the audit log: {ops:?}");
     }
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
 }
 
 #[test]
@@ -297,7 +299,7 @@ fn tampered_artifacts_are_refused_by_verify_and_serve() {
     // Nothing was ever loaded or published, and no plaintext reached the disk.
     assert!(!ws.data().join("published-models.json").exists(), "a refused start must not publish versions");
     assert_no_plaintext(ws.root(), &credit_risk_onnx());
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
     // The original still verifies: the refusals came from the tampering alone.
     ws.verify(&sealed, &[]).assert_success().assert_stdout_contains("ok:");
 }
@@ -325,7 +327,7 @@ fn an_artifact_renamed_to_pose_as_another_model_is_refused() {
     ws.verify(&sealed, &["--version", "2"]).assert_failure("holds version '1', not '2' (--version)");
     assert!(!ws.data().join("published-models.json").exists(), "a refused start must not publish versions");
     assert_no_plaintext(ws.root(), &credit_risk_onnx());
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +382,7 @@ async fn disabled_and_pending_deletion_keys_refuse_until_restored() {
     }
     let unwrap_refusals = refusals(&ws.data()).iter().filter(|e| e["op"] == "unwrap").count();
     assert!(unwrap_refusals >= 5, "verify x3 and serve x2 were refused: {unwrap_refusals}");
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
     assert_no_plaintext(ws.root(), &credit_risk_onnx());
 }
 
@@ -392,7 +394,7 @@ fn audit_verify_detects_edited_removed_and_reordered_lines() {
     ws.kms(&["enable", "k1"]).assert_success();
     ws.kms(&["rotate", "k1"]).assert_success();
     ws.verify(&sealed, &[]).assert_success();
-    let entries = assert_audit_intact(&ws.data());
+    let entries = assert_audit_intact(SEALGATE, &ws.data());
     assert!(entries >= 7, "{entries} entries");
     let log = fs::read_to_string(ws.data().join("audit.log")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
@@ -406,7 +408,7 @@ fn audit_verify_detects_edited_removed_and_reordered_lines() {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("audit.log"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
         fs::write(dir.join("audit.head"), &head).unwrap();
-        sealgate(["audit", "verify", "--data-dir", utf8(&dir)])
+        sealgate(SEALGATE, ["audit", "verify", "--data-dir", utf8(&dir)])
     };
     let original: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     assert!(check("copy", &original).success(), "an unmodified copy verifies");
@@ -439,7 +441,7 @@ fn audit_verify_detects_edited_removed_and_reordered_lines() {
     check("cut", &cut).assert_failure("lines removed");
 
     // The real log is untouched and still verifies.
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,7 +459,7 @@ async fn plaintext_models_need_the_danger_flag() {
     assert_no_plaintext(&ws.data(), &plaintext);
 
     let gateway = Gateway::start(
-        GatewayOptions::new().data_dir(ws.data()).models(&models).arg("--danger-allow-plaintext-models"),
+        GatewayOptions::new(SEALGATE).data_dir(ws.data()).models(&models).arg("--danger-allow-plaintext-models"),
     );
     assert_serves(&gateway, CREDIT_RISK, CREDIT_RISK).await;
     assert!(gateway.logs().contains("PLAINTEXT"), "a loud warning:\n{}", gateway.logs());
@@ -509,7 +511,7 @@ async fn published_versions_are_immutable() {
     gateway.stop();
     let published = fs::read_to_string(ws.data().join("published-models.json")).unwrap();
     assert!(published.contains("m@1") && published.contains("m@2"), "{published}");
-    assert_audit_intact(&ws.data());
+    assert_audit_intact(SEALGATE, &ws.data());
 }
 
 #[test]
@@ -519,7 +521,7 @@ fn rewrap_after_rotation_and_with_a_recovery_key_keeps_the_body() {
     let rewrap = |input: &Path, output: &Path, extra: &[&str]| {
         let mut args = vec!["rewrap", "--data-dir", utf8(&data), utf8(input), "-o", utf8(output)];
         args.extend_from_slice(extra);
-        sealgate(args)
+        sealgate(SEALGATE, args)
     };
     // The body of an artifact: everything after its header.
     let body = |path: &Path| {
@@ -576,7 +578,7 @@ fn rewrap_after_rotation_and_with_a_recovery_key_keeps_the_body() {
 
     let refused = refusals(&data);
     assert!(refused.iter().any(|e| e["key_id"] == "k1" && e["op"] == "unwrap"), "{refused:#?}");
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
     assert_no_plaintext(ws.root(), &credit_risk_onnx());
 }
 
@@ -588,14 +590,15 @@ fn rewrap_streams_bodies_larger_than_the_header_read() {
     let ws = Workspace::new();
     ws.kms(&["create", "k1"]).assert_success();
     let input = ws.path("blob.bin");
-    let blob = sealgate_tests::random_bytes(300_000);
+    let blob = sealgate_test_support::random_bytes(300_000);
     fs::write(&input, &blob).unwrap();
     let sealed = ws.path("blob.sealed");
     ws.seal(&input, &sealed, "blob", "1", &["--key-id", "k1", "--frame-size", "4096"]).assert_success();
     ws.kms(&["rotate", "k1"]).assert_success();
     let out = ws.path("blob-rewrapped.sealed");
     let data = ws.data();
-    sealgate(["rewrap", "--data-dir", utf8(&data), utf8(&sealed), "-o", utf8(&out), "--key-id", "k1"]).assert_success();
+    sealgate(SEALGATE, ["rewrap", "--data-dir", utf8(&data), utf8(&sealed), "-o", utf8(&out), "--key-id", "k1"])
+        .assert_success();
     let (a, b) = (fs::read(&sealed).unwrap(), fs::read(&out).unwrap());
     let (la, lb) = (SealedLayout::parse(&a), SealedLayout::parse(&b));
     assert_eq!(a[la.body..], b[lb.body..], "identical bodies");
@@ -606,7 +609,7 @@ fn rewrap_streams_bodies_larger_than_the_header_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     assert_serves(&gateway, CREDIT_RISK, CREDIT_RISK).await;
     let data = gateway.data_dir();
 
@@ -663,20 +666,20 @@ async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
         assert!(has("generate", &format!("{model}@1")), "{entries:#?}");
         assert!(has("unwrap", &format!("{model}@1")), "{entries:#?}");
     }
-    assert_eq!(assert_audit_intact(&data), entries.len() as u64);
+    assert_eq!(assert_audit_intact(SEALGATE, &data), entries.len() as u64);
     let log = fs::read_to_string(data.join("audit.log")).unwrap();
     assert!(!log.contains("ciphertext"), "no key material in the audit log");
 
     // A second start reuses everything: the HPKE key is unwrapped, nothing is re-sealed.
     let sealed_before = fs::read(data.join("models/credit-risk.sealed")).unwrap();
-    let again = Gateway::start(GatewayOptions::new().data_dir(&data));
+    let again = Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data));
     assert_eq!(again.key_id(), gateway.key_id());
     assert_eq!(again.key_config_sha256(), gateway.key_config_sha256());
     again.stop();
     assert_eq!(fs::read(data.join("models/credit-risk.sealed")).unwrap(), sealed_before);
     let entries = audit_entries(&data);
     assert!(entries.iter().any(|e| e["op"] == "unwrap" && e["artifact"] == "ohttp-key"), "{entries:#?}");
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
 }
 
 /// The audit log records every refusal of a bad artifact, including those that happen after

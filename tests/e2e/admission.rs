@@ -11,12 +11,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, RequestedOutput, TensorData};
-use sealgate_tests::{Gateway, GatewayOptions, assert_still_serving, slow_model_dir, slow_request, without_timing};
+use sealgate_client::{Error, ExchangeError};
+use sealgate_test_support::{
+    Gateway, GatewayOptions, assert_still_serving, slow_model_dir, slow_request, without_timing,
+};
+
+use crate::SEALGATE;
 
 fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
-    Gateway::start(GatewayOptions::new().models(dir).arg("--danger-allow-plaintext-models").args(args.iter().copied()))
+    Gateway::start(
+        GatewayOptions::new(SEALGATE).models(dir).arg("--danger-allow-plaintext-models").args(args.iter().copied()),
+    )
 }
 
 fn threads(pid: u32) -> u64 {
@@ -59,11 +65,11 @@ async fn sixty_four_concurrent_requests_against_two_sessions_end_cleanly() {
         match call.await.unwrap() {
             Err(_) => panic!("a request hung for 60 s"),
             Ok(Ok(_)) => ok += 1,
-            Ok(Err(Error::Inference { status: 503, message })) => {
+            Ok(Err(Error::Exchange(ExchangeError::Inference { status: 503, message }))) => {
                 assert!(message.contains("busy") && message.contains("200ms"), "{message}");
                 busy += 1;
             }
-            Ok(Err(Error::Overloaded { retry_after })) => {
+            Ok(Err(Error::Exchange(ExchangeError::Overloaded { retry_after }))) => {
                 assert_eq!(retry_after, Some(Duration::from_secs(1)));
                 shed += 1;
             }
@@ -92,7 +98,7 @@ async fn sixty_four_concurrent_requests_against_two_sessions_end_cleanly() {
 async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
     let dir = slow_model_dir();
     let gateway = Gateway::start(
-        GatewayOptions::new()
+        GatewayOptions::new(SEALGATE)
             .models(dir.path())
             .arg("--danger-allow-plaintext-models")
             .args(["--sessions-per-model", "1", "--request-timeout-secs", "1", "--queue-timeout", "30s"])
@@ -103,13 +109,13 @@ async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
 
     // About 2.5 s of work against a 1 s request timeout.
     match client.infer("slow", &slow_request(40_000)).await {
-        Err(Error::Inference { status: 504, .. }) => {}
+        Err(Error::Exchange(ExchangeError::Inference { status: 504, .. })) => {}
         other => panic!("expected an inner 504, got {other:?}"),
     }
     // Sent while the first inference still runs: it must wait for the session (and times
     // out waiting, since the first needs another 1.5 s), never run beside it.
     match client.infer("slow", &slow_request(10)).await {
-        Ok(_) | Err(Error::Inference { status: 504, .. }) => {}
+        Ok(_) | Err(Error::Exchange(ExchangeError::Inference { status: 504, .. })) => {}
         other => panic!("expected an answer or an inner 504, got {other:?}"),
     }
     // Once the first inference has ended the session serves again.
@@ -117,7 +123,8 @@ async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
     loop {
         match client.infer("slow", &slow_request(10)).await {
             Ok(_) => break,
-            Err(Error::Inference { status: 504, .. }) if started.elapsed() < Duration::from_secs(20) => {}
+            Err(Error::Exchange(ExchangeError::Inference { status: 504, .. }))
+                if started.elapsed() < Duration::from_secs(20) => {}
             other => panic!("the session did not come back: {other:?}"),
         }
     }
@@ -147,7 +154,7 @@ async fn a_timed_out_inference_keeps_its_session_until_it_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_bounded_before_they_are_built() {
-    let gateway = Gateway::start(GatewayOptions::new().arg("--max-response-bytes").arg("16384"));
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).arg("--max-response-bytes").arg("16384"));
     let client = gateway.client();
     let rows = 4000usize;
     let many = InferenceRequest {
@@ -167,7 +174,9 @@ async fn answers_are_bounded_before_they_are_built() {
     repeated.inputs[0].data = TensorData::Float(vec![0.5; 20]);
     repeated.outputs = Some(vec![RequestedOutput { name: "probabilities".into() }; 1000]);
     match client.infer("credit-risk", &repeated).await {
-        Err(Error::Inference { status: 400, message }) => assert!(message.contains("more than once"), "{message}"),
+        Err(Error::Exchange(ExchangeError::Inference { status: 400, message })) => {
+            assert!(message.contains("more than once"), "{message}")
+        }
         other => panic!("expected an inner 400, got {other:?}"),
     }
     assert_still_serving(&gateway).await;
@@ -175,7 +184,9 @@ async fn answers_are_bounded_before_they_are_built() {
     // 4,000 rows: 12,000 values, more than a 16 KiB answer can hold (a value takes at least
     // two bytes), refused before the answer is built.
     match client.infer("credit-risk", &many).await {
-        Err(Error::Inference { status: 413, message }) => assert!(message.contains("12000 output values"), "{message}"),
+        Err(Error::Exchange(ExchangeError::Inference { status: 413, message })) => {
+            assert!(message.contains("12000 output values"), "{message}")
+        }
         other => panic!("expected an inner 413, got {other:?}"),
     }
     // 2,000 rows fit the element count but not the bytes: the serializer stops at the cap.
@@ -183,7 +194,7 @@ async fn answers_are_bounded_before_they_are_built() {
     half.inputs[0].shape = vec![2000, 20];
     half.inputs[0].data = TensorData::Float(vec![0.5; 2000 * 20]);
     match client.infer("credit-risk", &half).await {
-        Err(Error::Inference { status: 413, message }) => {
+        Err(Error::Exchange(ExchangeError::Inference { status: 413, message })) => {
             assert!(message.contains("larger than 16384 bytes"), "{message}")
         }
         other => panic!("expected an inner 413, got {other:?}"),

@@ -5,12 +5,14 @@
 //! (but `dev.token`, the file whose job is to hold the token). A second gateway serves a
 //! model whose ONNX Runtime error text quotes the input: the value stays out of the log.
 
-use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
-use sealgate_tests::{
+use sealgate_client::{Error, ExchangeError};
+use sealgate_test_support::{
     DEMO_MODELS, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, assert_still_serving, contains, example_request,
     inner_error, inner_request, list_files, without_timing,
 };
+
+use crate::SEALGATE;
 
 const CANARY_VALUE: f64 = 987_654.321;
 const CANARY_ID: &str = "CANARY-7f3a9c";
@@ -47,7 +49,7 @@ fn canary_request(model: &str) -> InferenceRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_never_reach_logs_or_files() {
-    let gateway = Gateway::start(GatewayOptions::new().env("SEALGATE_LOG", "debug"));
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).env("SEALGATE_LOG", "debug"));
     let token = gateway.token().expect("the dev token").to_owned();
     assert_eq!(CANARY_UNKNOWN_TOKEN.len(), token.len(), "the unknown canary is well-formed");
     let client = gateway.client();
@@ -80,7 +82,7 @@ async fn canaries_never_reach_logs_or_files() {
         ("out of range", "credit-risk", out_of_range),
     ] {
         match client.infer(model, &request).await {
-            Err(Error::Inference { status: 400, .. }) => {}
+            Err(Error::Exchange(ExchangeError::Inference { status: 400, .. })) => {}
             other => panic!("{case}: expected an inference error 400, got {other:?}"),
         }
     }
@@ -93,7 +95,9 @@ async fn canaries_never_reach_logs_or_files() {
     for bad in [CANARY_TOKEN, CANARY_UNKNOWN_TOKEN] {
         let rejected = gateway.anonymous_client_builder().bearer_token(bad).build().unwrap();
         match rejected.infer("breast-cancer", &canary_request("breast-cancer")).await {
-            Err(Error::Inference { status: 401, message }) => assert!(!message.contains(bad), "{message}"),
+            Err(Error::Exchange(ExchangeError::Inference { status: 401, message })) => {
+                assert!(!message.contains(bad), "{message}")
+            }
             other => panic!("a bad token must get an inner 401, got {other:?}"),
         }
     }
@@ -146,10 +150,16 @@ async fn canaries_never_reach_logs_or_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_runtime_error_texts_never_reach_the_log() {
     let models = tempfile::tempdir().unwrap();
-    std::fs::copy(sealgate_tests::repo_root().join("tests/models/gather.onnx"), models.path().join("gather.onnx"))
-        .unwrap();
+    std::fs::copy(
+        sealgate_test_support::repo_root().join("tests/models/gather.onnx"),
+        models.path().join("gather.onnx"),
+    )
+    .unwrap();
     let gateway = Gateway::start(
-        GatewayOptions::new().models(models.path()).arg("--danger-allow-plaintext-models").env("SEALGATE_LOG", "debug"),
+        GatewayOptions::new(SEALGATE)
+            .models(models.path())
+            .arg("--danger-allow-plaintext-models")
+            .env("SEALGATE_LOG", "debug"),
     );
     let request = InferenceRequest {
         id: None,
@@ -162,7 +172,9 @@ async fn onnx_runtime_error_texts_never_reach_the_log() {
         outputs: None,
     };
     match gateway.client().infer("gather", &request).await {
-        Err(Error::Inference { status: 500, message }) => assert_eq!(message, "inference failed"),
+        Err(Error::Exchange(ExchangeError::Inference { status: 500, message })) => {
+            assert_eq!(message, "inference failed")
+        }
         other => panic!("expected an inner 500, got {other:?}"),
     }
     let good = InferenceRequest {

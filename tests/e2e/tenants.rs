@@ -11,13 +11,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sealgate_protocol::{KeyConfig, bhttp, media_type};
-use sealgate_tests::{
+use sealgate_test_support::{
     Gateway, GatewayOptions, assert_audit_intact, assert_still_serving, audit_entries, encapsulate, example_path,
     inner_error, list_files, sealgate, sealgate_command,
 };
 
+use crate::SEALGATE;
+
 fn add(data: &Path, name: &str, extra: &[&str]) -> String {
-    let output = sealgate_command(["tenants", "add", name]).args(extra).arg("--data-dir").arg(data).run();
+    let output = sealgate_command(SEALGATE, ["tenants", "add", name]).args(extra).arg("--data-dir").arg(data).run();
     output.assert_success();
     output.stdout.trim().to_owned()
 }
@@ -82,9 +84,9 @@ fn the_cli_prints_a_token_once_and_stores_only_its_hash() {
     // The token is in no file of the data dir, in no listing, in no audit entry.
     for file in list_files(&data) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!sealgate_tests::contains(&bytes, &token.as_bytes()[3..]), "{} holds the token", file.display());
+        assert!(!sealgate_test_support::contains(&bytes, &token.as_bytes()[3..]), "{} holds the token", file.display());
     }
-    let list = sealgate(["tenants", "list", "--data-dir", data.to_str().unwrap()]);
+    let list = sealgate(SEALGATE, ["tenants", "list", "--data-dir", data.to_str().unwrap()]);
     list.assert_success();
     assert!(!list.stdout.contains(&token[3..]) && !list.stderr.contains(&token[3..]));
     let clinic = list.stdout.lines().find(|l| l.starts_with("clinic\t")).unwrap_or_else(|| panic!("{}", list.stdout));
@@ -106,16 +108,16 @@ fn the_cli_prints_a_token_once_and_stores_only_its_hash() {
         (vec!["rotate-token", "clinic", "--grace", "soon"], "--grace"),
         (vec!["remove", "nobody"], "no tenant 'nobody'"),
     ] {
-        let output = sealgate_command(["tenants"]).args(args).arg("--data-dir").arg(&data).run();
+        let output = sealgate_command(SEALGATE, ["tenants"]).args(args).arg("--data-dir").arg(&data).run();
         output.assert_failure(needle);
     }
     assert_eq!(std::fs::read(data.join("tenants.json")).unwrap(), before, "refused changes change nothing");
 
-    let rotated = sealgate(["tenants", "rotate-token", "clinic", "--data-dir", data.to_str().unwrap()]);
+    let rotated = sealgate(SEALGATE, ["tenants", "rotate-token", "clinic", "--data-dir", data.to_str().unwrap()]);
     rotated.assert_success();
     assert!(rotated.stdout.trim().starts_with("sg_") && rotated.stdout.trim() != token);
     assert!(rotated.stderr.contains("keeps working for 1day"), "the default grace is 24h: {}", rotated.stderr);
-    sealgate(["tenants", "remove", "bank", "--data-dir", data.to_str().unwrap()]).assert_success();
+    sealgate(SEALGATE, ["tenants", "remove", "bank", "--data-dir", data.to_str().unwrap()]).assert_success();
 
     // Every change and every refusal is audited, without a token.
     let ops: Vec<(String, String)> = audit_entries(&data)
@@ -128,12 +130,12 @@ fn the_cli_prints_a_token_once_and_stores_only_its_hash() {
     assert!(ops.iter().any(|(o, r)| o == "tenant-add" && r.contains("already exists")), "{ops:?}");
     let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
     assert!(!log.contains(&token[3..]) && !log.contains(rotated.stdout.trim()));
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked_inside_the_encryption() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let config = gateway.fetch_key_config().await;
     let dev = gateway.token().expect("the embedded default writes dev.token").to_owned();
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -185,7 +187,7 @@ async fn tokens_are_checked_inside_the_encryption() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowlists_rates_rotation_and_removal_reach_a_running_gateway() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let config = gateway.fetch_key_config().await;
     let data = gateway.data_dir();
 
@@ -236,8 +238,9 @@ async fn allowlists_rates_rotation_and_removal_reach_a_running_gateway() {
     );
 
     // Rotation: the old token works during the grace period, not after it.
-    let rotated =
-        sealgate_command(["tenants", "rotate-token", "clinic", "--grace", "3s", "--data-dir"]).arg(&data).run();
+    let rotated = sealgate_command(SEALGATE, ["tenants", "rotate-token", "clinic", "--grace", "3s", "--data-dir"])
+        .arg(&data)
+        .run();
     rotated.assert_success();
     let new = rotated.stdout.trim().to_owned();
     eventually("the rotated token is picked up", || async {
@@ -257,7 +260,7 @@ async fn allowlists_rates_rotation_and_removal_reach_a_running_gateway() {
     assert_eq!(infer(&gateway, &config, "breast-cancer", Some(&new)).await.status, 200);
 
     // Removal, picked up at once on SIGHUP.
-    sealgate_command(["tenants", "remove", "clinic", "--data-dir"]).arg(&data).run().assert_success();
+    sealgate_command(SEALGATE, ["tenants", "remove", "clinic", "--data-dir"]).arg(&data).run().assert_success();
     let hup = std::process::Command::new("kill").args(["-HUP", &gateway.pid().to_string()]).status().unwrap();
     assert!(hup.success());
     eventually("the removed tenant is refused", || async {
@@ -279,9 +282,9 @@ async fn allowlists_rates_rotation_and_removal_reach_a_running_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_tenants_means_no_access_and_anonymous_needs_a_danger_flag() {
-    let models = sealgate_tests::demo_models_dir();
+    let models = sealgate_test_support::demo_models_dir();
     let closed = Gateway::start(
-        GatewayOptions::new().models(&models).arg("--danger-allow-plaintext-models").without_test_tenant(),
+        GatewayOptions::new(SEALGATE).models(&models).arg("--danger-allow-plaintext-models").without_test_tenant(),
     );
     assert!(closed.token().is_none());
     assert!(closed.logs().contains("there are no tenants"), "{}", closed.logs());
@@ -289,7 +292,7 @@ async fn no_tenants_means_no_access_and_anonymous_needs_a_danger_flag() {
     assert_unauthorized(&infer(&closed, &config, "breast-cancer", None).await, "no tenants");
 
     let open = Gateway::start(
-        GatewayOptions::new()
+        GatewayOptions::new(SEALGATE)
             .models(&models)
             .arg("--danger-allow-plaintext-models")
             .arg("--danger-allow-anonymous")

@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use sealgate_tests::{Gateway, GatewayOptions, assert_still_serving};
+use sealgate_test_support::{Gateway, GatewayOptions, assert_still_serving};
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::SEALGATE;
 
 /// Added to every configured timeout before a test gives up: a loaded 2-core CI machine
 /// may be slow, but a connection that is never closed is still caught.
@@ -63,7 +66,7 @@ fn tls_connector(gateway: &Gateway, alpn: &[&[u8]]) -> TlsConnector {
 
 /// Options with these command-line arguments.
 fn with_args(args: &[&str]) -> GatewayOptions {
-    args.iter().fold(GatewayOptions::new(), |options, arg| options.arg(*arg))
+    args.iter().fold(GatewayOptions::new(SEALGATE), |options, arg| options.arg(*arg))
 }
 
 fn address(gateway: &Gateway) -> SocketAddr {
@@ -99,13 +102,30 @@ async fn still_serving(gateway: &Gateway) {
     timeout(Duration::from_secs(60), assert_still_serving(gateway)).await.expect("the gateway did not answer in 60 s");
 }
 
+/// Opens an HTTP/2 connection to `gateway` and has `/readyz` answered 200 on it; returns the
+/// client handle (holding it keeps the connection open from this side) and the connection's
+/// task, which ends when the connection does.
+async fn h2_readyz(
+    gateway: &Gateway,
+) -> (h2::client::SendRequest<bytes::Bytes>, tokio::task::JoinHandle<Result<(), h2::Error>>) {
+    let tls = connect(address(gateway), &tls_connector(gateway, &[b"h2"])).await.expect("TLS connection");
+    let (h2, connection) = timeout(STEP, h2::client::handshake(tls)).await.expect("h2 handshake in time").expect("h2");
+    let connection = tokio::spawn(connection);
+    let mut h2 = timeout(STEP, h2.ready()).await.expect("h2 ready in time").expect("h2 ready");
+    let request = http::Request::get(format!("https://localhost:{}/readyz", gateway.port())).body(()).expect("request");
+    let (response, _) = h2.send_request(request, true).expect("sending an h2 request");
+    let response = timeout(STEP, response).await.expect("an h2 answer in time").expect("an h2 answer");
+    assert_eq!(response.status(), 200);
+    (h2, connection)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_request_heads_are_closed_after_the_header_read_timeout() {
     const CONNECTIONS: usize = 500;
     const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
     raise_open_file_limit();
     let gateway = Gateway::start(
-        GatewayOptions::new()
+        GatewayOptions::new(SEALGATE)
             .arg("--header-read-timeout")
             .arg("2s")
             // Connection errors are logged at debug: switched on to check they are throttled.
@@ -196,14 +216,7 @@ async fn silent_and_idle_connections_are_closed_by_the_idle_timeout() {
     let http1_idle = answered.elapsed();
 
     // HTTP/2: one request answered, then nothing; the gateway ends the connection (GOAWAY).
-    let tls = connect(address, &tls_connector(&gateway, &[b"h2"])).await.expect("TLS connection");
-    let (h2, connection) = timeout(STEP, h2::client::handshake(tls)).await.expect("h2 handshake in time").expect("h2");
-    let connection = tokio::spawn(connection);
-    let mut h2 = timeout(STEP, h2.ready()).await.expect("h2 ready in time").expect("h2 ready");
-    let request = http::Request::get(format!("https://localhost:{}/readyz", gateway.port())).body(()).expect("request");
-    let (response, _) = h2.send_request(request, true).expect("sending an h2 request");
-    let response = timeout(STEP, response).await.expect("an h2 answer in time").expect("an h2 answer");
-    assert_eq!(response.status(), 200);
+    let (h2, connection) = h2_readyz(&gateway).await;
     let answered = Instant::now();
     // `h2` is still held, so only the gateway can end the connection. Whether the TLS layer
     // ends with close_notify or not, the connection ending in time is what counts.
@@ -299,14 +312,7 @@ async fn http2_settings_and_header_size_follow_the_flags() {
     let address = address(&gateway);
 
     // HTTP/2 advertises SETTINGS_MAX_CONCURRENT_STREAMS; after one answer the settings are in.
-    let tls = connect(address, &tls_connector(&gateway, &[b"h2"])).await.expect("TLS connection");
-    let (h2, connection) = timeout(STEP, h2::client::handshake(tls)).await.expect("h2 handshake in time").expect("h2");
-    let connection = tokio::spawn(connection);
-    let mut h2 = timeout(STEP, h2.ready()).await.expect("h2 ready in time").expect("h2 ready");
-    let request = http::Request::get(format!("https://localhost:{}/readyz", gateway.port())).body(()).expect("request");
-    let (response, _) = h2.send_request(request, true).expect("sending an h2 request");
-    let response = timeout(STEP, response).await.expect("an h2 answer in time").expect("an h2 answer");
-    assert_eq!(response.status(), 200);
+    let (h2, connection) = h2_readyz(&gateway).await;
     assert_eq!(h2.current_max_send_streams(), 7, "SETTINGS_MAX_CONCURRENT_STREAMS");
     drop(h2);
     connection.abort();

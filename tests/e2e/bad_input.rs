@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use sealgate_client::Error;
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
+use sealgate_client::{Error, ExchangeError};
 use sealgate_protocol::{Aead, ClientResponse, Kdf, Kem, KeyConfig, RequestHeader, bhttp, media_type, problem_type};
-use sealgate_tests::{
-    Gateway, GatewayOptions, assert_still_serving, encapsulate, error_chain, example_request, inner_error,
-    inner_request, output_text, random_bytes, run_command,
+use sealgate_test_support::{
+    Gateway, GatewayOptions, assert_still_serving, encapsulate, example_request, inner_error, inner_request,
+    output_text, random_bytes, run_command,
 };
+
+use crate::SEALGATE;
 
 const OPENSSL_HINT: &str = "install openssl (cargo xtask setup installs it)";
 
@@ -39,7 +41,7 @@ fn expected_status_for_undecryptable(body: &[u8], config: &KeyConfig) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_encapsulated_requests_are_400() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let (config, valid, _) = valid_request(&gateway).await;
     let header_len = RequestHeader::LEN + config.kem().enc_len();
 
@@ -73,7 +75,7 @@ async fn malformed_encapsulated_requests_are_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_configuration_mismatches_are_422_ohttp_key() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let (config, valid, pending) = valid_request(&gateway).await;
 
     // The unmodified request works, so each change below is what the gateway refuses.
@@ -107,7 +109,7 @@ async fn key_configuration_mismatches_are_422_ohttp_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_media_types_are_415() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     for content_type in [Some("text/plain"), Some(media_type::OHTTP_RESPONSE), None] {
         // A valid encapsulated request, so only the media type is wrong.
         let (_, valid, _) = valid_request(&gateway).await;
@@ -120,7 +122,7 @@ async fn wrong_media_types_are_415() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_413() {
-    let gateway = Gateway::start(GatewayOptions::new().arg("--max-body-bytes").arg("4096"));
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).arg("--max-body-bytes").arg("4096"));
     for size in [5000, 4097] {
         let response = gateway.post_encapsulated(Some(media_type::OHTTP_REQUEST), random_bytes(size)).await;
         let problem = response.assert_problem(413, "about:blank");
@@ -132,7 +134,7 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inner_request_that_is_not_binary_http_gets_an_encrypted_400() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let config = gateway.fetch_key_config().await;
     let (encapsulated, pending) = encapsulate(&config, Aead::ChaCha20Poly1305, b"\x00\x01garbage");
     let response = gateway.post_encapsulated(Some(media_type::OHTTP_REQUEST), encapsulated).await;
@@ -147,10 +149,12 @@ async fn inner_request_that_is_not_binary_http_gets_an_encrypted_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_model_is_404() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let result = gateway.client().infer("no-such-model", &example_request("breast-cancer")).await;
     match result {
-        Err(Error::Inference { status: 404, message }) => assert!(message.contains("unknown model"), "{message}"),
+        Err(Error::Exchange(ExchangeError::Inference { status: 404, message })) => {
+            assert!(message.contains("unknown model"), "{message}")
+        }
         other => panic!("expected an inference error 404, got {other:?}"),
     }
     assert_still_serving(&gateway).await;
@@ -174,7 +178,7 @@ fn assert_invalid(case: &str, status: u16, message: &str, names: &[&str], sent: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_tensors_are_400_without_echoing_values() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let client = gateway.client();
     let floats = |n: usize| TensorData::Float(vec![DISTINCTIVE; n]);
     let sent = ["1234.5678", "1234.567", "1234.56", "12345678"];
@@ -198,7 +202,7 @@ async fn invalid_tensors_are_400_without_echoing_values() {
     ];
     for (case, request, names) in cases {
         match client.infer("breast-cancer", &request).await {
-            Err(Error::Inference { status, message }) => {
+            Err(Error::Exchange(ExchangeError::Inference { status, message })) => {
                 let mut sent = sent.to_vec();
                 sent.extend(["1e300", "1e+300", "100000000000"]);
                 assert_invalid(case, status, &message, names, &sent);
@@ -218,7 +222,7 @@ async fn invalid_tensors_are_400_without_echoing_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_2_is_refused_and_tls_1_3_accepted() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let connect = format!("127.0.0.1:{}", gateway.port());
     let s_client = |version: &str| {
         let mut command = tokio::process::Command::new("openssl");
@@ -251,7 +255,7 @@ async fn tls_1_2_is_refused_and_tls_1_3_accepted() {
         .send()
         .await
         .expect_err("a TLS 1.2 client must not get an answer");
-    let chain = error_chain(&error);
+    let chain = sealgate_client::Report(&error).to_string();
     assert!(chain.contains("ProtocolVersion"), "{chain}");
 
     assert_still_serving(&gateway).await;

@@ -1,36 +1,24 @@
 //! `sealgate-load` against the real gateway, and the gateway's `--danger-plaintext-bench`
 //! path it compares with.
 //!
-//! The load tool (crate `sealgate-load`, `client-sdk/load/`) is found next to `sealgate` in the target
-//! directory (`cargo build --workspace --bins` builds both; `SEALGATE_LOAD_BIN` overrides).
+//! An integration test of `sealgate-load`, so cargo builds the tool first and names it in
+//! `CARGO_BIN_EXE_sealgate-load`. The gateway is another package's binary, which cargo
+//! does not build for this test: [`gateway_binary`] finds it in the target directory
+//! (`cargo build --workspace --bins` builds it; `SEALGATE_BIN` overrides) and warns when it
+//! is older than its sources.
 //! Runs are short (`--requests`, `--warmup 0s`) so the whole file takes seconds; the JSON
 //! report is what the assertions read. Every bad-input case must end with exactly one
 //! `error: ...` line, exit status 1, and nothing that looks like a panic or backtrace.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use sealgate_tests::{Gateway, GatewayOptions, example_path, gateway_binary, sealgate_command};
-
-/// The `sealgate-load` binary: `$SEALGATE_LOAD_BIN`, else next to the `sealgate` binary.
-fn load_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SEALGATE_LOAD_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let binary = gateway_binary().with_file_name("sealgate-load");
-    assert!(
-        binary.is_file(),
-        "{} does not exist; build it first: cargo build -p sealgate-load (or set SEALGATE_LOAD_BIN)",
-        binary.display()
-    );
-    binary
-}
+use sealgate_test_support::{Gateway, GatewayOptions, example_path, gateway_binary, sealgate_command};
 
 /// Runs `sealgate-load ARGS` from a fresh temporary directory (so the default `--ca` path
 /// finds nothing) with the caller's `SEALGATE_*` variables cleared.
 fn load(args: &[&str]) -> Output {
     let cwd = tempfile::tempdir().expect("a temporary directory");
-    Command::new(load_binary())
+    Command::new(env!("CARGO_BIN_EXE_sealgate-load"))
         .args(args)
         .current_dir(cwd.path())
         .env_remove("SEALGATE_URL")
@@ -136,7 +124,7 @@ fn help_documents_every_option() {
 
 #[test]
 fn load_runs_encrypted_and_plaintext_against_the_real_gateway() {
-    let gateway = Gateway::start(GatewayOptions::new().arg("--danger-plaintext-bench"));
+    let gateway = Gateway::start(GatewayOptions::new(gateway_binary()).arg("--danger-plaintext-bench"));
     assert!(gateway.logs().contains("--danger-plaintext-bench"), "a loud warning:\n{}", gateway.logs());
     let base = at(&gateway);
 
@@ -201,7 +189,7 @@ fn load_runs_encrypted_and_plaintext_against_the_real_gateway() {
 
 #[test]
 fn bad_input_is_one_clear_line() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(gateway_binary()));
     let base = at(&gateway);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let write = |name: &str, contents: &str| {
@@ -306,9 +294,10 @@ fn plaintext_bench_is_refused_off_loopback() {
     for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8443"] {
         let root = tempfile::tempdir().expect("a temporary directory");
         let data_dir = root.path().join("data");
-        let output = sealgate_command(["serve", "--listen", listen, "--danger-plaintext-bench", "--data-dir"])
-            .arg(&data_dir)
-            .run();
+        let output =
+            sealgate_command(gateway_binary(), ["serve", "--listen", listen, "--danger-plaintext-bench", "--data-dir"])
+                .arg(&data_dir)
+                .run();
         output.assert_failure("--danger-plaintext-bench").assert_failure("loopback");
         assert!(!data_dir.exists(), "refused before creating anything: {}", output.text());
     }

@@ -7,13 +7,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sealgate_tests::moto::Moto;
-use sealgate_tests::softhsm::SoftHsm;
-use sealgate_tests::{
+use sealgate_test_support::moto::Moto;
+use sealgate_test_support::softhsm::SoftHsm;
+use sealgate_test_support::{
     CliOutput, EXAMPLE_LABELS, Gateway, GatewayOptions, SealedLayout, assert_audit_intact, assert_no_plaintext,
     audit_entries, contains, demo_model_path, example_request, labels, list_files, random_bytes, sealgate,
     sealgate_command,
 };
+
+use crate::SEALGATE;
 
 const CREDIT_RISK: &str = "credit-risk";
 
@@ -65,19 +67,19 @@ fn an_unknown_provider_is_refused_everywhere() {
     let input = demo_model_path(CREDIT_RISK);
     let out = dir.path().join("out.sealed");
 
-    let output = sealgate(seal_args(&input, &data, &out, "1", &["--kms", "vault", "--key-id", "k"]));
+    let output = sealgate(SEALGATE, seal_args(&input, &data, &out, "1", &["--kms", "vault", "--key-id", "k"]));
     output.assert_failure("unknown KMS provider 'vault' (expected local, aws-kms, pkcs11 or customer-provided)");
     assert!(!out.exists() && !dir.path().join("out.sealed.partial").exists(), "no output file");
 
-    sealgate(["kms", "--data-dir", utf8(&data), "create", "k", "--provider", "vault"])
+    sealgate(SEALGATE, ["kms", "--data-dir", utf8(&data), "create", "k", "--provider", "vault"])
         .assert_failure("unknown KMS provider 'vault'");
 
     // A real artifact for rewrap and for a header naming an unknown provider.
     let sealed = dir.path().join("real.sealed");
-    sealgate(["kms", "--data-dir", utf8(&data), "create", "k1"]).assert_success();
-    sealgate(seal_args(&input, &data, &sealed, "1", &["--key-id", "k1"])).assert_success();
+    sealgate(SEALGATE, ["kms", "--data-dir", utf8(&data), "create", "k1"]).assert_success();
+    sealgate(SEALGATE, seal_args(&input, &data, &sealed, "1", &["--key-id", "k1"])).assert_success();
     let rewrapped = dir.path().join("rewrapped.sealed");
-    sealgate(["rewrap", "--data-dir", utf8(&data), utf8(&sealed), "-o", utf8(&rewrapped), "--kms", "vault"])
+    sealgate(SEALGATE, ["rewrap", "--data-dir", utf8(&data), utf8(&sealed), "-o", utf8(&rewrapped), "--kms", "vault"])
         .assert_failure("unknown KMS provider 'vault'");
     assert!(!rewrapped.exists());
 
@@ -89,9 +91,9 @@ fn an_unknown_provider_is_refused_everywhere() {
     bytes[at..at + 5].copy_from_slice(b"vault");
     let renamed = dir.path().join("vault.sealed");
     fs::write(&renamed, &bytes).unwrap();
-    sealgate(["verify", "--data-dir", utf8(&data), utf8(&renamed)])
+    sealgate(SEALGATE, ["verify", "--data-dir", utf8(&data), utf8(&renamed)])
         .assert_failure("vault key 'k1': provider not configured");
-    let failed = Gateway::start_expecting_failure(GatewayOptions::new().data_dir(&data).models(models_dir(
+    let failed = Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data).models(models_dir(
         dir.path(),
         "models",
         &renamed,
@@ -99,10 +101,11 @@ fn an_unknown_provider_is_refused_everywhere() {
     failed.assert_stderr_contains("vault key 'k1': provider not configured");
 
     // serve with an HPKE key wrapped by an unknown provider.
-    let failed =
-        Gateway::start_expecting_failure(GatewayOptions::new().data_dir(&data).arg("--hpke-key-kms").arg("vault:k"));
+    let failed = Gateway::start_expecting_failure(
+        GatewayOptions::new(SEALGATE).data_dir(&data).arg("--hpke-key-kms").arg("vault:k"),
+    );
     failed.assert_stderr_contains("unknown KMS provider 'vault'");
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,13 +122,10 @@ async fn a_customer_provided_key_is_needed_and_never_stored() {
     let sealed = dir.path().join("sealed").join("credit-risk.sealed");
     fs::create_dir_all(sealed.parent().unwrap()).unwrap();
 
-    let output = sealgate(seal_args(
-        &input,
-        &data,
-        &sealed,
-        "1",
-        &["--kms", "customer-provided", "--customer-key", utf8(&k1_path)],
-    ));
+    let output = sealgate(
+        SEALGATE,
+        seal_args(&input, &data, &sealed, "1", &["--kms", "customer-provided", "--customer-key", utf8(&k1_path)]),
+    );
     output.assert_success();
     let fingerprint = SealedLayout::parse(&fs::read(&sealed).unwrap()).wrapped_keys[0].1.clone();
     assert_eq!(fingerprint.len(), 16, "an 8-byte fingerprint: {fingerprint}");
@@ -134,7 +134,7 @@ async fn a_customer_provided_key_is_needed_and_never_stored() {
     let verify = |extra: &[&str]| {
         let mut args = vec!["verify", "--data-dir", utf8(&data), utf8(&sealed)];
         args.extend_from_slice(extra);
-        sealgate_command(args)
+        sealgate_command(SEALGATE, args)
     };
     // The wrong key: refused, naming both fingerprints but neither key.
     let wrong = verify(&["--customer-key", utf8(&k2_path)]).run();
@@ -159,12 +159,13 @@ async fn a_customer_provided_key_is_needed_and_never_stored() {
     // serve: with the right key it serves; with the wrong one it refuses to start.
     let models = sealed.parent().unwrap().to_path_buf();
     let failed = Gateway::start_expecting_failure(
-        GatewayOptions::new().data_dir(&data).models(&models).arg("--customer-key").arg(utf8(&k2_path)),
+        GatewayOptions::new(SEALGATE).data_dir(&data).models(&models).arg("--customer-key").arg(utf8(&k2_path)),
     );
     failed.assert_stderr_contains("fingerprint");
     assert!(!data.join("published-models.json").exists());
-    let gateway =
-        Gateway::start(GatewayOptions::new().data_dir(&data).models(&models).arg("--customer-key").arg(utf8(&k1_path)));
+    let gateway = Gateway::start(
+        GatewayOptions::new(SEALGATE).data_dir(&data).models(&models).arg("--customer-key").arg(utf8(&k1_path)),
+    );
     assert_serves_credit_risk(&gateway).await;
     gateway.stop();
     let logs = gateway.logs();
@@ -192,7 +193,7 @@ async fn a_customer_provided_key_is_needed_and_never_stored() {
             && e["result"].as_str().unwrap().contains("fingerprint")),
         "{refused:#?}"
     );
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
     assert_no_plaintext(dir.path(), &credit_risk_onnx());
 }
 
@@ -203,7 +204,7 @@ async fn aws_kms_through_moto_then_a_missing_kms_stops_start_up() {
     let dir = tempdir();
     let data = dir.path().join("data");
     let input = demo_model_path(CREDIT_RISK);
-    let run = |args: Vec<&str>| sealgate_command(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).run();
+    let run = |args: Vec<&str>| sealgate_command(SEALGATE, args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).run();
 
     let created = run(vec!["kms", "--data-dir", utf8(&data), "create", "--provider", "aws-kms", "sealgate e2e"]);
     created.assert_success().assert_stdout_contains("created AWS KMS key ");
@@ -236,7 +237,8 @@ async fn aws_kms_through_moto_then_a_missing_kms_stops_start_up() {
 
     let models = models_dir(dir.path(), "models", &sealed);
     let options = |options: GatewayOptions| env.iter().fold(options, |o, (k, v)| o.env(*k, v.as_str()));
-    let gateway = Gateway::start(options(GatewayOptions::new().data_dir(&data).models(&models).arg("--aws-kms")));
+    let gateway =
+        Gateway::start(options(GatewayOptions::new(SEALGATE).data_dir(&data).models(&models).arg("--aws-kms")));
     assert_serves_credit_risk(&gateway).await;
     gateway.stop();
 
@@ -244,7 +246,7 @@ async fn aws_kms_through_moto_then_a_missing_kms_stops_start_up() {
     moto.stop();
     let started = Instant::now();
     let failed = Gateway::start_expecting_failure(options(
-        GatewayOptions::new().data_dir(&data).models(&models).arg("--aws-kms").arg("--kms-retries").arg("1"),
+        GatewayOptions::new(SEALGATE).data_dir(&data).models(&models).arg("--aws-kms").arg("--kms-retries").arg("1"),
     ));
     let elapsed = started.elapsed();
     failed.assert_stderr_contains("the KMS stayed unreachable after 1 retries");
@@ -266,7 +268,7 @@ async fn aws_kms_through_moto_then_a_missing_kms_stops_start_up() {
         refused.iter().any(|e| e["provider"] == "aws-kms" && e["result"].as_str().unwrap().contains("unwrapped")),
         "the wrong-context refusal: {refused:#?}"
     );
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
     assert_no_plaintext(dir.path(), &credit_risk_onnx());
 }
 
@@ -278,7 +280,7 @@ async fn pkcs11_through_softhsm() {
     let dir = tempdir();
     let data = dir.path().join("data");
     let input = demo_model_path(CREDIT_RISK);
-    let with_env = |args: Vec<&str>| sealgate_command(args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let with_env = |args: Vec<&str>| sealgate_command(SEALGATE, args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
 
     // The provider flags go before the `kms` subcommand (see
     // `kms_create_accepts_provider_flags_after_the_subcommand`).
@@ -331,7 +333,8 @@ async fn pkcs11_through_softhsm() {
     .assert_failure("nokey");
 
     let models = models_dir(dir.path(), "models", &sealed);
-    let options = env.iter().fold(GatewayOptions::new().data_dir(&data).models(&models), |o, (k, v)| o.env(*k, v));
+    let options =
+        env.iter().fold(GatewayOptions::new(SEALGATE).data_dir(&data).models(&models), |o, (k, v)| o.env(*k, v));
     let gateway = Gateway::start(options.clone().arg("--pkcs11-token").arg(TOKEN));
     assert_serves_credit_risk(&gateway).await;
     gateway.stop();
@@ -341,7 +344,7 @@ async fn pkcs11_through_softhsm() {
     assert!(
         audit_entries(&data).iter().any(|e| e["provider"] == "pkcs11" && e["op"] == "unwrap" && e["result"] == "ok")
     );
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
     assert_no_plaintext(dir.path(), &credit_risk_onnx());
     assert_no_plaintext(hsm.dir(), &credit_risk_onnx());
 }
@@ -354,12 +357,13 @@ fn unknown_provider_refusals_are_audited() {
     let data = dir.path().join("data");
     let input = demo_model_path(CREDIT_RISK);
     let out = dir.path().join("out.sealed");
-    sealgate(["kms", "--data-dir", utf8(&data), "create", "k", "--provider", "vault"])
+    sealgate(SEALGATE, ["kms", "--data-dir", utf8(&data), "create", "k", "--provider", "vault"])
         .assert_failure("unknown KMS provider 'vault'");
-    sealgate(seal_args(&input, &data, &out, "1", &["--kms", "vault"])).assert_failure("unknown KMS provider 'vault'");
+    sealgate(SEALGATE, seal_args(&input, &data, &out, "1", &["--kms", "vault"]))
+        .assert_failure("unknown KMS provider 'vault'");
     let refused: Vec<String> = refusals(&data).iter().map(|e| e["result"].to_string()).collect();
     assert_eq!(refused.iter().filter(|r| r.contains("unknown KMS provider 'vault'")).count(), 2, "{refused:#?}");
-    assert_audit_intact(&data);
+    assert_audit_intact(SEALGATE, &data);
 }
 
 /// `sealgate kms create --provider pkcs11 --pkcs11-token L NAME`: provider flags are global,
@@ -370,17 +374,10 @@ fn kms_create_accepts_provider_flags_after_the_subcommand() {
     let hsm = SoftHsm::new(&[TOKEN]);
     let dir = tempdir();
     let data = dir.path().join("data");
-    sealgate_command([
-        "kms",
-        "create",
-        "--data-dir",
-        utf8(&data),
-        "--provider",
-        "pkcs11",
-        "--pkcs11-token",
-        TOKEN,
-        "k",
-    ])
+    sealgate_command(
+        SEALGATE,
+        ["kms", "create", "--data-dir", utf8(&data), "--provider", "pkcs11", "--pkcs11-token", TOKEN, "k"],
+    )
     .envs(hsm.env())
     .run()
     .assert_success()

@@ -1,10 +1,11 @@
 //! A throwaway moto server: a local endpoint speaking the AWS KMS API, for the `aws-kms`
-//! provider's tests.
+//! provider's tests, in `sealgate-models` (the provider in-process) and end to end (the
+//! `sealgate` binary, pointed at it with [`Moto::env`]).
 //!
 //! Each [`Moto`] is its own `python3 -m moto.server` process on a free port of 127.0.0.1,
 //! so tests running in parallel (threads under `cargo test`, processes under nextest) never
-//! see each other's keys. Dropping it kills the process. Moto comes from
-//! `models/tests/requirements.txt` (`cargo xtask setup` installs it).
+//! see each other's keys. [`Moto::stop`] (or dropping it) kills the process. Moto comes from `models/tests/requirements.txt` (`cargo xtask setup`
+//! installs it).
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -13,14 +14,16 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long moto may take to start listening (it is usually ready in about a second).
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long moto may take to start listening. It is usually ready in about a second, but
+/// on a loaded machine (a full parallel test run) Python's imports alone can take several.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Attempts to start, each on a new port: a port picked free can be taken by someone else
 /// before moto binds it, and moto then exits at once.
 const START_ATTEMPTS: usize = 3;
 
 /// A running moto server; killed on drop.
+#[derive(Debug)]
 pub struct Moto {
     child: Child,
     /// The endpoint URL, such as `http://127.0.0.1:40123`.
@@ -40,13 +43,30 @@ impl Moto {
         }
         panic!("moto did not start ({last_failure}); install it with `cargo xtask setup`");
     }
+
+    /// The environment that points the `aws-kms` provider at this server with test
+    /// credentials.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+    }
+
+    /// Kills the server and waits until it is gone: afterwards its port refuses
+    /// connections (a missing KMS).
+    pub fn stop(&mut self) {
+        // Kill fails only if the process is gone already, which is fine too.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        // Kill fails only if the process is gone already, which is fine too.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -7,10 +7,12 @@ use std::time::Duration;
 use sealgate_client::Aead;
 use sealgate_client::inference::{DataType, TensorMetadata};
 use sealgate_protocol::{GATEWAY_PATH, Kem, KeyConfig, media_type};
-use sealgate_tests::{
+use sealgate_test_support::{
     DEMO_MODELS, EXAMPLE_LABELS, Gateway, GatewayOptions, demo_model_path, example_path, example_request, labels,
     onnxruntime_reference, output_text, probabilities, repo_root, run_command,
 };
+
+use crate::SEALGATE;
 
 /// The AEADs the gateway offers, with their names on the Python client's command line and
 /// in the gateway's log.
@@ -28,7 +30,7 @@ const PYTHON_HINT: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_matches_onnxruntime_for_both_models_and_every_aead() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let pin: [u8; 32] = hex::decode(gateway.key_config_sha256()).unwrap().try_into().unwrap();
     for model in DEMO_MODELS {
         let reference = onnxruntime_reference(model).await;
@@ -69,7 +71,7 @@ async fn sdk_matches_onnxruntime_for_both_models_and_every_aead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_python_client_matches_onnxruntime_for_both_models_and_every_aead() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let script = repo_root().join("tests/interop/ohttp_client.py");
     for model in DEMO_MODELS {
         for (_, cli_name, _) in AEADS {
@@ -103,7 +105,7 @@ async fn independent_python_client_matches_onnxruntime_for_both_models_and_every
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_are_listed_with_their_metadata() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let client = gateway.client();
 
     let list = client.models().await.unwrap();
@@ -138,7 +140,7 @@ async fn models_are_listed_with_their_metadata() {
 /// answers are the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_with_x_wing_gets_the_same_answers() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let default = gateway.client();
     let xwing = gateway.client_builder().kem(Kem::XWing).build().unwrap();
     assert_eq!(default.key_config().await.unwrap().kem(), Kem::X25519HkdfSha256);
@@ -158,7 +160,7 @@ async fn sdk_with_x_wing_gets_the_same_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_configuration_matches_the_printed_fingerprint() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let response = gateway.get(GATEWAY_PATH).await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.content_type, media_type::OHTTP_KEYS);
@@ -179,7 +181,7 @@ async fn key_configuration_matches_the_printed_fingerprint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_answer_200() {
-    let gateway = Gateway::start(GatewayOptions::new());
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     for path in ["/healthz", "/readyz"] {
         let response = gateway.get(path).await;
         assert_eq!(response.status, 200, "{path}: {}", response.text());

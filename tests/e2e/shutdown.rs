@@ -13,8 +13,11 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use sealgate_client::{Client, Error};
-use sealgate_tests::{Gateway, GatewayOptions, slow_model_dir, slow_request};
+use sealgate_test_support::{Gateway, GatewayOptions, slow_model_dir, slow_request};
+
 use tokio::time::timeout;
+
+use crate::SEALGATE;
 
 /// Longest any single step (a request, a log line appearing, the exit) may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -22,7 +25,7 @@ const STEP: Duration = Duration::from_secs(30);
 /// A gateway on the slow model that logs at debug level (for "inference started").
 fn slow_gateway(dir: &Path, args: &[&str]) -> Gateway {
     Gateway::start(
-        GatewayOptions::new()
+        GatewayOptions::new(SEALGATE)
             .models(dir)
             .arg("--danger-allow-plaintext-models")
             .args(args.iter().copied())
