@@ -117,6 +117,17 @@ impl Error {
         }
     }
 
+    /// The protocol error behind [`Error::NoUsableKeyConfig`] or [`Error::Protocol`], the same
+    /// as `source()` but typed (so a caller that only displays it need not go through
+    /// `dyn Error`, whose vtables would pull `Debug` formatting into the browser module).
+    pub fn cause(&self) -> Option<&sealgate_protocol::Error> {
+        match self {
+            Error::NoUsableKeyConfig { cause } => cause.as_ref(),
+            Error::Protocol(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
     /// True for the RFC 9458 `ohttp-key` problem: the key configuration should be refetched.
     pub fn is_key_config_mismatch(&self) -> bool {
         matches!(self, Error::Problem { problem_type, .. } if problem_type == sealgate_protocol::problem_type::OHTTP_KEY)

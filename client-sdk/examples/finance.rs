@@ -6,7 +6,6 @@
 mod common;
 
 use common::client;
-use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 
 /// One (synthetic) loan application, the 20 features in the model's column order
 /// (see models/demo/README.md).
@@ -35,31 +34,13 @@ const APPLICATION: [(&str, f64); 20] = [
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run()).await
 }
 
 async fn run() -> Result<(), sealgate_client::Error> {
-    let client = client()?;
-    let request = InferenceRequest {
-        id: Some("loan-application-0001".into()),
-        inputs: vec![InputTensor {
-            name: "input".into(),
-            shape: vec![1, APPLICATION.len() as u64],
-            datatype: DataType::Fp32,
-            data: TensorData::Float(APPLICATION.iter().map(|(_, v)| *v).collect()),
-        }],
-        outputs: None,
-    };
-    let answer = client.infer("credit-risk", &request).await?;
-    let label = answer.output("label").and_then(|o| o.data.as_i64().map(<[i64]>::to_vec)).unwrap_or_default();
-    let probabilities = answer.output("probabilities").and_then(|o| o.as_f64()).unwrap_or_default();
-    let verdict = if label.first() == Some(&1) { "likely to default" } else { "likely to repay" };
+    let answer = client()?.infer("credit-risk", &common::one_row("loan-application-0001", &APPLICATION)).await?;
+    let (label, probabilities) = common::label_and_probabilities(&answer);
+    let verdict = if label == Some(1) { "likely to default" } else { "likely to repay" };
     println!("credit-risk: {verdict} (P(default) = {:.3})", probabilities.get(1).copied().unwrap_or(f64::NAN));
     Ok(())
 }

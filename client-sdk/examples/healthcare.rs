@@ -7,7 +7,6 @@
 mod common;
 
 use common::client;
-use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 
 /// One fine-needle aspirate, the 30 measurements in the model's column order
 /// (see models/demo/README.md).
@@ -46,31 +45,13 @@ const PATIENT: [(&str, f64); 30] = [
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run()).await
 }
 
 async fn run() -> Result<(), sealgate_client::Error> {
-    let client = client()?;
-    let request = InferenceRequest {
-        id: Some("patient-0001".into()),
-        inputs: vec![InputTensor {
-            name: "input".into(),
-            shape: vec![1, PATIENT.len() as u64],
-            datatype: DataType::Fp32,
-            data: TensorData::Float(PATIENT.iter().map(|(_, v)| *v).collect()),
-        }],
-        outputs: None,
-    };
-    let answer = client.infer("breast-cancer", &request).await?;
-    let label = answer.output("label").and_then(|o| o.data.as_i64().map(<[i64]>::to_vec)).unwrap_or_default();
-    let probabilities = answer.output("probabilities").and_then(|o| o.as_f64()).unwrap_or_default();
-    let verdict = if label.first() == Some(&0) { "malignant" } else { "benign" };
+    let answer = client()?.infer("breast-cancer", &common::one_row("patient-0001", &PATIENT)).await?;
+    let (label, probabilities) = common::label_and_probabilities(&answer);
+    let verdict = if label == Some(0) { "malignant" } else { "benign" };
     println!("breast-cancer: {verdict} (P(malignant) = {:.3})", probabilities.first().copied().unwrap_or(f64::NAN));
     Ok(())
 }

@@ -119,20 +119,14 @@ impl Request {
         for part in [&self.method, &self.scheme, &self.authority, &self.path] {
             put_prefixed(part.as_bytes(), &mut out);
         }
-        put_fields(&self.headers, &mut out);
-        put_prefixed(&self.body, &mut out);
-        varint::encode(0, &mut out);
+        put_message_end(&self.headers, &self.body, &mut out);
         out
     }
 
     /// Decodes either form.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
-        let indeterminate = match r.varint().map_err(bhttp("framing indicator"))? {
-            KNOWN_REQUEST => false,
-            INDETERMINATE_REQUEST => true,
-            _ => return Err(Error::BinaryHttp("not a request")),
-        };
+        let indeterminate = framing(&mut r, KNOWN_REQUEST, INDETERMINATE_REQUEST, "not a request")?;
         let method = text(&mut r, "method")?;
         if method.is_empty() || !method.bytes().all(is_tchar) {
             return Err(Error::BinaryHttp("method"));
@@ -167,20 +161,14 @@ impl Response {
         let mut out = Vec::with_capacity(32 + self.body.len());
         varint::encode(KNOWN_RESPONSE, &mut out);
         varint::encode(u64::from(self.status), &mut out);
-        put_fields(&self.headers, &mut out);
-        put_prefixed(&self.body, &mut out);
-        varint::encode(0, &mut out);
+        put_message_end(&self.headers, &self.body, &mut out);
         out
     }
 
     /// Decodes either form, skipping informational (1xx) responses.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
-        let indeterminate = match r.varint().map_err(bhttp("framing indicator"))? {
-            KNOWN_RESPONSE => false,
-            INDETERMINATE_RESPONSE => true,
-            _ => return Err(Error::BinaryHttp("not a response")),
-        };
+        let indeterminate = framing(&mut r, KNOWN_RESPONSE, INDETERMINATE_RESPONSE, "not a response")?;
         let status = loop {
             let status = r.varint().map_err(bhttp("status"))?;
             match status {
@@ -205,6 +193,24 @@ fn find_header<'a>(headers: &'a [Field], name: &str) -> Option<&'a [u8]> {
 
 fn bhttp(what: &'static str) -> impl Fn(Error) -> Error {
     move |_| Error::BinaryHttp(what)
+}
+
+/// Reads the framing indicator: `false` for the known-length form, `true` for the
+/// indeterminate-length one, `wrong` for anything else (RFC 9292 section 3.3).
+fn framing(r: &mut Reader<'_>, known: u64, indeterminate: u64, wrong: &'static str) -> Result<bool> {
+    match r.varint().map_err(bhttp("framing indicator"))? {
+        v if v == known => Ok(false),
+        v if v == indeterminate => Ok(true),
+        _ => Err(Error::BinaryHttp(wrong)),
+    }
+}
+
+/// The end every known-length message shares: header section, content, an empty trailer
+/// section.
+fn put_message_end(headers: &[Field], body: &[u8], out: &mut Vec<u8>) {
+    put_fields(headers, out);
+    put_prefixed(body, out);
+    varint::encode(0, out);
 }
 
 fn put_prefixed(bytes: &[u8], out: &mut Vec<u8>) {

@@ -75,16 +75,16 @@ impl ClientError {
         matches!(self, ClientError::Exchange(e) if e.is_key_config_mismatch())
     }
 
-    /// The text a page sees: the error and its causes, `: `-separated.
+    /// The text a page sees: the error and its cause, `: `-separated. Through the core's
+    /// typed `cause()`, not `source()`: a `dyn Error` would link every error type's `Debug`.
     pub fn message(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
+        match self {
+            ClientError::Exchange(e) => match e.cause() {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
+            other => other.to_string(),
         }
-        text
     }
 }
 
@@ -123,7 +123,7 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ClientError::Exchange(e) => std::error::Error::source(e),
+            ClientError::Exchange(e) => Some(e),
             _ => None,
         }
     }

@@ -33,10 +33,10 @@ use sealgate_test_support::{
 };
 use serde_json::Value;
 
-/// A regression guard on the `.wasm` the package ships (177,636 bytes when written). The
-/// issue's target is 150 KB, met (149,432 bytes) until X-Wing joined the portable HPKE
-/// backend; docs/PERFORMANCE.md has the figures.
-const WASM_SIZE_BUDGET: u64 = 190_000;
+/// A regression guard on the `.wasm` the package ships (190,545 bytes since the client core
+/// joined it). The target is 150 KB, met (149,432 bytes) until X-Wing joined the
+/// portable HPKE backend; docs/PERFORMANCE.md has the figures and what each step added.
+const WASM_SIZE_BUDGET: u64 = 200_000;
 
 fn wasm_client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()

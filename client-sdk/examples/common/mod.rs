@@ -1,6 +1,9 @@
-//! What both examples share: where the gateway is, which CA to trust, which token to send.
+//! What both examples share: where the gateway is, which CA to trust, which token to send,
+//! how one row of features becomes a request and an answer a label, and how an error is
+//! shown (with its causes, which the SDK keeps as `source()`).
 
-use sealgate_client::Client;
+use sealgate_client::inference::{DataType, InferenceRequest, InferenceResponse, InputTensor, TensorData};
+use sealgate_client::{Client, Error, Report};
 
 /// A client for the gateway named by `SEALGATE_URL` (default `https://127.0.0.1:8443`),
 /// trusting `SEALGATE_CA` (default `.sealgate/tls/ca.pem`) and sending the bearer token of
@@ -11,4 +14,36 @@ pub fn client() -> Result<Client, sealgate_client::Error> {
     let ca = std::env::var("SEALGATE_CA").unwrap_or_else(|_| ".sealgate/tls/ca.pem".into());
     let token = std::env::var("SEALGATE_TOKEN_FILE").unwrap_or_else(|_| ".sealgate/dev.token".into());
     Client::builder(url).ca_certificate_file(ca)?.bearer_token_file(token)?.build()
+}
+
+/// Runs an example to its exit code: on failure prints the error and every cause.
+pub async fn exit_code(run: impl Future<Output = Result<(), Error>>) -> std::process::ExitCode {
+    match run.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", Report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `POST /v2/models/{model}/infer` for one row of named FP32 features, in column order.
+pub fn one_row(id: &str, features: &[(&str, f64)]) -> InferenceRequest {
+    InferenceRequest {
+        id: Some(id.into()),
+        inputs: vec![InputTensor {
+            name: "input".into(),
+            shape: vec![1, features.len() as u64],
+            datatype: DataType::Fp32,
+            data: TensorData::Float(features.iter().map(|(_, v)| *v).collect()),
+        }],
+        outputs: None,
+    }
+}
+
+/// The demo models' `label` (first row) and `probabilities` outputs.
+pub fn label_and_probabilities(answer: &InferenceResponse) -> (Option<i64>, Vec<f64>) {
+    let label = answer.output("label").and_then(|o| o.data.as_i64()).and_then(|l| l.first().copied());
+    let probabilities = answer.output("probabilities").and_then(|o| o.as_f64()).unwrap_or_default();
+    (label, probabilities)
 }
