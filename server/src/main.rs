@@ -19,6 +19,7 @@ mod providers;
 mod sealed_models;
 mod serve;
 mod tls;
+mod watch;
 
 use clap::{Parser, Subcommand};
 

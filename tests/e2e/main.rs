@@ -17,6 +17,7 @@ mod no_plaintext_in_logs;
 mod sealed_artifacts;
 mod shutdown;
 mod tenants;
+mod tls;
 
 /// The `sealgate` binary cargo built for this test.
 const SEALGATE: &str = env!("CARGO_BIN_EXE_sealgate");

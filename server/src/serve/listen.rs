@@ -13,12 +13,14 @@ use super::signals::{shutdown_signals, signal_count};
 use super::tenants::{Tenants, watch_tenants};
 use crate::data_dir::DataDir;
 use crate::listener;
+use crate::tls::{Certificates, ServerTls};
+use crate::watch::{self, Trigger};
 
 /// Listens on `--listen` and serves `routers.app` over `tls` until shut down.
 pub(super) fn listen(
     args: ServeArgs,
     data: &DataDir,
-    tls: Arc<rustls::ServerConfig>,
+    tls: ServerTls,
     routers: Routers,
     tenants: Tenants,
 ) -> Result<()> {
@@ -35,11 +37,12 @@ pub(super) fn listen(
         let local = listener.local_addr()?;
         let signals = shutdown_signals();
         tokio::spawn(watch_tenants(tenants.store, tenants.directory));
+        tokio::spawn(watch_certificate(tls.certificates));
         print_startup(local, data, tenants.dev_token.as_deref(), &routers);
         tracing::info!(%local, "gateway started");
         let first = signal_count(signals.clone(), 1);
         let second = signal_count(signals, 2);
-        listener::serve_tls(listener, tls, routers.app, args.connections, first, second).await
+        listener::serve_tls(listener, tls.config, routers.app, args.connections, first, second).await
     })?;
     // Dropping the runtime would wait, without a bound, for the blocking threads, and an
     // inference whose request has ended (timed out, or cut off by the drain) may still run
@@ -50,6 +53,17 @@ pub(super) fn listen(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves a new certificate from the next handshake on when its files change or on SIGHUP;
+/// a bad new file is logged and the certificate in force stays.
+async fn watch_certificate(certificates: Arc<Certificates>) {
+    let files = certificates.files().map(std::path::Path::to_path_buf).to_vec();
+    watch::on_change(files, |trigger| match certificates.reload() {
+        Ok(()) => tracing::info!(signal = trigger == Trigger::Signal, "reloaded the TLS certificate"),
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "the TLS certificate could not be reloaded; keeping the one in force"),
+    })
+    .await
 }
 
 /// The start-up lines, on stdout for people and scripts (the log goes to stderr): the URL,

@@ -16,7 +16,6 @@ mod tenants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -61,6 +60,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Require a client certificate issued by a CA in this PEM file (mTLS, for the
+    /// relay-to-gateway hop): a client without one fails the TLS handshake.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
     /// Largest encapsulated request accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -128,8 +131,8 @@ fn open_data_dir(args: &ServeArgs) -> Result<DataDir> {
 }
 
 /// The TLS configuration: `--tls-cert`/`--tls-key`, else the development certificate of the
-/// data dir (created on first start).
-fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<Arc<rustls::ServerConfig>> {
+/// data dir (created on first start); client certificates with `--client-ca`.
+fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<crate::tls::ServerTls> {
     let (cert, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         _ => {
@@ -137,7 +140,7 @@ fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<Arc<rustls::ServerConf
             (data.server_cert(), data.server_key())
         }
     };
-    crate::tls::server_config(&cert, &key)
+    crate::tls::server_config(&crate::tls::TlsFiles { cert, key, client_ca: args.client_ca.clone() })
 }
 
 /// The audited KMS providers the flags enable, plus the one that wraps the HPKE key. The

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use sealgate_models::audit::{AuditLog, Event};
@@ -77,34 +76,16 @@ fn ensure_dev_tenant(data: &DataDir, store: &Store) -> Result<Option<PathBuf>> {
 /// modification time and inode), and at once on SIGHUP. A file that fails to parse is
 /// logged and the previous tenants stay in force.
 pub(super) async fn watch_tenants(store: Store, tenants: Arc<Directory>) {
-    let stamp = |store: &Store| {
-        std::fs::metadata(store.path()).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
-        })
-    };
-    let mut seen = stamp(&store);
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => true,
-        };
-        let now = stamp(&store);
-        if !forced && now == seen {
-            continue;
+    let path = store.path().to_path_buf();
+    crate::watch::on_change(vec![path], |trigger| match store.load() {
+        Ok(records) => {
+            tenants.replace(records);
+            let signal = trigger == crate::watch::Trigger::Signal;
+            tracing::info!(tenants = tenants.len(), signal, "reloaded the tenant file");
         }
-        seen = now;
-        match store.load() {
-            Ok(records) => {
-                tenants.replace(records);
-                tracing::info!(tenants = tenants.len(), signal = forced, "reloaded the tenant file");
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "the tenant file could not be read; keeping the tenants loaded before")
-            }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the tenant file could not be read; keeping the tenants loaded before")
         }
-    }
+    })
+    .await
 }
