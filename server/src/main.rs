@@ -32,8 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway.
-    Serve(serve::ServeArgs),
+    /// Run the gateway. (Boxed: its options are many times the size of the other commands'.)
+    Serve(Box<serve::ServeArgs>),
     /// Seal an ONNX model into an envelope-encrypted artifact.
     Seal(commands::seal::SealArgs),
     /// Decrypt an artifact in memory and check it (exit 0 or a clear error).
@@ -57,7 +57,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Seal(args) => commands::seal::seal(args),
         Command::Verify(args) => commands::verify::verify(args),
         Command::Rewrap(args) => commands::seal::rewrap(args),
