@@ -9,6 +9,7 @@
 
 mod authorization;
 mod commands;
+mod config;
 mod data_dir;
 mod gateway;
 mod inference;
@@ -33,6 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway. (Boxed: its options are many times the size of the other commands'.)
+    #[command(args_override_self = true)]
     Serve(Box<serve::ServeArgs>),
     /// Seal an ONNX model into an envelope-encrypted artifact.
     Seal(commands::seal::SealArgs),
@@ -48,6 +50,19 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Manage tenants: who may call, which models, how often.
     Tenants(commands::tenants::TenantsArgs),
+    /// Check a configuration file (`sealgate.toml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE as `serve --config FILE` would read it (with the `SEALGATE_*` variables
+    /// set now) and print every option's effective value and where it came from.
+    Check {
+        /// The configuration file.
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +70,13 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALGATE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Seal(args) => commands::seal::seal(args),
@@ -64,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Kms(args) => commands::kms::run(args),
         Command::Audit(command) => commands::audit::run(command),
         Command::Tenants(args) => commands::tenants::run(args),
+        Command::Config(ConfigCommand::Check { file }) => config::check(&file),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -72,4 +94,15 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with `serve`'s configuration file and `SEALGATE_*` variables put in
+/// front of its flags (see `config.rs`).
+fn parse() -> anyhow::Result<Cli> {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw.get(1).is_none_or(|command| command != "serve") {
+        return Ok(Cli::parse());
+    }
+    let (args, _) = config::serve_arguments(raw.get(2..).unwrap_or_default())?;
+    Ok(Cli::try_parse_from(raw.iter().take(2).cloned().chain(args)).unwrap_or_else(|e| e.exit()))
 }

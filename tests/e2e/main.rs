@@ -10,6 +10,7 @@
 
 mod admission;
 mod bad_input;
+mod config;
 mod connections;
 mod happy_path;
 mod kms_providers_cli;

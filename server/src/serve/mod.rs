@@ -29,6 +29,12 @@ use crate::providers::{KeyRef, KmsArgs, Providers};
 /// `sealgate serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
+    /// Configuration file (TOML): every option below, keys in snake_case; `SEALGATE_*`
+    /// variables override it and flags override both (docs/OPERATIONS.md). `sealgate config
+    /// check FILE` shows the effective configuration.
+    #[arg(long, env = crate::config::CONFIG_ENV)]
+    #[allow(dead_code, reason = "read before clap parses, by config::serve_arguments; here for --help")]
+    config: Option<PathBuf>,
     /// Data directory: TLS files, HPKE keys. Created on first start.
     #[arg(long, env = "SEALGATE_DATA_DIR", default_value = ".sealgate")]
     data_dir: PathBuf,

@@ -10,15 +10,6 @@ use std::time::Duration;
 /// cannot change what a test runs; set them again with [`crate::GatewayOptions::env`] (or
 /// [`crate::SealgateCommand::env`]).
 const CLEARED_ENV: &[&str] = &[
-    "SEALGATE_LOG",
-    "SEALGATE_DATA_DIR",
-    "SEALGATE_LISTEN",
-    "SEALGATE_MODELS",
-    "SEALGATE_CORS_ORIGINS",
-    "SEALGATE_KMS_PASSPHRASE",
-    "SEALGATE_PKCS11_TOKEN",
-    "SEALGATE_PKCS11_LIBRARY",
-    "SEALGATE_PKCS11_PIN",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
@@ -28,14 +19,20 @@ const CLEARED_ENV: &[&str] = &[
     "AWS_PROFILE",
 ];
 
-/// `binary` (the `sealgate` binary) run from `cwd`, without colours and without the
-/// variables in [`CLEARED_ENV`]; the caller adds arguments, environment and stdio.
+/// `binary` (the `sealgate` binary) run from `cwd`, without colours, without any `SEALGATE_*`
+/// variable (every `serve` option has one) and without the variables in [`CLEARED_ENV`]; the
+/// caller adds arguments, environment and stdio.
 pub(crate) fn sealgate_process(binary: &Path, cwd: &Path) -> Command {
     let mut command = Command::new(binary);
     // A temporary working directory, so no relative default finds or leaves files elsewhere.
     command.current_dir(cwd).env("NO_COLOR", "1");
     for key in CLEARED_ENV {
         command.env_remove(key);
+    }
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("SEALGATE_")) {
+            command.env_remove(key);
+        }
     }
     command
 }
