@@ -421,7 +421,49 @@ mod tests {
         let (status, headers, body) = call(&app, request).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], media_type::OHTTP_KEYS);
+        assert_eq!(headers[header::CACHE_CONTROL], "max-age=300");
         assert_eq!(KeyConfig::decode_list(&body).unwrap(), vec![config]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_key_set_is_published_and_the_old_key_refused() {
+        let key = GatewayKey::generate(5, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let old = key.config().clone();
+        let inner = Router::new().route("/echo", post(|body: Bytes| async move { body }));
+        let gw = Arc::new(Gateway::new(GatewayKeys::new(vec![key]).unwrap(), inner, vec![], Limits::default()));
+        let app = router(gw.clone(), WebOptions::default());
+        let (sealed_before, pending) = encapsulated(&old, &bhttp::Request::new("POST", "https", "gw", "/echo"));
+
+        let new = GatewayKey::generate(6, Kem::XWing, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let new_config = new.config().clone();
+        let rotation = SystemTime::now() + Duration::from_secs(42);
+        gw.replace_keys(GatewayKeys::new(vec![new]).unwrap(), Some(rotation));
+        let get = || axum::http::Request::get(sealgate_protocol::GATEWAY_PATH).body(Body::empty()).unwrap();
+        let (_, headers, body) = call(&app, get()).await;
+        assert_eq!(KeyConfig::decode_list(&body).unwrap(), vec![new_config]);
+        // The max-age counts down to the scheduled rotation (a second may have passed).
+        let max_age = headers[header::CACHE_CONTROL].to_str().unwrap().to_owned();
+        assert!(["max-age=41", "max-age=42"].contains(&max_age.as_str()), "{max_age}");
+
+        let (status, _, body) = call(&app, post_ohttp(sealed_before, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem_type(&body), sealgate_protocol::problem_type::OHTTP_KEY);
+        drop(pending);
+    }
+
+    #[test]
+    fn the_key_list_max_age_is_capped_by_the_next_rotation() {
+        let key = GatewayKey::generate(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let keys = GatewayKeys::new(vec![key]).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let cap = Duration::from_secs(300);
+        assert_eq!(KeySet::new(keys.clone(), None).max_age(cap, now), cap);
+        let soon = KeySet::new(keys.clone(), Some(now + Duration::from_secs(20)));
+        assert_eq!(soon.max_age(cap, now), Duration::from_secs(20));
+        let later = KeySet::new(keys.clone(), Some(now + Duration::from_secs(20_000)));
+        assert_eq!(later.max_age(cap, now), cap);
+        let due = KeySet::new(keys, Some(now - Duration::from_secs(1)));
+        assert_eq!(due.max_age(cap, now), Duration::ZERO, "a rotation is due: do not cache");
     }
 
     #[tokio::test]
