@@ -162,6 +162,10 @@ fn key_commands_refuse_bad_input_clearly() {
     let ids: Vec<u8> = rows.iter().map(|r| r.key_id).collect();
     assert_eq!(ids.len(), 3, "a fresh id: {ids:?}");
     assert!(ids[2] != ids[0] && ids[2] != ids[1], "a fresh id: {ids:?}");
+
+    // A schedule faster than clients may cache the list is refused at start.
+    Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).args(["--rotate-keys-every", "1m"]))
+        .assert_stderr_contains("--rotate-keys-every 1m is shorter than --key-cache-max-age plus --request-timeout-secs");
 }
 
 #[test]
@@ -220,7 +224,64 @@ fn rotation_under_load_fails_no_request() {
     // The client moved to a new key once its own was retired: one refetch beyond the first fetch.
     let fetches = key_list_fetches(&gateway);
     assert!((2..=3).contains(&fetches), "{fetches} fetches of the key list:\n{}", gateway.logs());
+    gateway.stop();
     assert_audit_intact(SEALGATE, &data);
+}
+
+#[test]
+fn scheduled_rotation_keeps_serving_and_removes_expired_keys() {
+    // The shortest schedule allowed: max-age 2 s + request timeout 1 s.
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).args([
+        "--key-cache-max-age",
+        "2s",
+        "--request-timeout-secs",
+        "1",
+        "--rotate-keys-every",
+        "3s",
+    ]));
+    let data = gateway.data_dir();
+    let rt = runtime();
+    let client = gateway.client();
+    let removed = || audit_entries(&data).iter().filter(|e| e["op"] == "ohttp-key-remove").count();
+    let started = Instant::now();
+    let mut served = 0;
+    // Calls keep succeeding while the keys rotate every 3 s and expire 3 s later.
+    while removed() < 4 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no expired key was removed:\n{}", gateway.logs());
+        rt.block_on(client.models()).unwrap_or_else(|e| panic!("call {served} failed: {e}\n{}", gateway.logs()));
+        served += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let list = rt.block_on(async {
+        let http = gateway.raw_http();
+        http.get(gateway.endpoint(sealgate_protocol::GATEWAY_PATH)).send().await.unwrap()
+    });
+    let max_age: u64 = list.headers()["cache-control"].to_str().unwrap().strip_prefix("max-age=").unwrap().parse().unwrap();
+    assert!(max_age <= 2, "max-age {max_age} is capped by --key-cache-max-age and the schedule");
+    // Expired keys are gone from the list and their key files deleted.
+    let rows = keys_list(&data);
+    assert!(rows.len() <= 4, "{rows:?}");
+    let files = std::fs::read_dir(data.join("keys")).unwrap().filter(|e| {
+        e.as_ref().unwrap().path().extension().is_some_and(|x| x == "key")
+    });
+    assert_eq!(files.count(), rows.iter().filter(|r| r.state != "retired").count(), "one key file per accepted key");
+    assert!(gateway.logs().contains("rotated the HPKE keys on schedule"));
+    // Stopped first: the gateway would go on appending rotations while the log is checked.
+    gateway.stop();
+    assert_audit_intact(SEALGATE, &data);
+}
+
+#[test]
+fn a_data_dir_from_before_the_key_list_keeps_its_keys() {
+    let first = Gateway::start(GatewayOptions::new(SEALGATE));
+    first.stop();
+    let data = first.data_dir();
+    std::fs::remove_file(data.join("keys/keys.json")).unwrap();
+    let second = Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data));
+    assert_eq!(second.key_config_sha256(), first.key_config_sha256(), "the same key, listed again");
+    let rows = keys_list(&data);
+    assert_eq!(rows.iter().filter(|r| r.state == "active").count(), 2, "{rows:?}");
+    assert!(rows.iter().any(|r| r.key_id == first.key_id()));
 }
 
 /// `sealgate-load` beside the gateway binary cargo built (`cargo build -p sealgate-load`).
