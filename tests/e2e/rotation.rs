@@ -284,6 +284,29 @@ fn a_data_dir_from_before_the_key_list_keeps_its_keys() {
     assert!(rows.iter().any(|r| r.key_id == first.key_id()));
 }
 
+#[test]
+fn a_broken_key_list_keeps_the_keys_served_before() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let data = gateway.data_dir();
+    let rt = runtime();
+    let client = gateway.client();
+    rt.block_on(client.models()).unwrap();
+    std::fs::write(data.join("keys/keys.json"), b"{not json").unwrap();
+    let started = Instant::now();
+    while !gateway.logs().contains("the HPKE key list could not be applied; keeping the keys served before") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no error logged:\n{}", gateway.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rt.block_on(client.models()).expect("the keys loaded before still serve");
+    let fresh = gateway.client();
+    rt.block_on(fresh.models()).expect("and are still published");
+    assert_eq!(gateway.logs().matches("could not be applied").count(), 1, "logged once, not every second");
+    keys(&data, &["list"]).assert_failure("is not a valid key list");
+    gateway.stop();
+    let restarted = Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data));
+    restarted.assert_stderr_contains("is not a valid key list");
+}
+
 /// `sealgate-load` beside the gateway binary cargo built (`cargo build -p sealgate-load`).
 fn load_binary() -> PathBuf {
     let path = Path::new(SEALGATE).with_file_name("sealgate-load");

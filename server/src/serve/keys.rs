@@ -176,6 +176,8 @@ impl KeyWatch {
 /// unwrapped, is logged and the keys served before stay in force.
 pub(super) async fn watch_keys(watch: KeyWatch, gateway: Arc<Gateway>) {
     let watch = Arc::new(Mutex::new(watch));
+    // A broken list would otherwise be logged every second: each distinct error once.
+    let mut last_error = None;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -193,13 +195,17 @@ pub(super) async fn watch_keys(watch: KeyWatch, gateway: Arc<Gateway>) {
             Ok(Ok(Some((keys, next_rotation)))) => {
                 let ids: Vec<u8> = keys.configs().iter().map(|c| c.key_id()).collect();
                 gateway.replace_keys(keys, next_rotation);
+                last_error = None;
                 tracing::info!(keys = ?ids, signal = forced, "serving a new set of HPKE keys");
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::error!(
-                error = %format!("{e:#}"),
-                "the HPKE key list could not be applied; keeping the keys served before"
-            ),
+            Ok(Ok(None)) => last_error = None,
+            Ok(Err(e)) => {
+                let error = format!("{e:#}");
+                if last_error.as_ref() != Some(&error) {
+                    tracing::error!(error = %error, "the HPKE key list could not be applied; keeping the keys served before");
+                    last_error = Some(error);
+                }
+            }
             Err(e) => tracing::error!(error = %e, "the HPKE key check did not finish"),
         }
     }
