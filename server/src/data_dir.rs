@@ -112,16 +112,15 @@ impl DataDir {
     /// Generates an HPKE key pair for `kem` with identifier `key_id` and stores it as
     /// `keys/ohttp-NNN.key`, the private key wrapped by `wrap_with`. Which keys exist and in
     /// which state is the key list's business (`commands/keys.rs`), not this file's.
-    pub fn create_ohttp_key(
-        &self,
-        key_id: u8,
-        kem: Kem,
-        wrap_with: (&dyn KmsProvider, &str),
-    ) -> Result<GatewayKey> {
+    pub fn create_ohttp_key(&self, key_id: u8, kem: Kem, wrap_with: (&dyn KmsProvider, &str)) -> Result<GatewayKey> {
         create_private_dir(&self.ohttp_keys_dir())?;
-        let key =
-            GatewayKey::generate(key_id, kem, SymmetricSuite::ALL.to_vec(), &mut rand_core::UnwrapErr(getrandom::SysRng))
-                .with_context(|| format!("generating the {} HPKE key", kem.name()))?;
+        let key = GatewayKey::generate(
+            key_id,
+            kem,
+            SymmetricSuite::ALL.to_vec(),
+            &mut rand_core::UnwrapErr(getrandom::SysRng),
+        )
+        .with_context(|| format!("generating the {} HPKE key", kem.name()))?;
         write_ohttp_key(&self.ohttp_key_file(key_id), &key, wrap_with)?;
         Ok(key)
     }

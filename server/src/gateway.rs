@@ -229,8 +229,8 @@ async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
     let mut response = set.encoded.clone().into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_KEYS));
-    let cache_control = HeaderValue::from_str(&format!("max-age={max_age}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("no-store"));
+    let cache_control =
+        HeaderValue::from_str(&format!("max-age={max_age}")).unwrap_or_else(|_| HeaderValue::from_static("no-store"));
     headers.insert(header::CACHE_CONTROL, cache_control);
     response
 }

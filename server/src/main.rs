@@ -32,7 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve(serve::ServeArgs),
+    // Boxed: its flags are many times the size of any other command's.
+    Serve(Box<serve::ServeArgs>),
     /// Seal an ONNX model into an envelope-encrypted artifact.
     Seal(commands::seal::SealArgs),
     /// Decrypt an artifact in memory and check it (exit 0 or a clear error).
@@ -58,7 +59,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Seal(args) => commands::seal::seal(args),
         Command::Verify(args) => commands::verify::verify(args),
         Command::Rewrap(args) => commands::seal::rewrap(args),

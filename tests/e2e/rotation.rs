@@ -83,10 +83,10 @@ fn a_client_holding_a_retired_config_refetches_exactly_once() {
     let gateway = debug_gateway();
     let data = gateway.data_dir();
     let rows = keys_list(&data);
-    assert_eq!(rows.iter().map(|r| (r.kem.as_str(), r.state.as_str())).collect::<Vec<_>>(), [
-        ("x25519", "active"),
-        ("x-wing", "active")
-    ]);
+    assert_eq!(
+        rows.iter().map(|r| (r.kem.as_str(), r.state.as_str())).collect::<Vec<_>>(),
+        [("x25519", "active"), ("x-wing", "active")]
+    );
     let rt = runtime();
     let client = gateway.client();
     let held = rt.block_on(client.key_config()).unwrap();
@@ -105,10 +105,14 @@ fn a_client_holding_a_retired_config_refetches_exactly_once() {
 
     // Eight requests refused at once with the ohttp-key problem: one refetch between them.
     let answers = rt.block_on(async {
-        let calls: Vec<_> = (0..8).map(|_| tokio::spawn({
-            let client = client.clone();
-            async move { client.models().await }
-        })).collect();
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::spawn({
+                    let client = client.clone();
+                    async move { client.models().await }
+                })
+            })
+            .collect();
         let mut answers = Vec::new();
         for call in calls {
             answers.push(call.await.unwrap());
@@ -165,7 +169,9 @@ fn key_commands_refuse_bad_input_clearly() {
 
     // A schedule faster than clients may cache the list is refused at start.
     Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).args(["--rotate-keys-every", "1m"]))
-        .assert_stderr_contains("--rotate-keys-every 1m is shorter than --key-cache-max-age plus --request-timeout-secs");
+        .assert_stderr_contains(
+            "--rotate-keys-every 1m is shorter than --key-cache-max-age plus --request-timeout-secs",
+        );
 }
 
 #[test]
@@ -256,14 +262,15 @@ fn scheduled_rotation_keeps_serving_and_removes_expired_keys() {
         let http = gateway.raw_http();
         http.get(gateway.endpoint(sealgate_protocol::GATEWAY_PATH)).send().await.unwrap()
     });
-    let max_age: u64 = list.headers()["cache-control"].to_str().unwrap().strip_prefix("max-age=").unwrap().parse().unwrap();
+    let max_age: u64 =
+        list.headers()["cache-control"].to_str().unwrap().strip_prefix("max-age=").unwrap().parse().unwrap();
     assert!(max_age <= 2, "max-age {max_age} is capped by --key-cache-max-age and the schedule");
     // Expired keys are gone from the list and their key files deleted.
     let rows = keys_list(&data);
     assert!(rows.len() <= 4, "{rows:?}");
-    let files = std::fs::read_dir(data.join("keys")).unwrap().filter(|e| {
-        e.as_ref().unwrap().path().extension().is_some_and(|x| x == "key")
-    });
+    let files = std::fs::read_dir(data.join("keys"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "key"));
     assert_eq!(files.count(), rows.iter().filter(|r| r.state != "retired").count(), "one key file per accepted key");
     assert!(gateway.logs().contains("rotated the HPKE keys on schedule"));
     // Stopped first: the gateway would go on appending rotations while the log is checked.

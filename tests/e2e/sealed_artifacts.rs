@@ -629,8 +629,10 @@ async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
 
     // The HPKE private keys (one X25519, one X-Wing) rest only wrapped by the KMS.
     // (keys/ also holds the key list, keys.json, and its lock: public facts only.)
-    let keys: Vec<&PathBuf> =
-        files.iter().filter(|f| f.starts_with(data.join("keys")) && f.extension().is_some_and(|e| e == "key")).collect();
+    let keys: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.starts_with(data.join("keys")) && f.extension().is_some_and(|e| e == "key"))
+        .collect();
     assert_eq!(keys.len(), 2, "HPKE key files: {names:?}");
     let served = sealgate_protocol::KeyConfig::decode_list(&gateway.get(sealgate_protocol::GATEWAY_PATH).await.body)
         .unwrap()

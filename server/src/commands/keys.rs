@@ -395,13 +395,7 @@ impl KeyStore {
         Ok(key)
     }
 
-    fn create(
-        &self,
-        list: &mut KeyList,
-        kem: Kem,
-        wrap_with: (&dyn KmsProvider, &str),
-        now: u64,
-    ) -> Result<Change> {
+    fn create(&self, list: &mut KeyList, kem: Kem, wrap_with: (&dyn KmsProvider, &str), now: u64) -> Result<Change> {
         let key_id = list.next_free_id()?;
         let key = self.data.create_ohttp_key(key_id, kem, wrap_with)?;
         list.keys.push(entry(&key, now));
@@ -421,11 +415,7 @@ impl KeyStore {
     /// Reads, changes and writes the list under the lock; expired keys are removed first
     /// (their removal is among the changes returned). `change` is told whether a list
     /// existed before.
-    fn update(
-        &self,
-        now: u64,
-        change: impl FnOnce(&mut KeyList, bool) -> Result<Vec<Change>>,
-    ) -> Result<Vec<Change>> {
+    fn update(&self, now: u64, change: impl FnOnce(&mut KeyList, bool) -> Result<Vec<Change>>) -> Result<Vec<Change>> {
         crate::data_dir::create_private_dir(&self.data.ohttp_keys_dir())?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -470,7 +460,13 @@ pub fn audit(log: &AuditLog, changes: &Result<Vec<Change>>, refused_key: &str) -
         Ok(changes) => {
             for change in changes {
                 let key_id = change.key_id.to_string();
-                log.record(&Event { op: change.op, provider: "keys", key_id: &key_id, artifact: None, result: Ok(()) })?;
+                log.record(&Event {
+                    op: change.op,
+                    provider: "keys",
+                    key_id: &key_id,
+                    artifact: None,
+                    result: Ok(()),
+                })?;
             }
         }
         // The store's error texts name files, key ids and KEMs, never key material.

@@ -143,7 +143,9 @@ impl KeyWatch {
             let changes = self.store.rotate(&Kem::ALL, grace, (wrap_with, &self.wrap_with.key_id), now);
             audit(&self.log, &changes, "all")?;
             match changes {
-                Ok(_) => tracing::info!(grace = %humantime::format_duration(grace), "rotated the HPKE keys on schedule"),
+                Ok(_) => {
+                    tracing::info!(grace = %humantime::format_duration(grace), "rotated the HPKE keys on schedule")
+                }
                 Err(e) => {
                     self.retry_rotation_at = now.saturating_add(60);
                     tracing::error!(error = %format!("{e:#}"), "the scheduled key rotation failed; retrying in a minute");
