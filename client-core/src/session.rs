@@ -7,6 +7,12 @@
 //! [`Pending`]; [`Pending::finish`] classifies whatever came back, in this one place, as an
 //! answer, as "refetch the keys and retry once" ([`Finished::RefetchKeys`]) or as an
 //! [`Error`].
+//!
+//! A session remembers the key list's `Cache-Control: max-age`. The core has no clock: the
+//! caller says how old its configuration is ([`Pending::finish_at`]), and an outer
+//! decryption failure once that age has passed max-age is also "refetch and retry once",
+//! since the gateway may have rotated its keys and a relay may have rewritten the
+//! `ohttp-key` problem into a plain 400.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -95,7 +101,9 @@ impl Preferences {
     /// then makes a session from the key configurations in it (see [`Preferences::session`]).
     pub fn discover(&self, answer: &OuterResponse<'_>) -> Result<Session> {
         check_outer(answer, media_type::OHTTP_KEYS, &self.gateway_url())?;
-        self.session(answer.body)
+        let mut session = self.session(answer.body)?;
+        session.max_age = answer.cache_control.map(max_age);
+        Ok(session)
     }
 
     /// Makes a session from an `application/ohttp-keys` list: decodes it, chooses a
@@ -118,7 +126,7 @@ impl Preferences {
             .suite_for(self.aead)
             .or_else(|| config.suites().first().copied())
             .unwrap_or(SymmetricSuite::new(Kdf::HkdfSha256, self.aead));
-        Ok(Session { preferences: self.clone(), gateway_url: self.gateway_url(), config, suite })
+        Ok(Session { preferences: self.clone(), gateway_url: self.gateway_url(), config, suite, max_age: None })
     }
 }
 
@@ -147,9 +155,17 @@ pub struct Session {
     gateway_url: String,
     config: KeyConfig,
     suite: SymmetricSuite,
+    max_age: Option<Duration>,
 }
 
 impl Session {
+    /// How long the key list may be cached (its `Cache-Control: max-age`; zero for
+    /// `no-store` or `no-cache`), when the session came from [`Preferences::discover`] and the
+    /// answer said.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
     /// The key configuration requests are sealed to.
     pub fn key_config(&self) -> &KeyConfig {
         &self.config
@@ -184,7 +200,7 @@ impl Session {
     /// Seals an encoded Binary HTTP request (RFC 9458 section 4.3).
     pub fn seal(&self, encoded: &[u8], rng: &mut impl CryptoRng) -> Result<Prepared> {
         let (encapsulated, response) = ClientRequest::new(&self.config, self.suite)?.encapsulate(encoded, rng)?;
-        let pending = Pending { response, gateway_url: self.gateway_url.clone() };
+        let pending = Pending { response, gateway_url: self.gateway_url.clone(), max_age: self.max_age };
         Ok(Prepared { encapsulated, pending })
     }
 }
@@ -202,6 +218,7 @@ pub struct Prepared {
 pub struct Pending {
     response: ClientResponse,
     gateway_url: String,
+    max_age: Option<Duration>,
 }
 
 impl Pending {
@@ -209,9 +226,22 @@ impl Pending {
     /// `ohttp-key` problem (refetch the key configuration and send the request once more,
     /// freshly sealed), or an error. The inner status is not judged here: a raw caller may
     /// want a 404 as it is; [`check_status`] turns error statuses into [`Error::Inference`].
+    ///
+    /// The configuration is taken as fresh; [`Pending::finish_at`] also applies the
+    /// max-age rule.
     pub fn finish(self, answer: &OuterResponse<'_>) -> Result<Finished> {
+        self.finish_at(answer, Duration::ZERO)
+    }
+
+    /// [`Pending::finish`] for a key configuration fetched `config_age` before the answer
+    /// came: once that is at least the key list's max-age, an outer decryption failure (a
+    /// 400, or a 422 a relay stripped of its problem type) also means [`Finished::RefetchKeys`]
+    /// — the gateway may have rotated the key away.
+    pub fn finish_at(self, answer: &OuterResponse<'_>, config_age: Duration) -> Result<Finished> {
+        let expired = self.max_age.is_some_and(|max_age| config_age >= max_age);
         match check_outer(answer, media_type::OHTTP_RESPONSE, &self.gateway_url) {
             Err(e) if e.is_key_config_mismatch() => return Ok(Finished::RefetchKeys(e)),
+            Err(e) if expired && matches!(answer.status, 400 | 422) => return Ok(Finished::RefetchKeys(e)),
             other => other?,
         }
         let plaintext = Zeroizing::new(self.response.decapsulate(answer.body)?);
@@ -239,6 +269,8 @@ pub struct OuterResponse<'a> {
     pub content_type: &'a str,
     /// The `retry-after` header as received, if any.
     pub retry_after: Option<&'a str>,
+    /// The `cache-control` header as received, if any (read from the key list's answer).
+    pub cache_control: Option<&'a str>,
     /// The body, read to the end.
     pub body: &'a [u8],
 }
@@ -246,12 +278,18 @@ pub struct OuterResponse<'a> {
 impl<'a> OuterResponse<'a> {
     /// An answer without `retry-after`.
     pub fn new(status: u16, content_type: &'a str, body: &'a [u8]) -> Self {
-        Self { status, content_type, retry_after: None, body }
+        Self { status, content_type, retry_after: None, cache_control: None, body }
     }
 
     /// Adds the `retry-after` header.
     pub fn retry_after(mut self, value: Option<&'a str>) -> Self {
         self.retry_after = value;
+        self
+    }
+
+    /// Adds the `cache-control` header.
+    pub fn cache_control(mut self, value: Option<&'a str>) -> Self {
+        self.cache_control = value;
         self
     }
 }
@@ -298,6 +336,24 @@ pub fn essence(content_type: &str) -> &str {
 /// HTTP-date is ignored.
 fn retry_after(value: &str) -> Option<Duration> {
     value.trim().parse().ok().map(Duration::from_secs)
+}
+
+/// The freshness lifetime a `Cache-Control` header gives (RFC 9111 section 5.2.2.1):
+/// `max-age=N`, zero for `no-store` or `no-cache` (or a malformed max-age, erring toward a
+/// refetch), and zero when neither is there (the key list has no heuristic freshness).
+fn max_age(cache_control: &str) -> Duration {
+    let mut max_age = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Duration::ZERO;
+        }
+        if name.eq_ignore_ascii_case("max-age") {
+            max_age = Some(value.trim().trim_matches('"').parse().map_or(Duration::ZERO, Duration::from_secs));
+        }
+    }
+    max_age.unwrap_or(Duration::ZERO)
 }
 
 /// Passes a 2xx inner response through and turns any other into [`Error::Inference`] with

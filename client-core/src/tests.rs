@@ -229,3 +229,35 @@ fn names_and_pins_parse() {
     assert_eq!(parse_kem("x25519"), Some(Kem::X25519HkdfSha256));
     assert_eq!(parse_kem("kyber"), None);
 }
+
+#[test]
+fn a_decryption_failure_after_max_age_means_refetch_once() {
+    let gw = gateway(6, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let keys = gw.encoded_configs();
+    let discover = |cache_control| {
+        Preferences::new(AUTHORITY)
+            .discover(&OuterResponse::new(200, media_type::OHTTP_KEYS, &keys).cache_control(cache_control))
+            .unwrap()
+    };
+    let session = discover(Some("public, Max-Age=60"));
+    assert_eq!(session.max_age(), Some(Duration::from_secs(60)));
+    assert_eq!(discover(Some("no-store")).max_age(), Some(Duration::ZERO));
+    assert_eq!(discover(Some("max-age=soon")).max_age(), Some(Duration::ZERO), "malformed errs toward a refetch");
+    assert_eq!(discover(None).max_age(), None);
+
+    let bad_request = br#"{"type":"about:blank","title":"Bad Request","status":400}"#;
+    let finish = |session: &Session, status, age| {
+        let sealed = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
+        sealed.pending.finish_at(&OuterResponse::new(status, media_type::PROBLEM_JSON, bad_request), age)
+    };
+    // Within max-age a 400 is what it says: the request itself was bad.
+    assert_eq!(finish(&session, 400, Duration::from_secs(59)).unwrap_err().status(), Some(400));
+    // Once max-age has run out the key may have been rotated away: refetch and retry once.
+    assert!(matches!(finish(&session, 400, Duration::from_secs(60)), Ok(Finished::RefetchKeys(_))));
+    assert!(matches!(finish(&session, 422, Duration::from_secs(61)), Ok(Finished::RefetchKeys(_))));
+    // Other refusals are never a reason to refetch.
+    assert_eq!(finish(&session, 401, Duration::from_secs(600)).unwrap_err().status(), Some(401));
+    // Without a max-age (a configuration given, not discovered) the rule never applies.
+    let given = Preferences::new(AUTHORITY).session(&keys).unwrap();
+    assert_eq!(finish(&given, 400, Duration::from_secs(600)).unwrap_err().status(), Some(400));
+}

@@ -1,16 +1,23 @@
 //! The client: configuration, key-config cache, one encrypted exchange, typed calls.
+//!
+//! The key configuration is fetched once and shared by every clone of a client. A refetch
+//! (the gateway rotated its keys) is single-flight: one fetch is in flight at a time, callers
+//! that need one meanwhile wait for it and use its result, and every cached configuration
+//! carries a generation so a caller that saw an older one never fetches again over a newer
+//! one. The client core decides when a refetch is needed; this file only adds the clock (how
+//! old the cached configuration is) and the I/O.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sealgate_client_core::{Finished, OuterResponse, Preferences, Session};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelList, ModelMetadata};
 use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp, media_type};
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
 use crate::error::{BoxedCause, Error, Result};
@@ -174,6 +181,7 @@ impl ClientBuilder {
                 preferences,
                 connect_retries: self.connect_retries,
                 session: RwLock::new(None),
+                refetch: Mutex::new(()),
             }),
         })
     }
@@ -232,7 +240,26 @@ struct Inner {
     preferences: Preferences,
     connect_retries: u32,
     /// The key configuration in use, chosen by the client core; `None` until first use.
-    session: RwLock<Option<Arc<Session>>>,
+    session: RwLock<Option<Cached>>,
+    /// Held while a key configuration is being fetched: one fetch at a time.
+    refetch: Mutex<()>,
+}
+
+/// A fetched key configuration, when it was fetched and which fetch it came from.
+#[derive(Debug, Clone)]
+struct Cached {
+    session: Arc<Session>,
+    fetched: Instant,
+    /// Counts fetches: 1 for the first, one more for each refetch.
+    generation: u64,
+}
+
+impl Cached {
+    /// How long ago the configuration was fetched: the age the client core compares with
+    /// the key list's max-age.
+    fn age(&self) -> Duration {
+        self.fetched.elapsed()
+    }
 }
 
 impl Client {
@@ -255,28 +282,48 @@ impl Client {
 
     /// The cached key configuration, fetching it on first use.
     pub async fn key_config(&self) -> Result<KeyConfig> {
-        Ok(self.session().await?.key_config().clone())
+        Ok(self.session().await?.session.key_config().clone())
     }
 
-    /// Fetches the key configuration now (RFC 9540 discovery) and caches it.
+    /// Fetches the key configuration now (RFC 9540 discovery) and caches it. With a
+    /// pinned configuration, a gateway that no longer offers it is an error (the client
+    /// core's `KeyConfigPinMismatch`), never a silent switch.
     pub async fn refresh_key_config(&self) -> Result<KeyConfig> {
-        Ok(self.refresh_session().await?.key_config().clone())
+        let seen = self.inner.session.read().await.as_ref().map_or(0, |c| c.generation);
+        Ok(self.refresh_session(seen).await?.session.key_config().clone())
     }
 
-    async fn session(&self) -> Result<Arc<Session>> {
-        if let Some(session) = self.inner.session.read().await.as_ref() {
-            return Ok(session.clone());
+    /// The cached configuration; fetched first when there is none, or when the key list's
+    /// max-age has run out (the gateway may have rotated its keys since).
+    async fn session(&self) -> Result<Cached> {
+        let seen = match self.inner.session.read().await.as_ref() {
+            Some(cached) if cached.session.max_age().is_none_or(|max_age| cached.age() < max_age) => {
+                return Ok(cached.clone());
+            }
+            Some(cached) => cached.generation,
+            None => 0,
+        };
+        self.refresh_session(seen).await
+    }
+
+    /// Replaces the cached configuration of generation `seen` (0: none) with a fresh one.
+    /// Single-flight: when another caller has already replaced it while this one waited for
+    /// the fetch lock, that newer configuration is returned and nothing is fetched.
+    async fn refresh_session(&self, seen: u64) -> Result<Cached> {
+        let _fetching = self.inner.refetch.lock().await;
+        if let Some(cached) = self.inner.session.read().await.as_ref().filter(|c| c.generation > seen) {
+            return Ok(cached.clone());
         }
-        self.refresh_session().await
-    }
-
-    async fn refresh_session(&self) -> Result<Arc<Session>> {
+        let fetched = Instant::now();
         let response = self.with_retries(|| self.inner.http.get(self.inner.gateway_url.clone()).send()).await?;
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let body = response.bytes().await?;
         let session = Arc::new(self.inner.preferences.discover(&outer(status, &headers, &body))?);
-        *self.inner.session.write().await = Some(session.clone());
-        Ok(session)
+        let mut slot = self.inner.session.write().await;
+        let generation = slot.as_ref().map_or(0, |c| c.generation) + 1;
+        let cached = Cached { session, fetched, generation };
+        *slot = Some(cached.clone());
+        Ok(cached)
     }
 
     /// Sends one Binary HTTP request through the gateway and returns the decrypted response.
@@ -291,21 +338,23 @@ impl Client {
     pub async fn send_timed(&self, request: &bhttp::Request) -> Result<(bhttp::Response, ExchangeTimings)> {
         let encoded = Zeroizing::new(request.encode());
         let mut timings = ExchangeTimings::default();
-        let mut session = self.session().await?;
+        let mut cached = self.session().await?;
         let mut refetched = false;
         loop {
-            match self.exchange(&session, &encoded, &mut timings).await? {
+            match self.exchange(&cached, &encoded, &mut timings).await? {
                 Finished::Answer(response) => return Ok((response, timings)),
+                // Never more than one retry per request.
                 Finished::RefetchKeys(_) if !refetched => {
                     refetched = true;
-                    session = self.refresh_session().await?;
+                    cached = self.refresh_session(cached.generation).await?;
                 }
                 Finished::RefetchKeys(e) => return Err(e.into()),
             }
         }
     }
 
-    async fn exchange(&self, session: &Session, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<Finished> {
+    async fn exchange(&self, cached: &Cached, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<Finished> {
+        let session = &cached.session;
         let started = Instant::now();
         let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
@@ -322,7 +371,7 @@ impl Client {
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let body = response.bytes().await?;
         let started = Instant::now();
-        let finished = sealed.pending.finish(&outer(status, &headers, &body));
+        let finished = sealed.pending.finish_at(&outer(status, &headers, &body), cached.age());
         timings.decapsulate += started.elapsed();
         Ok(finished?)
     }
@@ -382,7 +431,9 @@ fn path_segment(name: &str) -> Result<&str> {
 /// The parts of an outer answer the client core judges.
 fn outer<'a>(status: u16, headers: &'a HeaderMap, body: &'a [u8]) -> OuterResponse<'a> {
     let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    OuterResponse::new(status, header(CONTENT_TYPE).unwrap_or(""), body).retry_after(header(RETRY_AFTER))
+    OuterResponse::new(status, header(CONTENT_TYPE).unwrap_or(""), body)
+        .retry_after(header(RETRY_AFTER))
+        .cache_control(header(CACHE_CONTROL))
 }
 
 #[cfg(test)]

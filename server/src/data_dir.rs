@@ -5,6 +5,8 @@
 //! certificate for localhost (`tls/`), and HPKE key pairs, one X25519 and one X-Wing (`keys/`),
 //! whose private keys (for X-Wing the 32-byte seed) are stored only wrapped by the KMS (bound
 //! to the context `purpose=ohttp-key`, `key_id`, `kem`).
+//! Which keys are active, retiring or retired is recorded beside them in `keys/keys.json`
+//! (see `commands/keys.rs`); this file only writes and reads one key file at a time.
 //! Later starts reuse them, so clients that trusted the CA or pinned the key configuration
 //! keep working, and replicas that share the KMS share the keys. Private files are created
 //! with mode 0600 inside 0700 directories.
@@ -64,10 +66,6 @@ impl DataDir {
         self.root.join("published-models.json")
     }
 
-    fn ohttp_keys_dir(&self) -> PathBuf {
-        self.root.join("keys")
-    }
-
     /// Creates the development CA and server certificate unless they exist.
     /// Returns true when it created them.
     pub fn ensure_dev_tls(&self) -> Result<bool> {
@@ -111,52 +109,50 @@ impl DataDir {
         Ok(true)
     }
 
-    /// Loads the gateway's HPKE keys, unwrapping each with whichever of `kms` wrapped it;
-    /// with none on disk, generates one per KEM (X25519 and X-Wing, random distinct key ids)
-    /// and wraps them with `wrap_with`.
-    pub fn load_or_create_ohttp_keys(
-        &self,
-        kms: &dyn KmsSet,
-        wrap_with: (&dyn KmsProvider, &str),
-    ) -> Result<Vec<GatewayKey>> {
+    /// Generates an HPKE key pair for `kem` with identifier `key_id` and stores it as
+    /// `keys/ohttp-NNN.key`, the private key wrapped by `wrap_with`. Which keys exist and in
+    /// which state is the key list's business (`commands/keys.rs`), not this file's.
+    pub fn create_ohttp_key(&self, key_id: u8, kem: Kem, wrap_with: (&dyn KmsProvider, &str)) -> Result<GatewayKey> {
+        create_private_dir(&self.ohttp_keys_dir())?;
+        let key = GatewayKey::generate(
+            key_id,
+            kem,
+            SymmetricSuite::ALL.to_vec(),
+            &mut rand_core::UnwrapErr(getrandom::SysRng),
+        )
+        .with_context(|| format!("generating the {} HPKE key", kem.name()))?;
+        write_ohttp_key(&self.ohttp_key_file(key_id), &key, wrap_with)?;
+        Ok(key)
+    }
+
+    /// Reads the key file of `key_id`, unwrapping it with whichever of `kms` wrapped it.
+    pub fn read_ohttp_key(&self, key_id: u8, kms: &dyn KmsSet) -> Result<GatewayKey> {
+        read_ohttp_key(&self.ohttp_key_file(key_id), kms)
+    }
+
+    /// The identifiers of the key files present (`keys/ohttp-NNN.key`), for data dirs made
+    /// before the key list existed.
+    pub fn ohttp_key_files(&self) -> Result<Vec<u8>> {
         let dir = self.ohttp_keys_dir();
         create_private_dir(&dir)?;
-        let mut keys = Vec::new();
-        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+        let mut ids: Vec<u8> = fs::read_dir(&dir)
             .with_context(|| format!("listing {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "key"))
+            .filter_map(|p| p.file_stem()?.to_str()?.strip_prefix("ohttp-")?.parse().ok())
             .collect();
-        paths.sort();
-        for path in paths {
-            keys.push(read_ohttp_key(&path, kms)?);
-        }
-        if keys.is_empty() {
-            // One key per KEM (X25519 and the post-quantum hybrid X-Wing), each with its own
-            // random key id.
-            for kem in Kem::ALL {
-                let id = loop {
-                    let mut id = [0u8; 1];
-                    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("system RNG: {e}"))?;
-                    if !keys.iter().any(|k: &GatewayKey| k.config().key_id() == id[0]) {
-                        break id[0];
-                    }
-                };
-                let key = GatewayKey::generate(
-                    id,
-                    kem,
-                    SymmetricSuite::ALL.to_vec(),
-                    &mut rand_core::UnwrapErr(getrandom::SysRng),
-                )
-                .with_context(|| format!("generating the {} HPKE key", kem.name()))?;
-                write_ohttp_key(&dir.join(format!("ohttp-{id:03}.key")), &key, wrap_with)?;
-                keys.push(key);
-            }
-        }
-        // Published in the order of `Kem::ALL`, X25519 first: clients that take the first
-        // configuration they can use keep the classical one unless they choose X-Wing.
-        keys.sort_by_key(|k| Kem::ALL.iter().position(|&kem| kem == k.config().kem()));
-        Ok(keys)
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The key file of `key_id`.
+    pub fn ohttp_key_file(&self, key_id: u8) -> PathBuf {
+        self.ohttp_keys_dir().join(format!("ohttp-{key_id:03}.key"))
+    }
+
+    /// The folder of the HPKE key files and the key list.
+    pub fn ohttp_keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
     }
 }
 

@@ -6,8 +6,8 @@
 //! succeeds the outer status is always 200 and outer headers are fixed, so nothing about
 //! the inner request or response (path, model, status, size class aside) leaks outside.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -40,6 +40,9 @@ pub struct Limits {
     /// Encapsulated requests handled at once; beyond it the gateway sheds load with an
     /// outer 503 before reading or decrypting anything.
     pub max_in_flight: usize,
+    /// The longest a client may cache the key list (`Cache-Control: max-age`); shorter
+    /// before a scheduled rotation ([`Gateway::replace_keys`]).
+    pub key_cache_max_age: Duration,
 }
 
 impl Default for Limits {
@@ -49,17 +52,18 @@ impl Default for Limits {
             max_response_bytes: 16 << 20,
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
+            key_cache_max_age: Duration::from_secs(300),
         }
     }
 }
 
 /// Shared state of the outer router.
 pub struct Gateway {
-    keys: GatewayKeys,
+    /// The keys accepted now and their encoded list; replaced whole on rotation.
+    keys: RwLock<Arc<KeySet>>,
     /// Names of served models: the only path-derived text that may reach the log, so a
     /// client-chosen string never does.
     model_names: Vec<String>,
-    encoded_configs: Vec<u8>,
     inner: Router,
     limits: Limits,
     /// One permit per encapsulated request being handled (`Limits::max_in_flight`).
@@ -69,9 +73,45 @@ pub struct Gateway {
 impl Gateway {
     /// Wires the keys and the inner router together.
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
-        let encoded_configs = keys.encoded_configs();
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
-        Self { keys, model_names, encoded_configs, inner, limits, in_flight }
+        let keys = RwLock::new(Arc::new(KeySet::new(keys, None)));
+        Self { keys, model_names, inner, limits, in_flight }
+    }
+
+    /// Replaces the accepted keys (after a rotation). Requests already being handled keep
+    /// the set they started with. `next_rotation`, when one is scheduled, shortens the key
+    /// list's max-age so no client caches it past the rotation.
+    pub fn replace_keys(&self, keys: GatewayKeys, next_rotation: Option<SystemTime>) {
+        let set = Arc::new(KeySet::new(keys, next_rotation));
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = set;
+    }
+
+    /// The key set in force now.
+    fn key_set(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// One generation of the gateway's keys: what decapsulates, what `GET` publishes, and when
+/// it is due to be replaced by a scheduled rotation.
+struct KeySet {
+    keys: GatewayKeys,
+    encoded: Vec<u8>,
+    next_rotation: Option<SystemTime>,
+}
+
+impl KeySet {
+    fn new(keys: GatewayKeys, next_rotation: Option<SystemTime>) -> Self {
+        Self { encoded: keys.encoded_configs(), keys, next_rotation }
+    }
+
+    /// The key list's max-age at `now`: the configured cap, or less when the next scheduled
+    /// rotation is nearer (zero once it is due).
+    fn max_age(&self, cap: Duration, now: SystemTime) -> Duration {
+        match self.next_rotation {
+            Some(at) => cap.min(at.duration_since(now).unwrap_or(Duration::ZERO)),
+            None => cap,
+        }
     }
 }
 
@@ -182,10 +222,16 @@ fn admit(gw: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
 }
 
 async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
-    let mut response = gw.encoded_configs.clone().into_response();
+    let set = gw.key_set();
+    let max_age = set.max_age(gw.limits.key_cache_max_age, SystemTime::now()).as_secs();
+    // Each fetch of the key list is logged at debug level: the tests count refetches by it.
+    tracing::debug!(max_age, "served the key configurations");
+    let mut response = set.encoded.clone().into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_KEYS));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    let cache_control =
+        HeaderValue::from_str(&format!("max-age={max_age}")).unwrap_or_else(|_| HeaderValue::from_static("no-store"));
+    headers.insert(header::CACHE_CONTROL, cache_control);
     response
 }
 
@@ -210,7 +256,8 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
         Ok(Ok(collected)) => collected.to_bytes(),
     };
 
-    let (inner_bytes, responder) = gw.keys.decapsulate(&body).map_err(|e| {
+    // The set current now serves this request to its end, even if a rotation replaces it.
+    let (inner_bytes, responder) = gw.key_set().keys.decapsulate(&body).map_err(|e| {
         let problem = Problem::from_decapsulation(&e);
         if let Some(suppressed) = REFUSED.allow() {
             tracing::info!(error = %e, suppressed, "refused encapsulated request");
@@ -374,7 +421,49 @@ mod tests {
         let (status, headers, body) = call(&app, request).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], media_type::OHTTP_KEYS);
+        assert_eq!(headers[header::CACHE_CONTROL], "max-age=300");
         assert_eq!(KeyConfig::decode_list(&body).unwrap(), vec![config]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_key_set_is_published_and_the_old_key_refused() {
+        let key = GatewayKey::generate(5, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let old = key.config().clone();
+        let inner = Router::new().route("/echo", post(|body: Bytes| async move { body }));
+        let gw = Arc::new(Gateway::new(GatewayKeys::new(vec![key]).unwrap(), inner, vec![], Limits::default()));
+        let app = router(gw.clone(), WebOptions::default());
+        let (sealed_before, pending) = encapsulated(&old, &bhttp::Request::new("POST", "https", "gw", "/echo"));
+
+        let new = GatewayKey::generate(6, Kem::XWing, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let new_config = new.config().clone();
+        let rotation = SystemTime::now() + Duration::from_secs(42);
+        gw.replace_keys(GatewayKeys::new(vec![new]).unwrap(), Some(rotation));
+        let get = || axum::http::Request::get(sealgate_protocol::GATEWAY_PATH).body(Body::empty()).unwrap();
+        let (_, headers, body) = call(&app, get()).await;
+        assert_eq!(KeyConfig::decode_list(&body).unwrap(), vec![new_config]);
+        // The max-age counts down to the scheduled rotation (a second may have passed).
+        let max_age = headers[header::CACHE_CONTROL].to_str().unwrap().to_owned();
+        assert!(["max-age=41", "max-age=42"].contains(&max_age.as_str()), "{max_age}");
+
+        let (status, _, body) = call(&app, post_ohttp(sealed_before, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem_type(&body), sealgate_protocol::problem_type::OHTTP_KEY);
+        drop(pending);
+    }
+
+    #[test]
+    fn the_key_list_max_age_is_capped_by_the_next_rotation() {
+        let key = GatewayKey::generate(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
+        let keys = GatewayKeys::new(vec![key]).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let cap = Duration::from_secs(300);
+        assert_eq!(KeySet::new(keys.clone(), None).max_age(cap, now), cap);
+        let soon = KeySet::new(keys.clone(), Some(now + Duration::from_secs(20)));
+        assert_eq!(soon.max_age(cap, now), Duration::from_secs(20));
+        let later = KeySet::new(keys.clone(), Some(now + Duration::from_secs(20_000)));
+        assert_eq!(later.max_age(cap, now), cap);
+        let due = KeySet::new(keys, Some(now - Duration::from_secs(1)));
+        assert_eq!(due.max_age(cap, now), Duration::ZERO, "a rotation is due: do not cache");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! [`data_dir`]): a data directory `./.sealgate/` with a local KMS keyring, a development CA,
 //! a KMS-sealed HPKE key and the demo models sealed on first start, listening on
 //! 127.0.0.1:8443. Every piece can be pointed elsewhere with flags. The other commands
-//! (`seal`, `verify`, `rewrap`, `kms`, `audit`, `tenants`) manage sealed artifacts, keys and
+//! (`seal`, `verify`, `rewrap`, `kms`, `audit`, `tenants`, `keys`) manage sealed artifacts, keys and
 //! who may call.
 
 mod authorization;
@@ -50,6 +50,8 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Manage tenants: who may call, which models, how often.
     Tenants(commands::tenants::TenantsArgs),
+    /// Manage the HPKE keys: list, rotate, retire.
+    Keys(commands::keys::KeysArgs),
     /// Check a configuration file (`sealgate.toml`).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -86,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Audit(command) => commands::audit::run(command),
         Command::Tenants(args) => commands::tenants::run(args),
         Command::Config(ConfigCommand::Check { file }) => config::check(&file),
+        Command::Keys(args) => commands::keys::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,19 +24,39 @@ fn stamp(path: &PathBuf) -> Stamp {
     })
 }
 
+/// A tick every second, and one at once on SIGHUP: the clock of every watcher.
+pub struct Ticker {
+    tick: tokio::time::Interval,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Ticker {
+    /// Starts ticking (the first tick is immediate).
+    pub fn new() -> Self {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        Self { tick, hangup }
+    }
+
+    /// The next tick: [`Trigger::Changed`] for the clock (whether anything changed is the
+    /// caller's to find out), [`Trigger::Signal`] for SIGHUP.
+    pub async fn next(&mut self) -> Trigger {
+        tokio::select! {
+            _ = self.tick.tick() => Trigger::Changed,
+            Some(()) = async { match self.hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => Trigger::Signal,
+        }
+    }
+}
+
 /// Calls `reload` whenever one of `paths` changes or SIGHUP arrives; runs until the task is
 /// dropped.
 pub async fn on_change(paths: Vec<PathBuf>, mut reload: impl FnMut(Trigger)) {
     let stamps = |paths: &[PathBuf]| paths.iter().map(stamp).collect::<Vec<_>>();
     let mut seen = stamps(&paths);
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = Ticker::new();
     loop {
-        let trigger = tokio::select! {
-            _ = tick.tick() => Trigger::Changed,
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => Trigger::Signal,
-        };
+        let trigger = ticker.next().await;
         let now = stamps(&paths);
         if trigger == Trigger::Changed && now == seen {
             continue;

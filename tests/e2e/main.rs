@@ -15,6 +15,7 @@ mod connections;
 mod happy_path;
 mod kms_providers_cli;
 mod no_plaintext_in_logs;
+mod rotation;
 mod sealed_artifacts;
 mod shutdown;
 mod tenants;

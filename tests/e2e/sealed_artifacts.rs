@@ -628,7 +628,11 @@ async fn the_dev_default_keeps_only_sealed_material_in_the_data_dir() {
     assert!(!names.iter().any(|n| n.ends_with(".partial") || n.contains("staging")), "{names:?}");
 
     // The HPKE private keys (one X25519, one X-Wing) rest only wrapped by the KMS.
-    let keys: Vec<&PathBuf> = files.iter().filter(|f| f.starts_with(data.join("keys"))).collect();
+    // (keys/ also holds the key list, keys.json, and its lock: public facts only.)
+    let keys: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.starts_with(data.join("keys")) && f.extension().is_some_and(|e| e == "key"))
+        .collect();
     assert_eq!(keys.len(), 2, "HPKE key files: {names:?}");
     let served = sealgate_protocol::KeyConfig::decode_list(&gateway.get(sealgate_protocol::GATEWAY_PATH).await.body)
         .unwrap()

@@ -1,7 +1,8 @@
 //! The key and artifact commands of the `sealgate` binary: `seal`, `verify`, `rewrap`,
-//! `kms ...`, `audit verify` and `tenants ...`. `serve` has a folder of its own (`serve/`).
+//! `kms ...`, `audit verify`, `tenants ...` and `keys ...`. `serve` has a folder of its own (`serve/`).
 
 pub mod audit;
+pub mod keys;
 pub mod kms;
 pub mod seal;
 pub mod tenants;

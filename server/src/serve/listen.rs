@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::ServeArgs;
+use super::keys::{KeyWatch, watch_keys};
 use super::routers::Routers;
 use super::signals::{shutdown_signals, signal_count};
 use super::tenants::{Tenants, watch_tenants};
@@ -23,6 +24,7 @@ pub(super) fn listen(
     tls: ServerTls,
     routers: Routers,
     tenants: Tenants,
+    keys: KeyWatch,
 ) -> Result<()> {
     // Blocking threads run inferences, each holding a session permit, so more than the
     // sessions (plus a few for file work) are never needed; the cap keeps a flood of
@@ -38,6 +40,7 @@ pub(super) fn listen(
         let signals = shutdown_signals();
         tokio::spawn(watch_tenants(tenants.store, tenants.directory));
         tokio::spawn(watch_certificate(tls.certificates));
+        tokio::spawn(watch_keys(keys, routers.gateway.clone()));
         print_startup(local, data, tenants.dev_token.as_deref(), &routers);
         tracing::info!(%local, "gateway started");
         let first = signal_count(signals.clone(), 1);

@@ -1,13 +1,14 @@
 //! `sealgate serve`: the gateway, started as a sequence of named steps.
 //!
 //! [`run`] reads as the start-up order, one function per step: the data dir, TLS, the KMS
-//! providers, the HPKE keys, the models (sealing the demo models on the embedded default's
+//! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (sealing the demo models on the embedded default's
 //! first start, then ONNX Runtime), the tenant directory, the routers, then listening until
 //! the drain on SIGTERM ends. What one step builds is handed to the next and nothing else is
 //! shared, so each step can be read (and changed) on its own. Any failure stops start-up with
-//! one line on stderr, printed by `main`. The first four steps are short and live here; the
+//! one line on stderr, printed by `main`. The first three steps are short and live here; the
 //! others have a file each in this folder.
 
+mod keys;
 mod listen;
 mod models;
 mod routers;
@@ -20,7 +21,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sealgate_models::kms::local;
-use sealgate_protocol::GatewayKeys;
 
 use crate::data_dir::DataDir;
 use crate::listener::ConnectionLimits;
@@ -108,6 +108,15 @@ pub struct ServeArgs {
     danger_plaintext_bench: bool,
     #[command(flatten)]
     connections: ConnectionLimits,
+    /// Rotate the HPKE keys on this schedule, such as 24h (default: only when
+    /// `sealgate keys rotate` is run). The previous keys stay accepted for the interval (at
+    /// least --key-cache-max-age plus the request timeout).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    rotate_keys_every: Option<Duration>,
+    /// The longest clients may cache the key list (`Cache-Control: max-age`); less when a
+    /// scheduled rotation is nearer.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    key_cache_max_age: Duration,
 }
 
 /// Runs the gateway: each step in start-up order, then serving until shut down.
@@ -115,13 +124,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let data = open_data_dir(&args)?;
     let tls = tls_config(&args, &data)?;
     let kms = kms(&args, &data)?;
-    let keys = hpke_keys(&args, &data, &kms)?;
+    let mut keys = keys::hpke_keys(&args, &data, &kms)?;
     let registry = models::load_models(&args, &data, &kms)?;
-    // The keys and models are unwrapped; no KMS is used past start-up.
-    drop(kms);
+    // The models are unwrapped; past start-up the KMS only unwraps keys that rotations add.
+    keys.keep_kms(kms);
     let tenants = tenants::tenant_directory(&args, &data)?;
-    let routers = routers::routers(&args, registry, keys, &tenants)?;
-    listen::listen(args, &data, tls, routers, tenants)
+    let routers = routers::routers(&args, registry, keys.current(), &tenants)?;
+    listen::listen(args, &data, tls, routers, tenants, keys)
 }
 
 /// Opens (creating on first start) the data directory. `--danger-plaintext-bench` is
@@ -160,12 +169,4 @@ fn kms(args: &ServeArgs, data: &DataDir) -> Result<Providers> {
         providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;
     }
     Ok(providers)
-}
-
-/// The gateway's HPKE keys, unwrapped by whichever provider wrapped each; on first start
-/// generated and wrapped with `--hpke-key-kms`.
-fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Result<GatewayKeys> {
-    let hpke = &args.hpke_key_kms;
-    let wrap_with = kms.get(&hpke.provider)?;
-    GatewayKeys::new(data.load_or_create_ohttp_keys(kms, (wrap_with, &hpke.key_id))?).context("loading HPKE keys")
 }

@@ -25,6 +25,8 @@ pub(super) struct Routers {
     pub key_configs: Vec<KeyConfig>,
     /// `name vVERSION` of every loaded model, for the `models:` line.
     pub models: Vec<String>,
+    /// The gateway, whose keys the key watcher replaces on rotation.
+    pub gateway: Arc<gateway::Gateway>,
 }
 
 /// Builds the inner router (behind the authorization layer) and the gateway around it.
@@ -45,6 +47,7 @@ pub(super) fn routers(
         max_response_bytes: args.max_response_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
+        key_cache_max_age: args.key_cache_max_age,
     };
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
@@ -54,6 +57,7 @@ pub(super) fn routers(
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a folder", dir.display());
     }
+    let gateway = gw.clone();
     let mut app = gateway::router(gw, gateway::WebOptions { cors_origins, static_dir: args.static_dir.clone() });
     if let Some(bench) = plaintext_bench {
         tracing::warn!(
@@ -62,7 +66,7 @@ pub(super) fn routers(
         );
         app = app.merge(bench);
     }
-    Ok(Routers { app, total_sessions, key_configs, models })
+    Ok(Routers { app, total_sessions, key_configs, models, gateway })
 }
 
 /// The origins of `--cors-origin`, by default the gateway's own https origin.
