@@ -19,4 +19,5 @@
 //! ```
 
 pub mod files;
+pub mod metrics;
 pub mod tenants;

@@ -21,6 +21,7 @@ pub(super) fn listen(
     tls: Arc<rustls::ServerConfig>,
     routers: Routers,
     tenants: Tenants,
+    metrics_addr: SocketAddr,
 ) -> Result<()> {
     // Blocking threads run inferences, each holding a session permit, so more than the
     // sessions (plus a few for file work) are never needed; the cap keeps a flood of
@@ -35,7 +36,15 @@ pub(super) fn listen(
         let local = listener.local_addr()?;
         let signals = shutdown_signals();
         tokio::spawn(watch_tenants(tenants.store, tenants.directory));
-        print_startup(local, data, tenants.dev_token.as_deref(), &routers);
+        // Ready from here until the first shutdown signal (`/readyz`, `sealgate_ready`).
+        let metrics = sealgate_server::metrics::global();
+        metrics.set_ready();
+        let draining = signal_count(signals.clone(), 1);
+        tokio::spawn(async move {
+            draining.await;
+            metrics.set_draining();
+        });
+        print_startup(local, metrics_addr, data, tenants.dev_token.as_deref(), &routers);
         tracing::info!(%local, "gateway started");
         let first = signal_count(signals.clone(), 1);
         let second = signal_count(signals, 2);
@@ -53,9 +62,17 @@ pub(super) fn listen(
 }
 
 /// The start-up lines, on stdout for people and scripts (the log goes to stderr): the URL,
-/// the CA to trust, the dev token file, each key configuration's SHA-256 and the models.
-fn print_startup(local: SocketAddr, data: &DataDir, dev_token: Option<&std::path::Path>, routers: &Routers) {
+/// the metrics URL, the CA to trust, the dev token file, each key configuration's SHA-256 and
+/// the models.
+fn print_startup(
+    local: SocketAddr,
+    metrics: SocketAddr,
+    data: &DataDir,
+    dev_token: Option<&std::path::Path>,
+    routers: &Routers,
+) {
     println!("sealgate listening on https://{local}");
+    println!("metrics listening on http://{metrics}/metrics");
     println!("CA certificate: {}", data.ca_cert().display());
     if let Some(path) = dev_token {
         println!("dev token: {}", path.display());

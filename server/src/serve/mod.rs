@@ -9,6 +9,7 @@
 //! others have a file each in this folder.
 
 mod listen;
+mod metrics;
 mod models;
 mod routers;
 mod signals;
@@ -99,11 +100,20 @@ pub struct ServeArgs {
     danger_plaintext_bench: bool,
     #[command(flatten)]
     connections: ConnectionLimits,
+    /// Address of the metrics listener (plain HTTP: `/metrics` in the Prometheus text format,
+    /// `/readyz`, `/healthz`). Keep it off the internet; it may not be the --listen address.
+    #[arg(long, env = "SEALGATE_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    metrics_listen: SocketAddr,
+    /// Also count requests per tenant name (`sealgate_tenant_requests_total{tenant}`). Off by
+    /// default: tenant names can be sensitive, and a label per tenant grows the scrape.
+    #[arg(long)]
+    metrics_tenant_label: bool,
 }
 
 /// Runs the gateway: each step in start-up order, then serving until shut down.
 pub fn run(args: ServeArgs) -> Result<()> {
     let data = open_data_dir(&args)?;
+    let metrics_addr = metrics::serve_metrics(&args)?;
     let tls = tls_config(&args, &data)?;
     let kms = kms(&args, &data)?;
     let keys = hpke_keys(&args, &data, &kms)?;
@@ -112,7 +122,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     drop(kms);
     let tenants = tenants::tenant_directory(&args, &data)?;
     let routers = routers::routers(&args, registry, keys, &tenants)?;
-    listen::listen(args, &data, tls, routers, tenants)
+    listen::listen(args, &data, tls, routers, tenants, metrics_addr)
 }
 
 /// Opens (creating on first start) the data directory. `--danger-plaintext-bench` is

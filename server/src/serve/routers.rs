@@ -46,6 +46,7 @@ pub(super) fn routers(
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
     };
+    sealgate_server::metrics::global().set_in_flight_limit(limits.max_in_flight);
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
     let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
