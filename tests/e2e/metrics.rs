@@ -282,3 +282,51 @@ async fn readiness_is_ready_after_start_and_not_while_draining() {
     let exit = gateway.wait_exit(STEP).unwrap_or_else(|| panic!("still running:\n{}", gateway.logs()));
     assert!(exit.success(), "{exit}");
 }
+
+#[test]
+fn not_ready_while_the_kms_is_unreachable_at_start() {
+    // A model sealed with AWS KMS (moto), then the KMS goes away before the gateway starts.
+    let mut moto = sealgate_test_support::moto::Moto::start();
+    let env = moto.env();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        sealgate_command(SEALGATE, args).arg("--data-dir").arg(&data).envs(env.iter().map(|(k, v)| (*k, v))).run()
+    };
+    let created = run(&["kms", "create", "--provider", "aws-kms", "sealgate metrics e2e"]);
+    created.assert_success();
+    let key_id = created.stdout.trim().rsplit(' ').next().unwrap().to_owned();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    let input = sealgate_test_support::demo_model_path("credit-risk");
+    let sealed = models.join("credit-risk.sealed");
+    let (input, sealed) = (input.to_str().unwrap(), sealed.to_str().unwrap());
+    let seal = ["seal", "--model", "credit-risk", "--version", "1", "--kms", "aws-kms", "--key-id", &key_id];
+    run(&[&seal[..], &[input, "-o", sealed]].concat()).assert_success();
+    moto.stop();
+
+    // The metrics port is fixed here, so it can be probed before the gateway would print it.
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let options = env.iter().fold(GatewayOptions::new(SEALGATE), |o, (k, v)| o.env(*k, v.as_str()));
+    let options = options.data_dir(&data).models(&models).args(["--aws-kms", "--kms-retries", "3"]);
+    let options = options.args(["--metrics-listen", &metrics]);
+    let gateway = std::thread::spawn(move || sealgate_test_support::Gateway::start_expecting_failure(options));
+
+    let started = Instant::now();
+    let mut last = (0, String::new());
+    let scrape = loop {
+        if std::net::TcpStream::connect(&metrics).is_ok() {
+            last = http_get(&metrics, "/readyz");
+            if last == (503, "starting: the KMS is failing or unreachable".to_owned()) {
+                break http_get(&metrics, "/metrics").1;
+            }
+        }
+        assert!(!gateway.is_finished(), "the gateway exited before /readyz said the KMS is failing: {last:?}");
+        assert!(started.elapsed() < STEP, "/readyz never said the KMS is failing; last answer {last:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(value(&scrape, "sealgate_ready"), 0.0);
+    assert!(value(&scrape, r#"sealgate_kms_failures_total{provider="aws-kms",op="unwrap"}"#) >= 1.0, "{scrape}");
+    let failed = gateway.join().unwrap();
+    failed.assert_stderr_contains("the KMS stayed unreachable after 3 retries");
+}

@@ -1,6 +1,7 @@
 //! The last step of `serve`: the tokio runtime, the listening socket, the start-up lines on
 //! stdout, serving until the drain that SIGTERM starts has ended, then the runtime's bounded
-//! shutdown.
+//! shutdown. Readiness (`/readyz`) turns true once the socket is bound and false at the first
+//! shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,12 +1,13 @@
 //! `sealgate serve`: the gateway, started as a sequence of named steps.
 //!
-//! [`run`] reads as the start-up order, one function per step: the data dir, TLS, the KMS
+//! [`run`] reads as the start-up order, one function per step: the data dir, the metrics
+//! listener (up early, so `/readyz` can say the gateway is still starting), TLS, the KMS
 //! providers, the HPKE keys, the models (sealing the demo models on the embedded default's
 //! first start, then ONNX Runtime), the tenant directory, the routers, then listening until
 //! the drain on SIGTERM ends. What one step builds is handed to the next and nothing else is
 //! shared, so each step can be read (and changed) on its own. Any failure stops start-up with
-//! one line on stderr, printed by `main`. The first four steps are short and live here; the
-//! others have a file each in this folder.
+//! one line on stderr, printed by `main`. The short steps (data dir, TLS, KMS providers, HPKE
+//! keys) live here; the others have a file each in this folder.
 
 mod listen;
 mod metrics;
