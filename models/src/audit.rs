@@ -209,12 +209,24 @@ pub fn verify(data_dir: &Path) -> Result<u64, AuditError> {
 pub struct Audited<P> {
     inner: P,
     log: AuditLog,
+    observer: Option<Observer>,
 }
+
+/// Told of every key use through an [`Audited`] provider: the provider's name, the
+/// operation (`generate`, `wrap`, `unwrap`) and whether it succeeded. The gateway counts KMS
+/// calls and failures for its metrics with it.
+pub type Observer = fn(provider: &str, op: &str, ok: bool);
 
 impl<P: KmsProvider> Audited<P> {
     /// Wraps `inner`; every key use through the wrapper is appended to `log`.
     pub fn new(inner: P, log: AuditLog) -> Self {
-        Self { inner, log }
+        Self { inner, log, observer: None }
+    }
+
+    /// Also tells `observer` of every key use.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The provider itself, for backend-specific key management (create, rotate, disable,
@@ -230,6 +242,9 @@ impl<P: KmsProvider> Audited<P> {
         context: Option<&EncryptionContext>,
         result: Result<T, KmsError>,
     ) -> Result<T, KmsError> {
+        if let Some(observe) = self.observer {
+            observe(self.inner.name(), op, result.is_ok());
+        }
         let artifact = context.map(subject);
         let event = Event {
             op,

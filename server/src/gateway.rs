@@ -21,6 +21,8 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
+use sealgate_server::metrics::{self, Refusal};
+
 use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
 
@@ -131,7 +133,7 @@ pub fn router(gateway: Arc<Gateway>, web: WebOptions) -> Router {
     let mut router = Router::new()
         .route(sealgate_protocol::GATEWAY_PATH, get(key_configs).post(relay))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(readyz))
         // The handler enforces the limit itself (to answer with problem+json); this layer
         // only stops axum's default 2 MB cap from applying first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
@@ -211,9 +213,20 @@ async fn plaintext_bench(State(gw): State<Arc<Gateway>>, request: Request) -> Re
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
+/// `/readyz`: 200 once the gateway listens with its models loaded, 503 with the reason
+/// before that and from the first shutdown signal on ([`metrics::Metrics::ready`]; the
+/// metrics listener answers the same, and keeps answering during the drain).
+pub async fn readyz() -> Response {
+    match metrics::global().ready() {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    }
+}
+
 /// A permit for one request (`Limits::max_in_flight`), or the 503 that sheds it.
 fn admit(gw: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
     gw.in_flight.clone().try_acquire_owned().map_err(|_| {
+        metrics::global().shed();
         if let Some(suppressed) = SHED.allow() {
             tracing::warn!(max_in_flight = gw.limits.max_in_flight, suppressed, "shedding load: 503 before decryption");
         }
@@ -240,35 +253,69 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     // Shed load before reading or decrypting anything: a refusal here costs almost nothing.
     // The permit lives until the answer is encapsulated.
     let _permit = admit(&gw)?;
+    let metrics = metrics::global();
+    let _in_flight = metrics.in_flight();
+    let result = relay_admitted(&gw, request, started).await;
+    if let Err((reason, _)) = &result {
+        metrics.refused(*reason);
+    }
+    metrics.request_finished(started.elapsed());
+    result.map_err(|(_, problem)| problem)
+}
+
+/// The metrics reason of a refused decapsulation.
+fn refusal_of(e: &sealgate_protocol::Error) -> Refusal {
+    use sealgate_protocol::Error as E;
+    match e {
+        E::Decrypt => Refusal::Decrypt,
+        _ => match Problem::from_decapsulation(e) {
+            Problem::KeyConfigMismatch(_) => Refusal::KeyConfig,
+            _ => Refusal::Malformed,
+        },
+    }
+}
+
+/// Everything `relay` does once the request holds its in-flight permit; a refusal comes
+/// with its reason for the metrics.
+async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Result<Response, (Refusal, Problem)> {
+    let metrics = metrics::global();
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.trim().eq_ignore_ascii_case(media_type::OHTTP_REQUEST) {
-        return Err(Problem::UnsupportedMediaType);
+        return Err((Refusal::MediaType, Problem::UnsupportedMediaType));
     }
     let limit = gw.limits.max_body_bytes;
     if content_length(request.headers()).is_some_and(|n| n > limit as u64) {
-        return Err(Problem::PayloadTooLarge { limit });
+        return Err((Refusal::TooLarge, Problem::PayloadTooLarge { limit }));
     }
     let body = http_body_util::Limited::new(request.into_body(), limit);
     let body = match tokio::time::timeout(gw.limits.request_timeout, body.collect()).await {
-        Err(_) => return Err(Problem::Timeout),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(Problem::PayloadTooLarge { limit }),
-        Ok(Err(_)) => return Err(Problem::BadRequest("the request body could not be read")),
+        Err(_) => return Err((Refusal::Timeout, Problem::Timeout)),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err((Refusal::TooLarge, Problem::PayloadTooLarge { limit }));
+        }
+        Ok(Err(_)) => return Err((Refusal::Unreadable, Problem::BadRequest("the request body could not be read"))),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
 
+    let decapsulating = Instant::now();
     // The set current now serves this request to its end, even if a rotation replaces it.
     let (inner_bytes, responder) = gw.key_set().keys.decapsulate(&body).map_err(|e| {
         let problem = Problem::from_decapsulation(&e);
         if let Some(suppressed) = REFUSED.allow() {
             tracing::info!(error = %e, suppressed, "refused encapsulated request");
         }
-        problem
+        (refusal_of(&e), problem)
     })?;
     let suite = responder.suite();
+    // The first byte of an encapsulated request is its key id (RFC 9458 section 4.3); it
+    // names one of our keys, since decapsulation succeeded with it.
+    metrics.decapsulated(body.first().copied().unwrap_or_default(), decapsulating.elapsed());
 
     // From here on the client can read our answer, so every outcome is an encrypted one.
-    let (inner_response, model, tenant) = answer(&gw, &inner_bytes).await;
+    let (inner_response, model, tenant) = answer(gw, &inner_bytes).await;
     drop(inner_bytes);
+    metrics.answered(metrics.model(model.as_deref()), inner_response.status);
+    metrics.tenant(tenant.as_deref());
     tracing::info!(
         kem = suite.kem.name(),
         aead = suite.aead.name(),

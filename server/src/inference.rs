@@ -257,10 +257,15 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
         )
     })?;
     let queue_timeout = models.limits.queue_timeout;
+    let metrics = sealgate_server::metrics::global();
+    let metrics_model = metrics.model(Some(served.model.name()));
+    let queued = std::time::Instant::now();
     let permit = match tokio::time::timeout(queue_timeout, served.slots.clone().acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(InnerError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is shutting down")),
         Err(_) => {
+            // A wait that timed out is the one an operator most needs to see.
+            metrics.queue_wait(metrics_model, queued.elapsed());
             return Err(InnerError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -272,16 +277,22 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
             .retry_after(Duration::from_secs(1)));
         }
     };
+    metrics.queue_wait(metrics_model, queued.elapsed());
     let model = served.model.clone();
     let limits = models.limits;
     let body = tokio::task::spawn_blocking(move || {
-        // Held until the inference has really ended, also when the client gave up.
+        // Held until the inference has really ended, also when the client gave up; the busy
+        // gauge follows the permit.
         let _permit = permit;
+        let _busy = metrics.session_busy(metrics_model);
+        let started = std::time::Instant::now();
         tracing::debug!(model = model.name(), "inference started");
         let answer = model.infer_limited(&request, limits.max_output_elements());
         drop(request);
         tracing::debug!(model = model.name(), "inference finished");
-        serialize_capped(&answer?, limits.max_response_bytes)
+        let body = answer.map_err(InnerError::from).and_then(|a| serialize_capped(&a, limits.max_response_bytes));
+        metrics.inference(metrics_model, started.elapsed());
+        body
     })
     .await
     .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))??;

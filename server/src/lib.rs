@@ -2,7 +2,8 @@
 //!
 //! The library half of the `sealgate` binary: the parts that the binary, its benchmarks
 //! and its tests all call. [`tenants`] is who may call and how often (bearer tokens checked
-//! inside the encryption); [`files`] writes the data directory's files atomically. The
+//! inside the encryption); [`files`] writes the data directory's files atomically;
+//! [`metrics`] is the Prometheus registry the gateway updates on every request. The
 //! gateway itself (`serve`) and the other commands live in the binary (`src/main.rs`).
 //!
 //! ```
@@ -19,4 +20,5 @@
 //! ```
 
 pub mod files;
+pub mod metrics;
 pub mod tenants;

@@ -83,6 +83,11 @@ pub struct Providers {
     log: AuditLog,
 }
 
+/// Counts one KMS call in the process's metrics.
+fn kms_observed(provider: &str, op: &str, ok: bool) {
+    sealgate_server::metrics::global().kms_call(provider, op, ok);
+}
+
 /// The actor recorded in the audit log for this process.
 pub fn actor(command: &str) -> String {
     let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(u32::MAX);
@@ -133,11 +138,12 @@ impl Providers {
             (None, true) => bail!("--kms customer-provided needs --customer-key FILE (or - for stdin)"),
             (None, false) => None,
         };
+        // Every key use is also counted for the gateway's metrics (`sealgate_kms_calls_total`).
         Ok(Self {
-            local: Audited::new(local, log.clone()),
-            aws: aws.map(|p| Audited::new(p, log.clone())),
-            pkcs11: pkcs11.map(|p| Audited::new(p, log.clone())),
-            customer: customer.map(|p| Audited::new(p, log.clone())),
+            local: Audited::new(local, log.clone()).with_observer(kms_observed),
+            aws: aws.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
+            pkcs11: pkcs11.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
+            customer: customer.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
             log,
         })
     }

@@ -11,7 +11,8 @@ fn sealgate() -> Command {
 fn a_missing_onnx_runtime_library_says_how_to_get_it() {
     let data = tempfile::tempdir().unwrap();
     let out = sealgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--ort-library", "/nonexistent/libonnxruntime.so"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--ort-library", "/nonexistent/libonnxruntime.so"])
         .arg("--data-dir")
         .arg(data.path())
         .env_remove("ORT_DYLIB_PATH")
@@ -29,7 +30,7 @@ fn an_empty_models_folder_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     let out = sealgate()
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data.path())
         .arg("--models")

@@ -14,6 +14,7 @@ mod config;
 mod connections;
 mod happy_path;
 mod kms_providers_cli;
+mod metrics;
 mod no_plaintext_in_logs;
 mod rotation;
 mod sealed_artifacts;

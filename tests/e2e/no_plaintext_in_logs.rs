@@ -1,9 +1,10 @@
-//! Decrypted request data never reaches the gateway's logs or files: with debug logging on,
-//! canary feature values, a canary request id and bearer tokens (the real `dev` token, and
-//! malformed and unknown canary tokens) are sent in good and bad requests; afterwards neither
-//! the captured stdout/stderr nor any file in the gateway's temporary directory contains them
-//! (but `dev.token`, the file whose job is to hold the token). A second gateway serves a
-//! model whose ONNX Runtime error text quotes the input: the value stays out of the log.
+//! Decrypted request data never reaches the gateway's logs, metrics or files: with debug
+//! logging on, canary feature values, a canary request id (also sent as a model name) and
+//! bearer tokens (the real `dev` token, and malformed and unknown canary tokens) are sent in
+//! good and bad requests; afterwards neither the metrics scrape nor the captured
+//! stdout/stderr nor any file in the gateway's temporary directory contains them (but
+//! `dev.token`, the file whose job is to hold the token). A second gateway serves a model
+//! whose ONNX Runtime error text quotes the input: the value stays out of the log.
 
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 use sealgate_client::{Error, ExchangeError};
@@ -11,6 +12,7 @@ use sealgate_test_support::{
     DEMO_MODELS, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, assert_still_serving, contains, example_request,
     inner_error, inner_request, list_files, without_timing,
 };
+use sha2::Digest;
 
 use crate::SEALGATE;
 
@@ -116,7 +118,20 @@ async fn canaries_never_reach_logs_or_files() {
     let refused = gateway.raw_http_with_versions(&[&rustls::version::TLS12]).get(gateway.endpoint("/healthz")).send();
     assert!(refused.await.is_err(), "a TLS 1.2 client must be refused");
 
+    // A made-up model named after the canary id: the metrics count it as "other".
+    match client.infer(CANARY_ID, &canary_request("breast-cancer")).await {
+        Err(Error::Exchange(ExchangeError::Inference { status: 404, .. })) => {}
+        other => panic!("an unknown model must get an inner 404, got {other:?}"),
+    }
+
     assert_still_serving(&gateway).await;
+    // The metrics scrape carries none of the canaries, the token or its stored hash.
+    let scrape = gateway.scrape();
+    assert!(scrape.contains("sealgate_requests_total"), "a real scrape:\n{scrape}");
+    let token_hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    for needle in needles(&token).iter().chain([&token_hash, &token]) {
+        assert!(!contains(scrape.as_bytes(), needle.as_bytes()), "the scrape contains '{needle}':\n{scrape}");
+    }
     gateway.stop();
 
     let logs = without_timing(&gateway.logs());

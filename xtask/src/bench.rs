@@ -256,7 +256,8 @@ impl Server {
         let log_path = work.join("gateway.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = Command::new(sealgate)
-            .args(["serve", "--listen", "127.0.0.1:0", "--danger-plaintext-bench", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--danger-plaintext-bench"])
+            .arg("--data-dir")
             .arg(data)
             .arg("--models")
             .arg(models)

@@ -5,8 +5,9 @@
 //! the ONNX Runtime shared library (from the PyPI wheel, since `ort`'s own binary download
 //! cannot work here), the Python packages of the interop tests, the wasm target that proves
 //! the protocol crate builds for browsers, the `openssl` command the TLS tests use, and the
-//! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS), and
-//! what the browser package needs (see `wasm.rs`).
+//! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS), the
+//! Prometheus server the metrics test scrapes the gateway with, and what the browser package
+//! needs (see `wasm.rs`).
 //! Each check is cheap, so running setup on every `serve`/`test` costs well under a second.
 
 use std::fs;
@@ -54,6 +55,7 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     wasm_target()?;
     openssl()?;
     kms_test_servers(root)?;
+    prometheus()?;
     // The browser package and its tests: wasm-bindgen-cli, Chromium, npm packages.
     crate::wasm::setup(root)?;
     Ok(library)
@@ -204,6 +206,31 @@ fn openssl() -> Result<()> {
 /// True when running as root (uid 0), asked of `id` to stay free of `libc`.
 fn is_root() -> bool {
     stdout_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// Ensures Debian's Prometheus server, which the metrics test starts on loopback to scrape
+/// the gateway (`tests/e2e/metrics.rs`); installs it with apt when running as root.
+fn prometheus() -> Result<()> {
+    const PROMETHEUS: &str = "/usr/bin/prometheus";
+    if Path::new(PROMETHEUS).is_file() {
+        eprintln!("prometheus: present ({PROMETHEUS})");
+        return Ok(());
+    }
+    if !is_root() {
+        // As for openssl: say what to install; the metrics test says it skipped.
+        eprintln!("prometheus: missing; install it with `sudo apt-get install -y prometheus`");
+        return Ok(());
+    }
+    eprintln!("prometheus: installing with apt-get");
+    run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("updating apt package lists")?;
+    // Without the recommended exporters and web assets: the test needs only the server.
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "prometheus"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("installing prometheus with apt-get")?;
+    ensure!(Path::new(PROMETHEUS).is_file(), "apt-get installed prometheus but {PROMETHEUS} is missing");
+    Ok(())
 }
 
 /// The PKCS#11 module the `pkcs11` provider tests load (Debian's `softhsm2` package).

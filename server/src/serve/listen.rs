@@ -1,6 +1,7 @@
 //! The last step of `serve`: the tokio runtime, the listening socket, the start-up lines on
 //! stdout, serving until the drain that SIGTERM starts has ended, then the runtime's bounded
-//! shutdown.
+//! shutdown. Readiness (`/readyz`) turns true once the socket is bound and false at the first
+//! shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub(super) fn listen(
     routers: Routers,
     tenants: Tenants,
     keys: KeyWatch,
+    metrics_addr: SocketAddr,
 ) -> Result<()> {
     // Blocking threads run inferences, each holding a session permit, so more than the
     // sessions (plus a few for file work) are never needed; the cap keeps a flood of
@@ -41,7 +43,15 @@ pub(super) fn listen(
         tokio::spawn(watch_tenants(tenants.store, tenants.directory));
         tokio::spawn(watch_certificate(tls.certificates));
         tokio::spawn(watch_keys(keys, routers.gateway.clone()));
-        print_startup(local, data, tenants.dev_token.as_deref(), &routers);
+        // Ready from here until the first shutdown signal (`/readyz`, `sealgate_ready`).
+        let metrics = sealgate_server::metrics::global();
+        metrics.set_ready();
+        let draining = signal_count(signals.clone(), 1);
+        tokio::spawn(async move {
+            draining.await;
+            metrics.set_draining();
+        });
+        print_startup(local, metrics_addr, data, tenants.dev_token.as_deref(), &routers);
         tracing::info!(%local, "gateway started");
         let first = signal_count(signals.clone(), 1);
         let second = signal_count(signals, 2);
@@ -70,9 +80,17 @@ async fn watch_certificate(certificates: Arc<Certificates>) {
 }
 
 /// The start-up lines, on stdout for people and scripts (the log goes to stderr): the URL,
-/// the CA to trust, the dev token file, each key configuration's SHA-256 and the models.
-fn print_startup(local: SocketAddr, data: &DataDir, dev_token: Option<&std::path::Path>, routers: &Routers) {
+/// the metrics URL, the CA to trust, the dev token file, each key configuration's SHA-256 and
+/// the models.
+fn print_startup(
+    local: SocketAddr,
+    metrics: SocketAddr,
+    data: &DataDir,
+    dev_token: Option<&std::path::Path>,
+    routers: &Routers,
+) {
     println!("sealgate listening on https://{local}");
+    println!("metrics listening on http://{metrics}/metrics");
     println!("CA certificate: {}", data.ca_cert().display());
     if let Some(path) = dev_token {
         println!("dev token: {}", path.display());

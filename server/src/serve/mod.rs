@@ -1,15 +1,18 @@
 //! `sealgate serve`: the gateway, started as a sequence of named steps.
 //!
-//! [`run`] reads as the start-up order, one function per step: the data dir, TLS, the KMS
-//! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (sealing the demo models on the embedded default's
-//! first start, then ONNX Runtime), the tenant directory, the routers, then listening until
-//! the drain on SIGTERM ends. What one step builds is handed to the next and nothing else is
-//! shared, so each step can be read (and changed) on its own. Any failure stops start-up with
-//! one line on stderr, printed by `main`. The first three steps are short and live here; the
-//! others have a file each in this folder.
+//! [`run`] reads as the start-up order, one function per step: the data dir, the metrics
+//! listener (up early, so `/readyz` can say the gateway is still starting), TLS, the KMS
+//! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (sealing the
+//! demo models on the embedded default's first start, then ONNX Runtime), the tenant
+//! directory, the routers, then listening until the drain on SIGTERM ends. What one step
+//! builds is handed to the next and nothing else is shared, so each step can be read (and
+//! changed) on its own. Any failure stops start-up with one line on stderr, printed by
+//! `main`. The short steps (data dir, TLS, KMS providers, HPKE keys) live here; the others
+//! have a file each in this folder.
 
 mod keys;
 mod listen;
+mod metrics;
 mod models;
 mod routers;
 mod signals;
@@ -117,11 +120,20 @@ pub struct ServeArgs {
     /// scheduled rotation is nearer.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     key_cache_max_age: Duration,
+    /// Address of the metrics listener (plain HTTP: `/metrics` in the Prometheus text format,
+    /// `/readyz`, `/healthz`). Keep it off the internet; it may not be the --listen address.
+    #[arg(long, env = "SEALGATE_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    metrics_listen: SocketAddr,
+    /// Also count requests per tenant name (`sealgate_tenant_requests_total{tenant}`). Off by
+    /// default: tenant names can be sensitive, and a label per tenant grows the scrape.
+    #[arg(long)]
+    metrics_tenant_label: bool,
 }
 
 /// Runs the gateway: each step in start-up order, then serving until shut down.
 pub fn run(args: ServeArgs) -> Result<()> {
     let data = open_data_dir(&args)?;
+    let metrics_addr = metrics::serve_metrics(&args)?;
     let tls = tls_config(&args, &data)?;
     let kms = kms(&args, &data)?;
     let mut keys = keys::hpke_keys(&args, &data, &kms)?;
@@ -130,7 +142,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     keys.keep_kms(kms);
     let tenants = tenants::tenant_directory(&args, &data)?;
     let routers = routers::routers(&args, registry, keys.current(), &tenants)?;
-    listen::listen(args, &data, tls, routers, tenants, keys)
+    listen::listen(args, &data, tls, routers, tenants, keys, metrics_addr)
 }
 
 /// Opens (creating on first start) the data directory. `--danger-plaintext-bench` is

@@ -35,7 +35,11 @@ pub(super) fn load_models(args: &ServeArgs, data: &DataDir, kms: &Providers) -> 
         sessions: args.sessions_per_model,
         kms_retries: args.kms_retries,
     };
-    sealed_models::load(env, data, kms, &options)
+    let loading = std::time::Instant::now();
+    let registry = sealed_models::load(env, data, kms, &options)?;
+    let served = registry.iter().map(|m| (m.name(), m.pool_size()));
+    sealgate_server::metrics::global().set_models(served, loading.elapsed());
+    Ok(registry)
 }
 
 /// The demo models folder: `models/demo` relative to the working directory, else to the

@@ -49,6 +49,7 @@ pub(super) fn routers(
         max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
         key_cache_max_age: args.key_cache_max_age,
     };
+    sealgate_server::metrics::global().set_in_flight_limit(limits.max_in_flight);
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
     let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));

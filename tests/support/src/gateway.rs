@@ -117,6 +117,11 @@ impl GatewayOptions {
         if let Some(models) = &self.models {
             command.arg("--models").arg(models);
         }
+        // The metrics listener's default port (9464) would be shared by every gateway the
+        // tests start in parallel; each gets a port of its own unless the test picks one.
+        if !self.args.iter().any(|a| a.starts_with("--metrics-listen")) {
+            command.arg("--metrics-listen").arg("127.0.0.1:0");
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -207,6 +212,7 @@ struct Startup {
     ca: PathBuf,
     key_id: u8,
     key_config_sha256: String,
+    metrics: Option<String>,
 }
 
 /// Parses the startup lines; `None` until the last one (`models: ...`) has been printed.
@@ -235,7 +241,11 @@ fn parse_startup(stdout: &str) -> Option<Startup> {
             Some((id.parse().ok()?, sha.to_owned()))
         })
         .unwrap_or_else(|| panic!("no 'key config <id> sha256: <hex>' line in the gateway's stdout:\n{stdout}"));
-    Some(Startup { url, port, ca: PathBuf::from(ca), key_id, key_config_sha256 })
+    let metrics = complete
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics listening on http://")?.strip_suffix("/metrics"))
+        .map(str::to_owned);
+    Some(Startup { url, port, ca: PathBuf::from(ca), key_id, key_config_sha256, metrics })
 }
 
 /// A running `sealgate serve` with its own temporary directory; killed on drop.
@@ -390,6 +400,23 @@ impl Gateway {
         self.client_builder().build().expect("building the SDK client")
     }
 
+    /// The metrics listener's address (`--metrics-listen`), such as `127.0.0.1:40124`.
+    pub fn metrics_addr(&self) -> &str {
+        self.startup.metrics.as_deref().expect("the gateway printed no 'metrics listening on' line")
+    }
+
+    /// `GET path` on the metrics listener (plain HTTP/1.0): the status and the body.
+    pub fn metrics_get(&self, path: &str) -> (u16, String) {
+        http_get(self.metrics_addr(), path)
+    }
+
+    /// The Prometheus scrape of `/metrics`; panics unless it answers 200.
+    pub fn scrape(&self) -> String {
+        let (status, body) = self.metrics_get("/metrics");
+        assert_eq!(status, 200, "GET /metrics:\n{body}");
+        body
+    }
+
     /// Everything the gateway wrote so far: stdout, then stderr (the log).
     pub fn logs(&self) -> String {
         read_logs(self.root.path())
@@ -462,4 +489,20 @@ mod tests {
         assert_eq!(startup.ca, PathBuf::from("/d/tls/ca.pem"));
         assert_eq!((startup.key_id, startup.key_config_sha256.as_str()), (7, "abcd"));
     }
+}
+
+/// `GET path` over plain HTTP/1.0 to `addr` (`host:port`): the status and the body. Small on
+/// purpose: the metrics listener and Prometheus's API speak plain HTTP on loopback, and the
+/// SDK's client is TLS-only.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("setting a read timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap_or_else(|e| panic!("reading GET {path}: {e}"));
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("GET {path}: {head}"));
+    (status, body.to_owned())
 }

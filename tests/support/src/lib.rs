@@ -50,7 +50,7 @@ pub use {
         DEMO_MODELS, EXAMPLE_LABELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
         example_request, labels, probabilities, random_bytes, slow_model_dir, slow_request,
     },
-    gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT},
+    gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT, http_get},
     paths::{gateway_binary, ort_library, repo_root},
     plaintext::{PLAINTEXT_WINDOW, assert_no_plaintext, contains, find_plaintext, list_files, without_timing},
     process::{output_text, run_command},
