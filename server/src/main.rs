@@ -11,6 +11,7 @@ mod authorization;
 mod commands;
 mod data_dir;
 mod gateway;
+mod hardening;
 mod inference;
 mod listener;
 mod log_throttle;
@@ -55,6 +56,11 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Before any command touches a key, a token or a data dir.
+    if let Err(e) = hardening::harden_process() {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Seal(args) => commands::seal::seal(args),

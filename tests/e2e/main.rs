@@ -12,6 +12,7 @@ mod admission;
 mod bad_input;
 mod connections;
 mod happy_path;
+mod hardening;
 mod kms_providers_cli;
 mod no_plaintext_in_logs;
 mod sealed_artifacts;

