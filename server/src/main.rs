@@ -19,6 +19,7 @@ mod problem;
 mod providers;
 mod sealed_models;
 mod serve;
+mod static_files;
 mod tls;
 
 use clap::{Parser, Subcommand};

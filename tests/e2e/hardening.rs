@@ -44,6 +44,41 @@ fn the_gateway_runs_with_a_core_file_limit_of_zero() {
     }
 }
 
+/// The headers every page and file of `--static` carries, 404s included, checked through
+/// real HTTPS (what the browser test shows a browser does with them is in
+/// `wasm-client/tests/browser.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_pages_carry_the_security_headers() {
+    let site = tempfile::tempdir().unwrap();
+    fs::write(site.path().join("index.html"), "<!doctype html><title>demo</title><script src=app.js></script>").unwrap();
+    fs::write(site.path().join("app.js"), "console.log('demo');").unwrap();
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).arg("--static").arg(site.path().to_str().unwrap()));
+    let expected = [
+        (
+            "content-security-policy",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ];
+    for (path, status) in [("/", 200), ("/index.html", 200), ("/app.js", 200), ("/no-such-file.js", 404)] {
+        let response = gateway.raw_http().get(gateway.endpoint(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "GET {path}");
+        for (name, value) in expected {
+            let all: Vec<_> = response.headers().get_all(name).iter().map(|v| v.to_str().unwrap()).collect();
+            assert_eq!(all, [value], "GET {path}: {name}");
+        }
+    }
+    // The gateway's own resources are not pages; the static headers stay with the static
+    // files (so a relay or SDK sees exactly the OHTTP headers it did before).
+    let keys = gateway.raw_http().get(gateway.endpoint("/.well-known/ohttp-gateway")).send().await.unwrap();
+    assert_eq!(keys.status().as_u16(), 200);
+    assert!(keys.headers().get("content-security-policy").is_none());
+}
+
 /// A `sealgate` process running as another user: its `/proc/PID/` files are owned by root,
 /// which the kernel does only for a non-dumpable process. The command (`seal` with the
 /// customer key read from stdin) waits on its stdin, held open here, so it is alive while
