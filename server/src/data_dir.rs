@@ -21,6 +21,10 @@ use sealgate_protocol::{GatewayKey, Kem, SymmetricSuite};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// The folders of a data directory that hold keys: the local KMS keyring, the HPKE key
+/// files, the TLS key.
+const KEY_FOLDERS: [&str; 3] = ["kms", "keys", "tls"];
+
 /// Paths inside a data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -28,9 +32,18 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the directory.
+    /// Opens (creating if needed) the directory. Refuses it, and each key folder in it
+    /// (`kms/`, `keys/`, `tls/`), when another user owns it or group or others can write to
+    /// it: whoever can write there can swap the keys.
     pub fn open(root: &Path) -> Result<Self> {
         create_private_dir(root)?;
+        check_private_dir(root)?;
+        for folder in KEY_FOLDERS {
+            let path = root.join(folder);
+            if path.exists() {
+                check_private_dir(&path)?;
+            }
+        }
         Ok(Self { root: root.to_path_buf() })
     }
 
@@ -235,4 +248,4 @@ fn read_ohttp_key(path: &Path, kms: &dyn KmsSet) -> Result<GatewayKey> {
         .with_context(|| format!("{}", path.display()))
 }
 
-pub use sealgate_server::files::{create_private_dir, write_file};
+pub use sealgate_server::files::{check_private_dir, create_private_dir, write_file};

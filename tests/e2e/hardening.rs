@@ -11,7 +11,8 @@
 
 use std::fs;
 use std::io::Read as _;
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +78,53 @@ async fn static_pages_carry_the_security_headers() {
     let keys = gateway.raw_http().get(gateway.endpoint("/.well-known/ohttp-gateway")).send().await.unwrap();
     assert_eq!(keys.status().as_u16(), 200);
     assert!(keys.headers().get("content-security-policy").is_none());
+}
+
+/// A data dir (or a key folder in it) that group or others can write to, or that another
+/// user owns, is refused at start with one line naming the path and the fix; put right, the
+/// same data dir starts again.
+#[test]
+fn a_data_dir_others_could_change_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
+    let start = || Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data));
+    let chmod = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    for (folder, mode, who) in [("", 0o770, "its group"), ("keys", 0o702, "others"), ("kms", 0o777, "group and others"), ("tls", 0o720, "its group")] {
+        let path = data.join(folder);
+        let path = if folder.is_empty() { data.clone() } else { path };
+        chmod(&path, mode);
+        let failed = start();
+        let expected = format!(
+            "error: {} is writable by {who} (mode {mode:04o}), who could replace its keys; fix: chmod go-w {}\n",
+            path.display(),
+            path.display()
+        );
+        assert_eq!(failed.error(), expected, "{folder:?}: {}", failed.text());
+        chmod(&path, 0o700);
+    }
+    if own_uid() == 0 {
+        std::os::unix::fs::chown(data.join("keys"), Some(65534), None).unwrap();
+        let failed = start();
+        assert_eq!(
+            failed.error(),
+            format!(
+                "error: {} is owned by uid 65534, not by uid 0 that runs sealgate, so that user could replace its \
+                 keys; fix: chown -R 0 {}\n",
+                data.join("keys").display(),
+                data.join("keys").display()
+            ),
+            "{}",
+            failed.text()
+        );
+        std::os::unix::fs::chown(data.join("keys"), Some(0), None).unwrap();
+    }
+    // The CLI opens the data dir the same way.
+    chmod(&data, 0o775);
+    let cli = sealgate_test_support::sealgate(SEALGATE, ["kms", "list", "--data-dir", data.to_str().unwrap()]);
+    cli.assert_failure(&format!("{} is writable by", data.display()));
+    chmod(&data, 0o700);
+    drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
 }
 
 /// A `sealgate` process running as another user: its `/proc/PID/` files are owned by root,
