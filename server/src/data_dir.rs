@@ -44,6 +44,12 @@ impl DataDir {
                 check_private_dir(&path)?;
             }
         }
+        // An empty data dir has had no key use to audit, so its audit log starts here; in any
+        // other, a missing log is one that was deleted (`sealgate audit verify` says so).
+        let empty = fs::read_dir(root).with_context(|| format!("listing {}", root.display()))?.next().is_none();
+        if empty {
+            sealgate_models::audit::start_new_log(root).context("starting the audit log")?;
+        }
         Ok(Self { root: root.to_path_buf() })
     }
 

@@ -127,6 +127,98 @@ fn a_data_dir_others_could_change_is_refused() {
     drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
 }
 
+/// The audit log of a gateway that started and stopped, copied into a data dir of its own
+/// for each tampering case (`audit.log` and `audit.head` as given, `None` for a removed
+/// file), and `sealgate audit verify` run on it.
+struct AuditCopy {
+    root: tempfile::TempDir,
+    log: String,
+    head: String,
+}
+
+impl AuditCopy {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
+        let log = fs::read_to_string(data.join("audit.log")).unwrap();
+        let head = fs::read_to_string(data.join("audit.head")).unwrap();
+        Self { root, log, head }
+    }
+
+    fn entries(&self) -> usize {
+        self.log.lines().count()
+    }
+
+    fn verify(&self, case: &str, log: Option<&str>, head: Option<&str>, extra: &[&str]) -> sealgate_test_support::CliOutput {
+        let dir = self.root.path().join(case);
+        fs::create_dir_all(&dir).unwrap();
+        if let Some(log) = log {
+            fs::write(dir.join("audit.log"), log).unwrap();
+        }
+        if let Some(head) = head {
+            fs::write(dir.join("audit.head"), head).unwrap();
+        }
+        sealgate_test_support::sealgate(
+            SEALGATE,
+            ["audit", "verify", "--data-dir", dir.to_str().unwrap()].into_iter().chain(extra.iter().copied()),
+        )
+    }
+}
+
+/// Each way of rewriting the log without the chain noticing is caught by `audit verify`:
+/// an emptied or deleted log (with or without its head), a field the hash does not cover,
+/// and only the operator's `--new-log` accepts a log that is gone.
+#[test]
+fn audit_verify_catches_an_emptied_deleted_or_extended_log() {
+    let copy = AuditCopy::new();
+    let n = copy.entries();
+    assert!(n >= 3, "a first start audits key creation and unwraps: {}", copy.log);
+    copy.verify("intact", Some(&copy.log), Some(&copy.head), &[]).assert_success().assert_stdout_contains(&format!("intact, {n} entries"));
+
+    let cut = format!("the audit log ends at entry 0 but entry {n} was written (lines removed, or the log emptied or deleted)");
+    copy.verify("emptied", Some(""), Some(&copy.head), &[]).assert_failure(&cut);
+    copy.verify("deleted", None, Some(&copy.head), &[]).assert_failure(&cut);
+    // `--new-log` never discards a log that has entries, nor hides a cut one.
+    copy.verify("kept", Some(&copy.log), Some(&copy.head), &["--new-log"]).assert_failure("has entries");
+
+    // Log and head both gone: refused until the operator says the log is new.
+    let gone = "audit.head is missing (the log has 0 entries): the audit log was deleted or replaced; if this data \
+                dir's log is new on purpose, accept it with `sealgate audit verify --new-log`";
+    copy.verify("gone", None, None, &[]).assert_failure(gone);
+    copy.verify("gone", None, None, &["--new-log"]).assert_success().assert_stdout_contains("a new audit log starts at entry 0");
+    copy.verify("gone", None, None, &[]).assert_success().assert_stdout_contains("intact, 0 entries");
+    // A log whose head was removed.
+    copy.verify("headless", Some(&copy.log), None, &[]).assert_failure(&format!("the log has {n} entries"));
+
+    // A field added to an entry: the hash covers only the known fields, so it is refused.
+    let mut lines: Vec<String> = copy.log.lines().map(String::from).collect();
+    lines[1] = lines[1].replacen('{', "{\"approved_by\":\"intruder\",", 1);
+    let extended = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    copy.verify("extended", Some(&extended), Some(&copy.head), &[]).assert_failure("audit log line 2: not a valid audit entry");
+}
+
+/// A gateway does not write past a log that was cut: its first key use at start is refused
+/// (nothing unaudited), and the cut stays visible to `audit verify`.
+#[test]
+fn a_gateway_refuses_to_continue_a_cut_audit_log() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
+    let log = fs::read_to_string(data.join("audit.log")).unwrap();
+    let n = log.lines().count();
+    let cut: String = log.lines().take(n - 1).map(|l| format!("{l}\n")).collect();
+    fs::write(data.join("audit.log"), &cut).unwrap();
+    let failed = Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data));
+    failed.assert_stderr_contains(&format!(
+        "the audit log ends at entry {} but audit.head records entry {n}: the log was changed",
+        n - 1
+    ));
+    assert_eq!(fs::read_to_string(data.join("audit.log")).unwrap(), cut, "nothing was appended");
+    sealgate_test_support::sealgate(SEALGATE, ["audit", "verify", "--data-dir", data.to_str().unwrap()])
+        .assert_failure("lines removed");
+}
+
 /// A `sealgate` process running as another user: its `/proc/PID/` files are owned by root,
 /// which the kernel does only for a non-dumpable process. The command (`seal` with the
 /// customer key read from stdin) waits on its stdin, held open here, so it is alive while
