@@ -121,7 +121,9 @@ pub enum AuditError {
     },
     /// The log ends before the recorded head: lines were removed from the end, or the log
     /// was emptied or deleted.
-    #[error("the audit log ends at entry {found} but entry {expected} was written (lines removed, or the log emptied or deleted)")]
+    #[error(
+        "the audit log ends at entry {found} but entry {expected} was written (lines removed, or the log emptied or deleted)"
+    )]
     Truncated {
         /// Last sequence number found.
         found: u64,
@@ -230,7 +232,9 @@ fn last_entry(file: &mut fs::File) -> std::io::Result<Option<Entry>> {
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();
     std::io::Read::by_ref(file).take(MAX_LINE).read_to_end(&mut tail)?;
-    let broken = || std::io::Error::other("the audit log's last line is not an audit entry; check it with `sealgate audit verify`");
+    let broken = || {
+        std::io::Error::other("the audit log's last line is not an audit entry; check it with `sealgate audit verify`")
+    };
     let text = std::str::from_utf8(&tail).map_err(|_| broken())?;
     let text = text.strip_suffix('\n').ok_or_else(broken)?;
     let line = match text.rfind('\n') {

@@ -22,7 +22,10 @@ pub fn harden_process() -> Result<()> {
     // The hard limit too, so nothing later in the process can raise the soft one again.
     setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }).context("setrlimit(RLIMIT_CORE, 0)")?;
     let now = dumpable_behavior().context("prctl(PR_GET_DUMPABLE)")?;
-    anyhow::ensure!(now == DumpableBehavior::NotDumpable, "the process is still dumpable after prctl(PR_SET_DUMPABLE, 0)");
+    anyhow::ensure!(
+        now == DumpableBehavior::NotDumpable,
+        "the process is still dumpable after prctl(PR_SET_DUMPABLE, 0)"
+    );
     Ok(())
 }
 

@@ -69,7 +69,8 @@ mod tests {
 
     #[tokio::test]
     async fn pages_and_missing_files_carry_every_security_header() {
-        for (path, status) in [("/", StatusCode::OK), ("/index.html", StatusCode::OK), ("/nope.js", StatusCode::NOT_FOUND)]
+        for (path, status) in
+            [("/", StatusCode::OK), ("/index.html", StatusCode::OK), ("/nope.js", StatusCode::NOT_FOUND)]
         {
             let response = get(path).await;
             assert_eq!(response.status(), status, "{path}");
@@ -81,7 +82,8 @@ mod tests {
 
     #[test]
     fn the_policy_allows_no_inline_script_and_no_eval() {
-        let script_src = CONTENT_SECURITY_POLICY.split(';').map(str::trim).find(|d| d.starts_with("script-src")).unwrap();
+        let script_src =
+            CONTENT_SECURITY_POLICY.split(';').map(str::trim).find(|d| d.starts_with("script-src")).unwrap();
         assert_eq!(script_src, "script-src 'self' 'wasm-unsafe-eval'");
         assert!(CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
     }

@@ -12,8 +12,8 @@
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::Path;
 use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,8 @@ fn the_gateway_runs_with_a_core_file_limit_of_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_pages_carry_the_security_headers() {
     let site = tempfile::tempdir().unwrap();
-    fs::write(site.path().join("index.html"), "<!doctype html><title>demo</title><script src=app.js></script>").unwrap();
+    fs::write(site.path().join("index.html"), "<!doctype html><title>demo</title><script src=app.js></script>")
+        .unwrap();
     fs::write(site.path().join("app.js"), "console.log('demo');").unwrap();
     let gateway = Gateway::start(GatewayOptions::new(SEALGATE).arg("--static").arg(site.path().to_str().unwrap()));
     let expected = [
@@ -90,7 +91,12 @@ fn a_data_dir_others_could_change_is_refused() {
     drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
     let start = || Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data));
     let chmod = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-    for (folder, mode, who) in [("", 0o770, "its group"), ("keys", 0o702, "others"), ("kms", 0o777, "group and others"), ("tls", 0o720, "its group")] {
+    for (folder, mode, who) in [
+        ("", 0o770, "its group"),
+        ("keys", 0o702, "others"),
+        ("kms", 0o777, "group and others"),
+        ("tls", 0o720, "its group"),
+    ] {
         let path = data.join(folder);
         let path = if folder.is_empty() { data.clone() } else { path };
         chmod(&path, mode);
@@ -150,7 +156,13 @@ impl AuditCopy {
         self.log.lines().count()
     }
 
-    fn verify(&self, case: &str, log: Option<&str>, head: Option<&str>, extra: &[&str]) -> sealgate_test_support::CliOutput {
+    fn verify(
+        &self,
+        case: &str,
+        log: Option<&str>,
+        head: Option<&str>,
+        extra: &[&str],
+    ) -> sealgate_test_support::CliOutput {
         let dir = self.root.path().join(case);
         fs::create_dir_all(&dir).unwrap();
         if let Some(log) = log {
@@ -174,9 +186,13 @@ fn audit_verify_catches_an_emptied_deleted_or_extended_log() {
     let copy = AuditCopy::new();
     let n = copy.entries();
     assert!(n >= 3, "a first start audits key creation and unwraps: {}", copy.log);
-    copy.verify("intact", Some(&copy.log), Some(&copy.head), &[]).assert_success().assert_stdout_contains(&format!("intact, {n} entries"));
+    copy.verify("intact", Some(&copy.log), Some(&copy.head), &[])
+        .assert_success()
+        .assert_stdout_contains(&format!("intact, {n} entries"));
 
-    let cut = format!("the audit log ends at entry 0 but entry {n} was written (lines removed, or the log emptied or deleted)");
+    let cut = format!(
+        "the audit log ends at entry 0 but entry {n} was written (lines removed, or the log emptied or deleted)"
+    );
     copy.verify("emptied", Some(""), Some(&copy.head), &[]).assert_failure(&cut);
     copy.verify("deleted", None, Some(&copy.head), &[]).assert_failure(&cut);
     // `--new-log` never discards a log that has entries, nor hides a cut one.
@@ -186,7 +202,9 @@ fn audit_verify_catches_an_emptied_deleted_or_extended_log() {
     let gone = "audit.head is missing (the log has 0 entries): the audit log was deleted or replaced; if this data \
                 dir's log is new on purpose, accept it with `sealgate audit verify --new-log`";
     copy.verify("gone", None, None, &[]).assert_failure(gone);
-    copy.verify("gone", None, None, &["--new-log"]).assert_success().assert_stdout_contains("a new audit log starts at entry 0");
+    copy.verify("gone", None, None, &["--new-log"])
+        .assert_success()
+        .assert_stdout_contains("a new audit log starts at entry 0");
     copy.verify("gone", None, None, &[]).assert_success().assert_stdout_contains("intact, 0 entries");
     // A log whose head was removed.
     copy.verify("headless", Some(&copy.log), None, &[]).assert_failure(&format!("the log has {n} entries"));
@@ -195,7 +213,8 @@ fn audit_verify_catches_an_emptied_deleted_or_extended_log() {
     let mut lines: Vec<String> = copy.log.lines().map(String::from).collect();
     lines[1] = lines[1].replacen('{', "{\"approved_by\":\"intruder\",", 1);
     let extended = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    copy.verify("extended", Some(&extended), Some(&copy.head), &[]).assert_failure("audit log line 2: not a valid audit entry");
+    copy.verify("extended", Some(&extended), Some(&copy.head), &[])
+        .assert_failure("audit log line 2: not a valid audit entry");
 }
 
 /// A gateway does not write past a log that was cut: its first key use at start is refused
