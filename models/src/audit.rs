@@ -3,10 +3,18 @@
 //! Every key operation — generate, wrap, unwrap, rotate, state changes, and refusals — is
 //! appended as one JSON object: who, what operation, which provider and key, which artifact,
 //! the result. Never key material, never plaintext. Each line carries the SHA-256 of the
-//! previous line's hash and its own content, and `DATA_DIR/audit.head` records the last
-//! sequence number and hash, so [`verify`] detects an edited, removed, inserted or reordered
-//! line and a cut-off tail. Appends take an exclusive file lock, so the CLI and a running
-//! gateway can share one log.
+//! previous line's hash and its own content, and `DATA_DIR/audit.head` (replaced durably on
+//! every append) records the last sequence number and hash, so [`verify`] detects an edited,
+//! removed, inserted or reordered line, a cut-off tail, and an emptied or deleted log. The
+//! next sequence number is taken from the log itself, and an append to a log that disagrees
+//! with its head is refused, so no writer papers over a cut. A log starts only from a head
+//! at entry 0 ([`start_new_log`]: a new data dir, or the operator's `audit verify
+//! --new-log`). Appends take an exclusive file lock, so the CLI and a running gateway can
+//! share one log.
+//!
+//! The head is not keyed: someone who can write the data dir can still delete the log and
+//! write a head at entry 0, which passes as a new log. docs/OPERATIONS.md says how to keep a
+//! copy out of their reach.
 
 use std::fs;
 use std::io::{BufRead, Write};
@@ -20,8 +28,11 @@ use crate::kms::{DataKey, EncryptionContext, KeyMetadata, KmsError, KmsProvider,
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One audit entry as stored. Field order is the serialization order the hash covers.
+/// One audit entry as stored. Field order is the serialization order the hash covers. An
+/// unknown field is refused: the hash covers only the fields below, so an added one would
+/// be text no check protects.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// 1, 2, 3, ...
     pub seq: u64,
@@ -98,8 +109,21 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
-    /// The log ends before the recorded head: lines were removed from the end.
-    #[error("the audit log ends at entry {found} but entry {expected} was written (lines removed)")]
+    /// `audit.head` is missing: the log (and its head) were deleted or replaced, unless the
+    /// operator starts a new log (`sealgate audit verify --new-log`).
+    #[error(
+        "audit.head is missing (the log has {entries} entries): the audit log was deleted or replaced; if this \
+         data dir's log is new on purpose, accept it with `sealgate audit verify --new-log`"
+    )]
+    NoHead {
+        /// Entries found in the log.
+        entries: u64,
+    },
+    /// The log ends before the recorded head: lines were removed from the end, or the log
+    /// was emptied or deleted.
+    #[error(
+        "the audit log ends at entry {found} but entry {expected} was written (lines removed, or the log emptied or deleted)"
+    )]
     Truncated {
         /// Last sequence number found.
         found: u64,
@@ -107,6 +131,9 @@ pub enum AuditError {
         expected: u64,
     },
 }
+
+/// The longest audit line [`AuditLog::record`] reads back (entries are a few hundred bytes).
+const MAX_LINE: u64 = 64 * 1024;
 
 impl AuditLog {
     /// The log of `data_dir`, written as `actor`.
@@ -121,16 +148,36 @@ impl AuditLog {
 
     /// Appends one entry. Failure to audit is an error the caller must not ignore: an
     /// unaudited key use is not allowed to succeed silently.
+    ///
+    /// The sequence number and previous hash come from the log's own last entry, and
+    /// `audit.head` must agree with it: a log that was cut, emptied, deleted or replaced (or
+    /// a head that was removed) is refused rather than continued, so a new, consistent head
+    /// can never be written over the evidence. A new log starts only from a head at entry 0,
+    /// which [`start_new_log`] writes (for a new data dir, or when the operator says so).
     pub fn record(&self, event: &Event<'_>) -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+        let mut file = fs::OpenOptions::new().create(true).read(true).append(true).mode(0o600).open(&self.path)?;
         file.lock()?;
-        let (seq, prev) = match fs::read_to_string(&self.head) {
-            Ok(text) => {
-                let (seq, hash) = text.trim().split_once(' ').unwrap_or(("0", GENESIS));
-                (seq.parse::<u64>().unwrap_or(0), hash.to_owned())
-            }
-            Err(_) => (0, GENESIS.to_owned()),
+        let (seq, prev) = match last_entry(&mut file)? {
+            Some(entry) => (entry.seq, entry.hash),
+            None => (0, GENESIS.to_owned()),
         };
+        match read_head(&self.head) {
+            Ok(Some(head)) if head == (seq, prev.clone()) => {}
+            Ok(Some((head_seq, _))) => {
+                return Err(std::io::Error::other(format!(
+                    "the audit log ends at entry {seq} but audit.head records entry {head_seq}: the log was \
+                     changed; check it with `sealgate audit verify`"
+                )));
+            }
+            Ok(None) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is missing (the log has {seq} entries): the audit log was deleted or replaced; check it \
+                     with `sealgate audit verify`",
+                    self.head.display()
+                )));
+            }
+            Err(reason) => return Err(std::io::Error::other(reason)),
+        }
         let mut entry = Entry {
             seq: seq + 1,
             time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -151,24 +198,93 @@ impl AuditLog {
         line.push(b'\n');
         file.write_all(&line)?;
         file.sync_data()?;
-        let tmp = self.head.with_extension("tmp");
-        fs::write(&tmp, format!("{} {}\n", entry.seq, entry.hash))?;
-        fs::rename(&tmp, &self.head)?;
-        Ok(())
+        write_head(&self.head, entry.seq, &entry.hash)
     }
 }
 
+/// Starts a new, empty audit log in `data_dir`: `audit.head` at entry 0. For a data dir
+/// being created, and for `sealgate audit verify --new-log`; refused when the log has
+/// entries (a log with entries is never discarded).
+pub fn start_new_log(data_dir: &Path) -> Result<(), AuditError> {
+    let log = AuditLog::new(data_dir, "");
+    match fs::metadata(&log.path) {
+        Ok(meta) if meta.len() > 0 => {
+            return Err(AuditError::Io(format!(
+                "{} has entries; a new log starts only where there is none",
+                log.path.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(AuditError::Io(e.to_string())),
+    }
+    write_head(&log.head, 0, GENESIS).map_err(|e| AuditError::Io(format!("audit.head: {e}")))
+}
+
+/// The last entry of the log `file` (read from its end), `None` when it is empty.
+fn last_entry(file: &mut fs::File) -> std::io::Result<Option<Entry>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let start = len.saturating_sub(MAX_LINE);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    std::io::Read::by_ref(file).take(MAX_LINE).read_to_end(&mut tail)?;
+    let broken = || {
+        std::io::Error::other("the audit log's last line is not an audit entry; check it with `sealgate audit verify`")
+    };
+    let text = std::str::from_utf8(&tail).map_err(|_| broken())?;
+    let text = text.strip_suffix('\n').ok_or_else(broken)?;
+    let line = match text.rfind('\n') {
+        Some(at) => &text[at + 1..],
+        None if start == 0 => text,
+        None => return Err(broken()),
+    };
+    let entry: Entry = serde_json::from_str(line).map_err(|_| broken())?;
+    if entry.hash != entry.compute_hash() {
+        return Err(broken());
+    }
+    Ok(Some(entry))
+}
+
+/// `audit.head`: `Ok(None)` when missing, else the sequence number and hash it records.
+fn read_head(path: &Path) -> Result<Option<(u64, String)>, String> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("audit.head: {e}")),
+    };
+    let malformed = || "audit.head is malformed".to_owned();
+    let (seq, hash) = text.trim().split_once(' ').ok_or_else(malformed)?;
+    let seq = seq.parse::<u64>().map_err(|_| malformed())?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed());
+    }
+    Ok(Some((seq, hash.to_owned())))
+}
+
+/// Replaces `audit.head` durably (a new file, synced, renamed, the folder synced).
+fn write_head(path: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
+    crate::files::replace_file(path, format!("{seq} {hash}\n").as_bytes(), 0o600)
+}
+
 /// Checks the whole chain of `data_dir`'s audit log; returns the number of entries.
+///
+/// A missing or empty log passes only when `audit.head` says the log is new (entry 0);
+/// without a head, or with a head past entry 0, it was deleted, emptied or cut.
 pub fn verify(data_dir: &Path) -> Result<u64, AuditError> {
     let log = AuditLog::new(data_dir, "");
+    let head = read_head(&log.head).map_err(AuditError::Io)?;
     let file = match fs::File::open(&log.path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !log.head.exists() => return Ok(0),
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(AuditError::Io(e.to_string())),
     };
     let mut prev = GENESIS.to_owned();
     let mut seq = 0u64;
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (i, line) in file.into_iter().flat_map(|f| std::io::BufReader::new(f).lines()).enumerate() {
         let line_no = i + 1;
         let broken = |reason: &str| AuditError::Broken { line: line_no, reason: reason.into() };
         let line = line.map_err(|e| AuditError::Io(e.to_string()))?;
@@ -189,9 +305,9 @@ pub fn verify(data_dir: &Path) -> Result<u64, AuditError> {
         prev = entry.hash;
         seq = entry.seq;
     }
-    let head = fs::read_to_string(&log.head).map_err(|e| AuditError::Io(format!("audit.head: {e}")))?;
-    let (head_seq, head_hash) = head.trim().split_once(' ').unwrap_or(("0", ""));
-    let head_seq: u64 = head_seq.parse().map_err(|_| AuditError::Io("audit.head is malformed".into()))?;
+    let Some((head_seq, head_hash)) = head else {
+        return Err(AuditError::NoHead { entries: seq });
+    };
     if head_seq != seq {
         return Err(AuditError::Truncated { found: seq, expected: head_seq });
     }
@@ -314,6 +430,7 @@ mod tests {
 
     fn logged() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
+        start_new_log(dir.path()).unwrap();
         let log = AuditLog::new(dir.path(), "test");
         for op in ["create", "generate", "unwrap", "rotate"] {
             log.record(&event(op)).unwrap();
@@ -363,5 +480,58 @@ mod tests {
         l.pop();
         write_lines(dir.path(), &l);
         assert_eq!(verify(dir.path()), Err(AuditError::Truncated { found: 4, expected: 5 }));
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused() {
+        let dir = logged();
+        let mut l = lines(dir.path());
+        l[1] = l[1].replacen('{', "{\"note\":\"x\",", 1);
+        write_lines(dir.path(), &l);
+        assert!(matches!(verify(dir.path()), Err(AuditError::Broken { line: 2, .. })));
+    }
+
+    #[test]
+    fn an_emptied_or_deleted_log_is_detected() {
+        let dir = logged();
+        write_lines(dir.path(), &[]);
+        assert_eq!(verify(dir.path()), Err(AuditError::Truncated { found: 0, expected: 5 }));
+        fs::remove_file(dir.path().join("audit.log")).unwrap();
+        assert_eq!(verify(dir.path()), Err(AuditError::Truncated { found: 0, expected: 5 }));
+        fs::remove_file(dir.path().join("audit.head")).unwrap();
+        assert_eq!(verify(dir.path()), Err(AuditError::NoHead { entries: 0 }));
+        // Only the operator's word starts a new log.
+        start_new_log(dir.path()).unwrap();
+        assert_eq!(verify(dir.path()), Ok(0));
+    }
+
+    #[test]
+    fn a_log_with_entries_is_never_restarted() {
+        let dir = logged();
+        assert!(start_new_log(dir.path()).is_err());
+        assert_eq!(verify(dir.path()), Ok(5));
+    }
+
+    #[test]
+    fn appends_continue_from_the_log_and_refuse_a_log_that_disagrees_with_its_head() {
+        let dir = logged();
+        let log = AuditLog::new(dir.path(), "test");
+        // The sequence comes from the log: a head edited to skip ahead is refused, not used.
+        let head = fs::read_to_string(dir.path().join("audit.head")).unwrap();
+        fs::write(dir.path().join("audit.head"), head.replacen("5 ", "9 ", 1)).unwrap();
+        assert!(log.record(&event("wrap")).unwrap_err().to_string().contains("audit.head records entry 9"));
+        fs::write(dir.path().join("audit.head"), &head).unwrap();
+        log.record(&event("wrap")).unwrap();
+        assert_eq!(verify(dir.path()), Ok(6));
+        // A cut tail is not continued (which would write a matching head over it).
+        let mut l = lines(dir.path());
+        l.pop();
+        write_lines(dir.path(), &l);
+        assert!(log.record(&event("wrap")).is_err());
+        assert_eq!(verify(dir.path()), Err(AuditError::Truncated { found: 5, expected: 6 }));
+        // Nor is a log whose head was removed.
+        fs::remove_file(dir.path().join("audit.head")).unwrap();
+        assert!(log.record(&event("wrap")).unwrap_err().to_string().contains("audit.head"));
+        assert_eq!(verify(dir.path()), Err(AuditError::NoHead { entries: 5 }));
     }
 }

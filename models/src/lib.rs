@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod audit;
 mod error;
+pub mod files;
 pub mod kms;
 mod model;
 pub mod onnx_scan;

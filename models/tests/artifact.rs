@@ -252,6 +252,7 @@ fn rewrap_changes_keys_but_not_the_body() {
 #[test]
 fn key_use_is_audited_including_refusals() {
     let f = fixture(100);
+    audit::start_new_log(f.dir.path()).unwrap();
     let log = AuditLog::new(f.dir.path(), "test");
     let audited = Audited::new(f.kms, log.clone());
     open(&[&audited], &f.sealed).unwrap();

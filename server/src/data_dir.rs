@@ -23,6 +23,10 @@ use sealgate_protocol::{GatewayKey, Kem, SymmetricSuite};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// The folders of a data directory that hold keys: the local KMS keyring, the HPKE key
+/// files, the TLS key.
+const KEY_FOLDERS: [&str; 3] = ["kms", "keys", "tls"];
+
 /// Paths inside a data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -30,9 +34,24 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the directory.
+    /// Opens (creating if needed) the directory. Refuses it, and each key folder in it
+    /// (`kms/`, `keys/`, `tls/`), when another user owns it or group or others can write to
+    /// it: whoever can write there can swap the keys.
     pub fn open(root: &Path) -> Result<Self> {
         create_private_dir(root)?;
+        check_private_dir(root)?;
+        for folder in KEY_FOLDERS {
+            let path = root.join(folder);
+            if path.exists() {
+                check_private_dir(&path)?;
+            }
+        }
+        // An empty data dir has had no key use to audit, so its audit log starts here; in any
+        // other, a missing log is one that was deleted (`sealgate audit verify` says so).
+        let empty = fs::read_dir(root).with_context(|| format!("listing {}", root.display()))?.next().is_none();
+        if empty {
+            sealgate_models::audit::start_new_log(root).context("starting the audit log")?;
+        }
         Ok(Self { root: root.to_path_buf() })
     }
 
@@ -231,4 +250,4 @@ fn read_ohttp_key(path: &Path, kms: &dyn KmsSet) -> Result<GatewayKey> {
         .with_context(|| format!("{}", path.display()))
 }
 
-pub use sealgate_server::files::{create_private_dir, write_file};
+pub use sealgate_server::files::{check_private_dir, create_private_dir, write_file};

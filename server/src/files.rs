@@ -1,13 +1,15 @@
-//! Writing the data directory's files: private folders and atomic replacement.
+//! Writing the data directory's files: private folders, checked before use, and atomic
+//! replacement.
 //!
 //! Every file the gateway and its commands write (TLS keys, HPKE key files, the tenant list,
-//! published versions) goes through [`write_file`]: a temporary file with the final mode,
-//! synced, then renamed over the old one, so a reader (a running gateway) or a crash in the
-//! middle never sees half a file.
+//! published versions) goes through [`write_file`]: a temporary file of an unguessable name,
+//! created new with the final mode, synced, then renamed over the old one, so a reader (a
+//! running gateway) or a crash in the middle never sees half a file, and a symlink planted
+//! in the folder is never written through. [`check_private_dir`] refuses a folder another
+//! user could write to.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -21,16 +23,41 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("creating directory {}", path.display()))
 }
 
-/// Writes a new file atomically (temp file + rename) with `mode`.
+/// Writes a new file atomically with `mode`: a temporary file of an unguessable name created
+/// with `create_new` (never following a planted symlink), synced, renamed over `path`
+/// (`sealgate_models::files::replace_file`).
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    sealgate_models::files::replace_file(path, contents, mode).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Refuses a folder of the data dir that anyone but this process's user could change:
+/// owned by another user, or writable by group or others. Whoever can write there can
+/// replace a key file, the keyring or the audit log. The error names the path and the fix.
+pub fn check_private_dir(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(meta.is_dir(), "{} is not a folder", path.display());
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        anyhow::bail!(
+            "{} is owned by uid {}, not by uid {me} that runs sealgate, so that user could replace its keys; \
+             fix: chown -R {me} {}",
+            path.display(),
+            meta.uid(),
+            path.display()
+        );
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        anyhow::bail!(
+            "{} is writable by {who} (mode {mode:04o}), who could replace its keys; fix: chmod go-w {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }

@@ -139,7 +139,7 @@ pub fn router(gateway: Arc<Gateway>, web: WebOptions) -> Router {
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
         .with_state(gateway);
     if let Some(dir) = web.static_dir {
-        router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+        router = router.merge(crate::static_files::router(dir));
     }
     if !web.cors_origins.is_empty() {
         // Only what an OHTTP client needs: GET keys, POST requests with a content type.

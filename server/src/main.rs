@@ -12,6 +12,7 @@ mod commands;
 mod config;
 mod data_dir;
 mod gateway;
+mod hardening;
 mod inference;
 mod listener;
 mod log_throttle;
@@ -19,6 +20,7 @@ mod problem;
 mod providers;
 mod sealed_models;
 mod serve;
+mod static_files;
 mod tls;
 mod watch;
 
@@ -79,6 +81,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Before any command touches a key, a token or a data dir.
+    if let Err(e) = hardening::harden_process() {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Seal(args) => commands::seal::seal(args),

@@ -13,6 +13,7 @@ mod bad_input;
 mod config;
 mod connections;
 mod happy_path;
+mod hardening;
 mod kms_providers_cli;
 mod metrics;
 mod no_plaintext_in_logs;

@@ -16,7 +16,12 @@
 // 4. Runs the bad-input cases in the page (wrong URL, gateway down, pin mismatch, tampered
 //    key configuration, tampered response, malformed tensors, inner errors, key rotation)
 //    and reports each error's name, code, message and the requests sent meanwhile.
-// 5. Times `benchCalls` encrypted calls through `gw.lastExchange` (time in the module:
+//    The cases that point the client at another origin run in a second page without the
+//    gateway's Content-Security-Policy (whose `connect-src 'self'` would stop them first).
+// 5. Checks the page under its Content-Security-Policy: the demo raised no violation, and
+//    an injected inline script, inline event handler and script from another origin are
+//    all refused (none runs; each raises a `securitypolicyviolation` event).
+// 6. Times `benchCalls` encrypted calls through `gw.lastExchange` (time in the module:
 //    `coreMs` is encapsulate + decapsulate, `moduleMs` everything the module does per call).
 
 import { execFileSync } from "node:child_process";
@@ -65,8 +70,18 @@ async function main() {
   page.on("console", (message) => report.console.push(`${message.type()}: ${message.text()}`));
   page.on("pageerror", (error) => report.console.push(`pageerror: ${error.message}`));
 
+  // Every Content-Security-Policy violation in any page, from the first script on (an
+  // init script runs through DevTools, outside the page's policy).
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__cspViolations.push({ directive: e.effectiveDirective, blockedURI: e.blockedURI, sample: e.sample });
+    });
+  });
+
   try {
-    await page.goto(`${config.url}/?pin=${config.pin}#token=${config.token}`);
+    const response = await page.goto(`${config.url}/?pin=${config.pin}#token=${config.token}`);
+    report.pageHeaders = response.headers();
     await page.waitForSelector("#status:is([data-state=connected],[data-state=error])", { timeout: 30000 });
     report.status = {
       state: await page.getAttribute("#status", "data-state"),
@@ -90,11 +105,51 @@ async function main() {
     }
 
     phase = "cases";
-    await badInput(page);
+    // The cases that point the client at another origin run in a page without the
+    // gateway's policy (its `connect-src 'self'` would stop them before the client's own
+    // checks, which are what they test); everything else runs under the policy.
+    const otherOrigins = await context.newPage();
+    await otherOrigins.route(`${config.url}/?other-origins`, async (route) => {
+      const response = await route.fetch();
+      const headers = { ...response.headers() };
+      delete headers["content-security-policy"];
+      return route.fulfill({ response, headers });
+    });
+    await otherOrigins.goto(`${config.url}/?other-origins`);
+    await badInput(page, otherOrigins);
+    await otherOrigins.close();
+
+    // The demo ran under the policy without a single violation; then scripts injected into
+    // the page the way an XSS would (an inline script, an inline event handler, a script
+    // from another origin) are refused, each with a violation event.
+    phase = "csp";
+    report.csp = { demoViolations: await page.evaluate(() => window.__cspViolations.slice()), fetched: false };
+    // Were the other origin's script fetched (the route sees only requests that reach the
+    // network), it would run and say so.
+    await page.route("https://not-a-gateway.test/injected.js", (route) => {
+      report.csp.fetched = true;
+      return route.fulfill({ contentType: "text/javascript", body: "window.__injected.push('external script')" });
+    });
+    await page.evaluate(() => {
+      window.__injected = [];
+      const inline = document.createElement("script");
+      inline.textContent = "window.__injected.push('inline script')";
+      document.body.appendChild(inline);
+      const holder = document.createElement("div");
+      holder.innerHTML = `<img src="/no-such-image.png" onerror="window.__injected.push('inline handler')">`;
+      document.body.appendChild(holder);
+      const external = document.createElement("script");
+      external.src = "https://not-a-gateway.test/injected.js";
+      document.body.appendChild(external);
+    });
+    await page.waitForFunction(() => window.__cspViolations.length >= 3, null, { timeout: 10000 }).catch(() => {});
+    report.csp.injected = await page.evaluate(() => window.__injected.slice());
+    report.csp.violations = await page.evaluate(() => window.__cspViolations.slice());
 
     // Chromium coarsens performance.now() to 100 us unless the page is cross-origin
-    // isolated; the benchmark page gets the two headers that isolate it (added here, in
-    // the test, since the gateway's static files do not carry them) for 5 us timers.
+    // isolated; the benchmark page gets the two headers that isolate it (COOP comes from
+    // the gateway; COEP, which the gateway's static files do not carry, is added here, in
+    // the test) for 5 us timers.
     phase = "bench";
     const benchPage = await context.newPage();
     await benchPage.route(`${config.url}/?bench`, async (route) => {
@@ -122,9 +177,11 @@ async function runCase(page, name, body, arg) {
   const before = report.requests.length;
   const outcome = await page.evaluate(
     async ({ body, arg }) => {
-      const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+      // Compiled before the first `await`: the page's policy forbids eval, and only code
+      // DevTools runs synchronously is exempt from it.
       // eslint-disable-next-line no-new-func
       const run = new Function("Sealgate", "arg", `return (${body})(Sealgate, arg);`);
+      const { Sealgate } = await import("/pkg/sealgate_wasm.js");
       try {
         const value = await run(Sealgate, arg);
         return { rejected: false, value: JSON.stringify(value ?? null) };
@@ -159,7 +216,7 @@ function safe(handler) {
   };
 }
 
-async function badInput(page) {
+async function badInput(page, otherOrigins) {
   const origin = config.url;
   const gatewayUrl = `${origin}${GATEWAY_PATH}`;
   const row = report.forms.patient.inputs;
@@ -168,13 +225,13 @@ async function badInput(page) {
   });
 
   // Wrong gateway URLs.
-  await runCase(page, "closedPort", (S, a) => S.connect(a.url, { token: a.token }), { url: `https://127.0.0.1:${config.closedPort}` });
+  await runCase(otherOrigins, "closedPort", (S, a) => S.connect(a.url, { token: a.token }), { url: `https://127.0.0.1:${config.closedPort}` });
   await runCase(page, "plainHttp", (S, a) => S.connect(a.url, { token: a.token }), { url: origin.replace("https:", "http:") });
   await runCase(page, "notAUrl", (S) => S.connect("gateway"), {});
-  await page.route("https://not-a-gateway.test/**", (route) =>
+  await otherOrigins.route("https://not-a-gateway.test/**", (route) =>
     route.fulfill({ status: 404, contentType: "text/html", body: "<h1>Not Found</h1>" }),
   );
-  await runCase(page, "notAGateway", (S) => S.connect("https://not-a-gateway.test"), {});
+  await runCase(otherOrigins, "notAGateway", (S) => S.connect("https://not-a-gateway.test"), {});
 
   // Key configuration pins: a wrong pin, and the right pin with a substituted key.
   await runCase(page, "pinMismatch", (S, a) => S.connect(a.url, { keyConfigSha256: "00".repeat(32) }), { url: origin });

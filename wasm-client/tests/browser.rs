@@ -8,6 +8,8 @@
 //!   sent (URL, headers, body) is searched for each value as text in several float formats
 //!   and as raw f32/f64 little-endian bytes; a positive control proves the search finds
 //!   them in the plaintext request;
+//! - the page works under the Content-Security-Policy the gateway sends with `--static`, and
+//!   scripts injected into it (inline, an inline handler, another origin's) are refused;
 //! - every bad input (wrong URL, gateway down, pin mismatch, substituted key, tampered
 //!   response, malformed tensors, inner 400/404, stale key id) ends as a JS `Error` with the
 //!   expected `code` and a clear message, and sends nothing it should not;
@@ -303,6 +305,7 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     }
 
     check_bad_input(&report, &gateway);
+    check_content_security_policy(&report);
 
     // No feature value in any request; and the search does find them in the plaintext.
     let canaries = Canaries::new(&all_values);
@@ -314,10 +317,16 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     assert!(canaries.found_in(&js_text, 0).contains(&"17.99".to_owned()));
     let raw: Vec<u8> = all_values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
     assert!(!canaries.found_in(&raw, 8).is_empty(), "the canary search finds raw f32 tensors");
+    // The case's request to the closed port (the page it runs in may also be fetching the
+    // gateway's key configuration, as the demo does on load).
     let closed = format!(
         "https://127.0.0.1:{}/",
-        report["cases"]["closedPort"]["requests"][0]["url"]
-            .as_str()
+        report["cases"]["closedPort"]["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["url"].as_str())
+            .find(|u| !u.starts_with(gateway.url()))
             .and_then(|u| u.strip_prefix("https://127.0.0.1:"))
             .and_then(|u| u.split('/').next())
             .unwrap_or("0")
@@ -325,6 +334,28 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     assert_no_plaintext(&report, &gateway, &canaries, &[closed]);
 
     print_bench(&report, wasm_size);
+}
+
+/// The page ran under the gateway's Content-Security-Policy: the demo above worked without
+/// one violation, and each script injected into the page (inline, inline handler, another
+/// origin's) was refused before it ran, with a `securitypolicyviolation` event.
+fn check_content_security_policy(report: &Value) {
+    let policy = report["pageHeaders"]["content-security-policy"].as_str().unwrap_or("");
+    assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval'"), "the page's policy: {:#}", report["pageHeaders"]);
+    let csp = &report["csp"];
+    assert_eq!(csp["demoViolations"], serde_json::json!([]), "the demo ran without violations");
+    assert_eq!(csp["injected"], serde_json::json!([]), "no injected script ran: {csp:#}");
+    let violations = csp["violations"].as_array().expect("violations");
+    let raised = |directive: &str, blocked: &str| {
+        violations.iter().any(|v| v["directive"] == directive && v["blockedURI"].as_str().unwrap_or("") == blocked)
+    };
+    assert!(raised("script-src-elem", "inline"), "the inline script was refused: {csp:#}");
+    assert!(raised("script-src-attr", "inline"), "the inline event handler was refused: {csp:#}");
+    assert!(
+        raised("script-src-elem", "https://not-a-gateway.test/injected.js"),
+        "the other origin's script was refused: {csp:#}"
+    );
+    assert_eq!(csp["fetched"], false, "the other origin's script was never fetched: {csp:#}");
 }
 
 /// Every bad-input case: a SealgateError with the expected code, and only the requests that

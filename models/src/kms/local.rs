@@ -247,18 +247,8 @@ impl LocalKms {
     }
 
     fn write_file(&self, keyring: &KeyringFile) -> Result<(), KmsError> {
-        let path = self.keyring_path();
-        let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(keyring).map_err(|e| backend("keyring", e))?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| backend("writing keyring", e))?;
-        file.write_all(&json).and_then(|()| file.sync_all()).map_err(|e| backend("writing keyring", e))?;
-        fs::rename(&tmp, &path).map_err(|e| backend("replacing keyring", e))
+        crate::files::replace_file(&self.keyring_path(), &json, 0o600).map_err(|e| backend("writing keyring", e))
     }
 
     /// Read-modify-write of the keyring under the in-process mutex and a cross-process file
