@@ -521,10 +521,12 @@ impl Metrics {
         }
         family(o, "sealgate_sessions_busy", "gauge", "Sessions running an inference, by model.");
         for m in served {
-            let _ = writeln!(o, "sealgate_sessions_busy{{model=\"{}\"}} {}", escape(&m.name), m.busy.load(Relaxed).max(0));
+            let _ =
+                writeln!(o, "sealgate_sessions_busy{{model=\"{}\"}} {}", escape(&m.name), m.busy.load(Relaxed).max(0));
         }
         family(o, "sealgate_models_load_duration_seconds", "gauge", "Time start-up took to load every model.");
-        let _ = writeln!(o, "sealgate_models_load_duration_seconds {}", self.model_load_nanos.load(Relaxed) as f64 / 1e9);
+        let _ =
+            writeln!(o, "sealgate_models_load_duration_seconds {}", self.model_load_nanos.load(Relaxed) as f64 / 1e9);
 
         family(o, "sealgate_kms_calls_total", "counter", "KMS calls by provider and operation.");
         family_rows(o, "sealgate_kms_calls_total", &self.kms_calls);

@@ -175,14 +175,18 @@ fn prometheus_binary() -> Option<&'static Path> {
 /// `text` percent-encoded for a query string.
 fn query_encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"_-.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_-.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_counters() {
     let Some(prometheus) = prometheus_binary() else {
-        eprintln!("SKIPPED: /usr/bin/prometheus is not installed (`sudo apt-get install prometheus` or `cargo xtask setup`)");
+        eprintln!(
+            "SKIPPED: /usr/bin/prometheus is not installed (`sudo apt-get install prometheus` or `cargo xtask setup`)"
+        );
         return;
     };
     let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
@@ -242,7 +246,11 @@ async fn a_real_prometheus_scrapes_the_counters() {
 async fn wait_for_log(gateway: &Gateway, needle: &str, count: usize) {
     let started = Instant::now();
     while gateway.logs().matches(needle).count() < count {
-        assert!(started.elapsed() < STEP, "'{needle}' did not appear {count} times within {STEP:?}:\n{}", gateway.logs());
+        assert!(
+            started.elapsed() < STEP,
+            "'{needle}' did not appear {count} times within {STEP:?}:\n{}",
+            gateway.logs()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

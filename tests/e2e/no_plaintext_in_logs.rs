@@ -8,11 +8,11 @@
 
 use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
 use sealgate_client::{Error, ExchangeError};
-use sha2::Digest;
 use sealgate_test_support::{
     DEMO_MODELS, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, assert_still_serving, contains, example_request,
     inner_error, inner_request, list_files, without_timing,
 };
+use sha2::Digest;
 
 use crate::SEALGATE;
 
