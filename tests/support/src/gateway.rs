@@ -473,24 +473,6 @@ fn read_logs(root: &Path) -> String {
     format!("--- stdout ---\n{stdout}--- stderr ---\n{stderr}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn startup_lines_are_parsed_once_complete() {
-        let lines = "sealgate listening on https://127.0.0.1:4321\nCA certificate: /d/tls/ca.pem\n\
-                     key config 7 sha256: abcd\n";
-        assert!(parse_startup(lines).is_none());
-        assert!(parse_startup(&format!("{lines}models: a v1")).is_none(), "incomplete last line");
-        let startup = parse_startup(&format!("{lines}models: a v1\n")).unwrap();
-        assert_eq!(startup.url, "https://127.0.0.1:4321");
-        assert_eq!(startup.port, 4321);
-        assert_eq!(startup.ca, PathBuf::from("/d/tls/ca.pem"));
-        assert_eq!((startup.key_id, startup.key_config_sha256.as_str()), (7, "abcd"));
-    }
-}
-
 /// `GET path` over plain HTTP/1.0 to `addr` (`host:port`): the status and the body. Small on
 /// purpose: the metrics listener and Prometheus's API speak plain HTTP on loopback, and the
 /// SDK's client is TLS-only.
@@ -505,4 +487,23 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("GET {path}: {head}"));
     (status, body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_lines_are_parsed_once_complete() {
+        let lines = "sealgate listening on https://127.0.0.1:4321\nmetrics listening on http://127.0.0.1:9464/metrics\n\
+                     CA certificate: /d/tls/ca.pem\nkey config 7 sha256: abcd\n";
+        assert!(parse_startup(lines).is_none());
+        assert!(parse_startup(&format!("{lines}models: a v1")).is_none(), "incomplete last line");
+        let startup = parse_startup(&format!("{lines}models: a v1\n")).unwrap();
+        assert_eq!(startup.url, "https://127.0.0.1:4321");
+        assert_eq!(startup.port, 4321);
+        assert_eq!(startup.ca, PathBuf::from("/d/tls/ca.pem"));
+        assert_eq!((startup.key_id, startup.key_config_sha256.as_str()), (7, "abcd"));
+        assert_eq!(startup.metrics.as_deref(), Some("127.0.0.1:9464"));
+    }
 }
