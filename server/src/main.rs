@@ -33,9 +33,6 @@ struct Cli {
     command: Command,
 }
 
-// `serve`'s flags make its variant far larger than the others; the value is parsed once and
-// lives on `main`'s stack, so boxing it would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway. (Boxed: its options are many times the size of the other commands'.)
