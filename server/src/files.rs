@@ -30,6 +30,31 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     sealgate_models::files::replace_file(path, contents, mode).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Reads a JSON file of the data dir that carries a format `version`: `None` when there is no
+/// file; a file that cannot be read, does not parse as `what`, or has another version than
+/// `expected` is an error naming the file (never quoting its content).
+pub fn read_versioned_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    expected: u32,
+    version: impl Fn(&T) -> u32,
+) -> Result<Option<T>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let value: T =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid {what}", path.display()))?;
+    let found = version(&value);
+    anyhow::ensure!(
+        found == expected,
+        "{}: {what} version {found} is not supported (this gateway reads version {expected})",
+        path.display()
+    );
+    Ok(Some(value))
+}
+
 /// Refuses a folder of the data dir that anyone but this process's user could change:
 /// owned by another user, or writable by group or others. Whoever can write there can
 /// replace a key file, the keyring or the audit log. The error names the path and the fix.

@@ -248,19 +248,11 @@ impl KeyStore {
 
     /// Reads the list; `None` when there is none yet.
     pub fn load(&self) -> Result<Option<KeyList>> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+        let Some(list) =
+            sealgate_server::files::read_versioned_json(&self.path, "key list", VERSION, |l: &KeyList| l.version)?
+        else {
+            return Ok(None);
         };
-        let list: KeyList = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid key list", self.path.display()))?;
-        ensure!(
-            list.version == VERSION,
-            "{}: key list version {} is not supported (this gateway reads version {VERSION})",
-            self.path.display(),
-            list.version
-        );
         for (i, key) in list.keys.iter().enumerate() {
             ensure!(
                 !list.keys.iter().skip(i + 1).any(|k| k.key_id == key.key_id),

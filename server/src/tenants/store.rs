@@ -160,19 +160,11 @@ impl Store {
 
     /// Reads every tenant; no file means no tenants.
     pub fn load(&self) -> Result<Vec<TenantRecord>> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+        let Some(file) =
+            crate::files::read_versioned_json(&self.path, "tenant file", VERSION, |f: &TenantsFile| f.version)?
+        else {
+            return Ok(Vec::new());
         };
-        let file: TenantsFile = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid tenant file", self.path.display()))?;
-        ensure!(
-            file.version == VERSION,
-            "{}: tenant file version {} is not supported (this gateway reads version {VERSION})",
-            self.path.display(),
-            file.version
-        );
         for tenant in &file.tenants {
             check_name(&tenant.name).with_context(|| format!("{}", self.path.display()))?;
             for token in &tenant.tokens {
