@@ -30,6 +30,20 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     sealgate_models::files::replace_file(path, contents, mode).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Takes the exclusive lock of a data dir file's lock file (created if missing), held until
+/// the returned file is dropped: read-change-write cycles of the key list and the tenant
+/// file run one at a time across processes.
+pub fn lock_exclusive(lock: &Path) -> Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .with_context(|| format!("opening {}", lock.display()))?;
+    file.lock().with_context(|| format!("locking {}", lock.display()))?;
+    Ok(file)
+}
+
 /// Reads a JSON file of the data dir that carries a format `version`: `None` when there is no
 /// file; a file that cannot be read, does not parse as `what`, or has another version than
 /// `expected` is an error naming the file (never quoting its content).

@@ -409,13 +409,7 @@ impl KeyStore {
     /// existed before.
     fn update(&self, now: u64, change: impl FnOnce(&mut KeyList, bool) -> Result<Vec<Change>>) -> Result<Vec<Change>> {
         crate::data_dir::create_private_dir(&self.data.ohttp_keys_dir())?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .with_context(|| format!("opening {}", self.lock.display()))?;
-        lock.lock().with_context(|| format!("locking {}", self.lock.display()))?;
+        let _lock = sealgate_server::files::lock_exclusive(&self.lock)?;
         let loaded = self.load()?;
         let existed = loaded.is_some();
         let mut list = loaded.unwrap_or(KeyList { version: VERSION, ..KeyList::default() });

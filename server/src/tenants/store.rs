@@ -7,7 +7,6 @@
 //! period has ended are dropped on every write. Nothing in the file is secret on its own:
 //! token hashes are SHA-256 of 256-bit random values (see [`super::token`]).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -234,13 +233,7 @@ impl Store {
 
     /// Read, change and write the file under the lock; expired tokens are dropped first.
     fn update<T>(&self, now: u64, change: impl FnOnce(&mut Vec<TenantRecord>) -> Result<T>) -> Result<T> {
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .with_context(|| format!("opening {}", self.lock.display()))?;
-        lock.lock().with_context(|| format!("locking {}", self.lock.display()))?;
+        let _lock = crate::files::lock_exclusive(&self.lock)?;
         let mut tenants = self.load()?;
         for tenant in &mut tenants {
             tenant.prune(now);
