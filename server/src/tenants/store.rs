@@ -251,6 +251,8 @@ fn unknown(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn spec(name: &str) -> TenantSpec {
