@@ -8,6 +8,8 @@
 //! included, since `O_EXCL` never follows one), written with its final mode, synced, renamed
 //! over the old file, and the folder synced, so a reader or a crash never sees half a file
 //! and the new name survives a power cut. A temporary file left by a failure is removed.
+//! [`create_file`] is the same for a file that must not exist yet (the audit key): the
+//! temporary file is hard-linked to the name, which fails when anything already has it.
 
 use std::fs;
 use std::io::{self, Write};
@@ -23,6 +25,17 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
+    sync_parent(path)
+}
+
+/// Writes `contents` to the new file `path` atomically, created with `mode`; fails with
+/// [`io::ErrorKind::AlreadyExists`] when `path` exists (as a file, a folder or a symlink,
+/// which `link` never follows), and nothing is changed then.
+pub fn create_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let (tmp, mut file) = create_temporary(path, mode)?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all()).and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    written?;
     sync_parent(path)
 }
 
@@ -82,6 +95,22 @@ mod tests {
             .filter(|n| n.ends_with(".tmp") && !n.contains("keyring.json.tmp") && n != "keyring.tmp")
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    #[test]
+    fn a_created_file_never_replaces_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        create_file(&path, b"one", 0o600).unwrap();
+        let again = create_file(&path, b"two", 0o600).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "one");
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(dir.path().join("victim"), &planted).unwrap();
+        assert_eq!(create_file(&planted, b"x", 0o600).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("victim").exists(), "the symlink was not followed");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     }
 
     #[test]

@@ -252,8 +252,9 @@ fn rewrap_changes_keys_but_not_the_body() {
 #[test]
 fn key_use_is_audited_including_refusals() {
     let f = fixture(100);
-    audit::start_new_log(f.dir.path()).unwrap();
-    let log = AuditLog::new(f.dir.path(), "test");
+    let key = audit::AuditKey::new(&sealgate_models::kms::DataKey::from_bytes([7; 32]));
+    audit::start_new_log(f.dir.path(), &key).unwrap();
+    let log = AuditLog::new(f.dir.path(), "test", key.clone());
     let audited = Audited::new(f.kms, log.clone());
     open(&[&audited], &f.sealed).unwrap();
     audited.inner().disable("default").unwrap();
@@ -262,7 +263,7 @@ fn key_use_is_audited_including_refusals() {
     assert!(text.contains("\"op\":\"unwrap\"") && text.contains("\"result\":\"ok\""));
     assert!(text.contains("refused: key 'default' is disabled"));
     assert!(text.contains("\"artifact\":\"m@1\""));
-    assert_eq!(audit::verify(f.dir.path()), Ok(6), "three opens (one per reader) per call");
+    assert_eq!(audit::verify(f.dir.path(), &key), Ok(6), "three opens (one per reader) per call");
     let _ = KmsError::Unwrap; // The error type is part of the public surface used above.
 }
 

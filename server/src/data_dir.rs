@@ -31,6 +31,8 @@ const KEY_FOLDERS: [&str; 3] = ["kms", "keys", "tls"];
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// It had no entries when opened: this process is creating it.
+    new: bool,
 }
 
 impl DataDir {
@@ -46,13 +48,17 @@ impl DataDir {
                 check_private_dir(&path)?;
             }
         }
-        // An empty data dir has had no key use to audit, so its audit log starts here; in any
-        // other, a missing log is one that was deleted (`sealgate audit verify` says so).
-        let empty = fs::read_dir(root).with_context(|| format!("listing {}", root.display()))?.next().is_none();
-        if empty {
-            sealgate_models::audit::start_new_log(root).context("starting the audit log")?;
-        }
-        Ok(Self { root: root.to_path_buf() })
+        // An empty data dir has had no key use to audit, so its audit log (and the key that
+        // authenticates it) start with this process (`Providers::open`); in any other, a missing
+        // log or key is one that was deleted (`sealgate audit verify` says so).
+        let new = fs::read_dir(root).with_context(|| format!("listing {}", root.display()))?.next().is_none();
+        Ok(Self { root: root.to_path_buf(), new })
+    }
+
+    /// True when the folder had no entries when it was opened: this process is creating it,
+    /// so it gets a new audit key and log.
+    pub fn is_new(&self) -> bool {
+        self.new
     }
 
     /// The root folder.

@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sealgate_models::artifact::{ArtifactError, KmsSet};
-use sealgate_models::audit::{AuditLog, Audited, Event};
+use sealgate_models::audit::{AuditError, AuditKey, AuditLog, Audited, Event};
 use sealgate_models::kms::aws::{AwsKms, AwsKmsConfig};
 use sealgate_models::kms::customer::CustomerKey;
 use sealgate_models::kms::local::{LocalKms, RootKey};
 use sealgate_models::kms::pkcs11::{Pkcs11Config, Pkcs11Kms};
 use sealgate_models::kms::{KmsProvider, aws, customer, local, pkcs11};
 use zeroize::Zeroizing;
+
+use crate::data_dir::DataDir;
 
 /// Flags that configure KMS providers, shared by every command that uses keys.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -41,6 +43,26 @@ pub struct KmsArgs {
     /// or `-` for stdin. The key is never written anywhere.
     #[arg(long, global = true)]
     pub customer_key: Option<String>,
+    /// KMS key that wraps the audit log's key when a data dir is created (or the operator
+    /// makes a new one with `sealgate audit verify --rekey`); default `local:default`. Choose
+    /// one outside the data dir (AWS KMS, PKCS#11) so whoever can write the data dir cannot
+    /// authenticate a rewritten log.
+    #[arg(long, global = true, value_name = "PROVIDER:KEY")]
+    pub audit_key_kms: Option<KeyRef>,
+}
+
+/// How [`Providers::open_with`] comes by the audit log's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKeyUse {
+    /// Unwrap `DATA_DIR/audit.key` (and audit that); a data dir created by this process gets
+    /// a new key and a new log instead.
+    Existing,
+    /// Unwrap it without writing anything: `sealgate audit verify`, which must not change
+    /// the log it checks.
+    ReadOnly,
+    /// Make a new key wrapped by `--audit-key-kms` (`audit.key` must not exist): the operator's
+    /// `--new-log` or `--rekey`, which record the event themselves once the head is keyed.
+    New,
 }
 
 /// A KMS key named on the command line as `PROVIDER:KEY`, such as `local:default` or
@@ -81,6 +103,8 @@ pub struct Providers {
     pkcs11: Option<Audited<Pkcs11Kms>>,
     customer: Option<Audited<CustomerKey>>,
     log: AuditLog,
+    /// The audit log's key; `Some` only when this process made it.
+    made_audit_key: Option<KeyRef>,
 }
 
 /// Counts one KMS call in the process's metrics.
@@ -96,23 +120,24 @@ pub fn actor(command: &str) -> String {
 
 impl Providers {
     /// Builds the providers `args` enable, plus `required` (the provider a command is about to
-    /// use), for the data dir `data_dir`.
-    pub fn open(data_dir: &Path, args: &KmsArgs, required: Option<&str>, command: &str) -> Result<Self> {
+    /// use), for the data dir `data`, with the audit log's key unwrapped.
+    pub fn open(data: &DataDir, args: &KmsArgs, required: Option<&str>, command: &str) -> Result<Self> {
+        Self::open_with(data, args, required, command, AuditKeyUse::Existing)
+    }
+
+    /// [`Providers::open`], the audit log's key obtained as `key_use` says.
+    pub fn open_with(
+        data: &DataDir,
+        args: &KmsArgs,
+        required: Option<&str>,
+        command: &str,
+        key_use: AuditKeyUse,
+    ) -> Result<Self> {
         let root = match std::env::var("SEALGATE_KMS_PASSPHRASE") {
             Ok(p) if !p.is_empty() => RootKey::Passphrase(Zeroizing::new(p)),
             _ => RootKey::File,
         };
-        crate::data_dir::DataDir::open(data_dir)?;
-        let log = AuditLog::new(data_dir, actor(command));
-        if let Some(name) =
-            required.filter(|n| ![local::NAME, aws::PROVIDER_NAME, pkcs11::PROVIDER_NAME, customer::NAME].contains(n))
-        {
-            let reason =
-                format!("unknown KMS provider '{name}' (expected local, aws-kms, pkcs11 or customer-provided)");
-            let event = Event { op: command, provider: name, key_id: "-", artifact: None, result: Err(reason.clone()) };
-            log.record(&event).context("writing the audit log")?;
-            bail!(reason);
-        }
+        let data_dir = data.root();
         let local = LocalKms::open(data_dir, root).context("opening the local KMS keyring")?;
         let aws = if args.aws_kms || required == Some(aws::PROVIDER_NAME) {
             Some(AwsKms::new(AwsKmsConfig::from_env()?).context("configuring AWS KMS")?)
@@ -138,14 +163,90 @@ impl Providers {
             (None, true) => bail!("--kms customer-provided needs --customer-key FILE (or - for stdin)"),
             (None, false) => None,
         };
-        // Every key use is also counted for the gateway's metrics (`sealgate_kms_calls_total`).
-        Ok(Self {
+        let (key, made_audit_key) = {
+            let mut raw: Vec<&dyn KmsProvider> = vec![&local];
+            raw.extend(aws.as_ref().map(|p| p as &dyn KmsProvider));
+            raw.extend(pkcs11.as_ref().map(|p| p as &dyn KmsProvider));
+            raw.extend(customer.as_ref().map(|p| p as &dyn KmsProvider));
+            audit_key(data, args, &local, &raw, key_use)?
+        };
+        let log = AuditLog::new(data_dir, actor(command), key.clone());
+        let providers = Self {
+            // Every key use is also counted for the gateway's metrics (`sealgate_kms_calls_total`).
             local: Audited::new(local, log.clone()).with_observer(kms_observed),
             aws: aws.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
             pkcs11: pkcs11.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
             customer: customer.map(|p| Audited::new(p, log.clone()).with_observer(kms_observed)),
             log,
-        })
+            made_audit_key,
+        };
+        match (key_use, &providers.made_audit_key) {
+            // A new data dir: its log starts here, its first entry the key that keys it.
+            (AuditKeyUse::Existing, Some(made)) => {
+                sealgate_models::audit::start_new_log(data_dir, &key).context("starting the audit log")?;
+                providers.record_audit_key("generate", made)?;
+            }
+            (AuditKeyUse::Existing, None) => {
+                let wrapped_by = AuditKey::wrapped_by(data_dir).unwrap_or_default();
+                let made: KeyRef = wrapped_by.parse().map_err(anyhow::Error::msg)?;
+                providers.record_audit_key("unwrap", &made)?;
+            }
+            _ => {}
+        }
+        if let Some(name) =
+            required.filter(|n| ![local::NAME, aws::PROVIDER_NAME, pkcs11::PROVIDER_NAME, customer::NAME].contains(n))
+        {
+            let reason =
+                format!("unknown KMS provider '{name}' (expected local, aws-kms, pkcs11 or customer-provided)");
+            let event = Event { op: command, provider: name, key_id: "-", artifact: None, result: Err(reason.clone()) };
+            providers.log.record(&event).context("writing the audit log")?;
+            bail!(reason);
+        }
+        Ok(providers)
+    }
+
+    /// Records a use of the audit log's key (`generate`, `unwrap`, `rekey`, ...) by `kms`.
+    pub fn record_audit_key(&self, op: &str, kms: &KeyRef) -> Result<()> {
+        kms_observed(&kms.provider, if op == "generate" { "wrap" } else { "unwrap" }, true);
+        let event =
+            Event { op, provider: &kms.provider, key_id: &kms.key_id, artifact: Some("audit-head"), result: Ok(()) };
+        self.log.record(&event).context("writing the audit log")
+    }
+
+    /// The audit log's key, for checking the log (`sealgate audit verify`).
+    pub fn log_key(&self) -> AuditKey {
+        self.log.key().clone()
+    }
+
+    /// The KMS key that wraps the audit key this process made, if it made one.
+    pub fn made_audit_key(&self) -> Option<&KeyRef> {
+        self.made_audit_key.as_ref()
+    }
+
+    /// Drops every provider but `local` and those named in `keep`, returning the names of the
+    /// dropped ones: a gateway past start-up holds only the credentials it still needs (a
+    /// PKCS#11 session logs out, AWS credentials and a customer key are zeroized).
+    pub fn keep_only(&mut self, keep: &[&str]) -> Vec<&'static str> {
+        let mut dropped = Vec::new();
+        if !keep.contains(&aws::PROVIDER_NAME) && self.aws.take().is_some() {
+            dropped.push(aws::PROVIDER_NAME);
+        }
+        if !keep.contains(&pkcs11::PROVIDER_NAME) && self.pkcs11.take().is_some() {
+            dropped.push(pkcs11::PROVIDER_NAME);
+        }
+        if !keep.contains(&customer::NAME) && self.customer.take().is_some() {
+            dropped.push(customer::NAME);
+        }
+        dropped
+    }
+
+    /// The names of the providers held.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = vec![local::NAME];
+        names.extend(self.aws.as_ref().map(|_| aws::PROVIDER_NAME));
+        names.extend(self.pkcs11.as_ref().map(|_| pkcs11::PROVIDER_NAME));
+        names.extend(self.customer.as_ref().map(|_| customer::NAME));
+        names
     }
 
     /// The local provider itself, for key management (`sealgate kms`, the embedded default's
@@ -193,6 +294,43 @@ impl Providers {
             Some(p) => Ok(p),
             None => bail!("KMS provider '{name}' is not configured (see `sealgate seal --help`)"),
         }
+    }
+}
+
+/// The audit log's key of `data`, as `key_use` says (see [`AuditKeyUse`]), and the KMS key
+/// that wraps it when this call made it.
+fn audit_key(
+    data: &DataDir,
+    args: &KmsArgs,
+    local: &LocalKms,
+    raw: &[&dyn KmsProvider],
+    key_use: AuditKeyUse,
+) -> Result<(AuditKey, Option<KeyRef>)> {
+    let make = || -> Result<(AuditKey, Option<KeyRef>)> {
+        let wrap_with = args
+            .audit_key_kms
+            .clone()
+            .unwrap_or_else(|| KeyRef { provider: local::NAME.into(), key_id: "default".into() });
+        if wrap_with.provider == local::NAME {
+            local
+                .ensure_key(&wrap_with.key_id)
+                .with_context(|| format!("creating the local KMS key '{}'", wrap_with.key_id))?;
+        }
+        let Some(kms) = raw.iter().copied().find(|p| p.name() == wrap_with.provider) else {
+            bail!("--audit-key-kms {wrap_with}: the KMS provider '{}' is not configured", wrap_with.provider);
+        };
+        let key = AuditKey::create(data.root(), kms, &wrap_with.key_id).context("making the audit log's key")?;
+        Ok((key, Some(wrap_with)))
+    };
+    match key_use {
+        AuditKeyUse::New => make(),
+        AuditKeyUse::Existing | AuditKeyUse::ReadOnly => match AuditKey::open(data.root(), raw) {
+            Ok(key) => Ok((key, None)),
+            // Only a data dir this process created has no key yet; anywhere else a missing key
+            // was deleted, and making a new one would authenticate whatever the log now says.
+            Err(AuditError::NoKey) if key_use == AuditKeyUse::Existing && data.is_new() => make(),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("opening the audit log of {}", data.root().display()))),
+        },
     }
 }
 
@@ -307,7 +445,8 @@ mod refusal_tests {
     #[test]
     fn only_refusals_past_the_kms_are_recorded_here() {
         let dir = tempfile::tempdir().unwrap();
-        let providers = Providers::open(dir.path(), &KmsArgs::default(), None, "test").unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let providers = Providers::open(&data, &KmsArgs::default(), None, "test").unwrap();
         let path = dir.path().join("missing.sealed");
         let refusals = [
             (Refusal::from(ArtifactError::KmsUnavailable(KmsError::Unavailable("down".into()))), 0),
@@ -325,7 +464,9 @@ mod refusal_tests {
         }
         let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
         assert!(log.contains("refusing x: renamed"), "{log}");
-        assert_eq!(sealgate_models::audit::verify(dir.path()), Ok(2));
+        let key = providers.log_key();
+        // The audit key's creation, then the two refusals.
+        assert_eq!(sealgate_models::audit::verify(dir.path(), &key), Ok(3));
     }
 
     #[test]

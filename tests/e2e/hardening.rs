@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,6 @@ fn a_data_dir_others_could_change_is_refused() {
     let data = root.path().join("data");
     drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
     let start = || Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&data));
-    let chmod = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     for (folder, mode, who) in [
         ("", 0o770, "its group"),
         ("keys", 0o702, "others"),
@@ -133,11 +132,17 @@ fn a_data_dir_others_could_change_is_refused() {
     drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
 }
 
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// The audit log of a gateway that started and stopped, copied into a data dir of its own
 /// for each tampering case (`audit.log` and `audit.head` as given, `None` for a removed
-/// file), and `sealgate audit verify` run on it.
+/// file, with the gateway's local keyring and `audit.key`), and `sealgate audit verify` run
+/// on it.
 struct AuditCopy {
     root: tempfile::TempDir,
+    data: PathBuf,
     log: String,
     head: String,
 }
@@ -149,11 +154,26 @@ impl AuditCopy {
         drop(Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data)));
         let log = fs::read_to_string(data.join("audit.log")).unwrap();
         let head = fs::read_to_string(data.join("audit.head")).unwrap();
-        Self { root, log, head }
+        Self { root, data, log, head }
     }
 
     fn entries(&self) -> usize {
         self.log.lines().count()
+    }
+
+    /// The case's data dir: the keyring and audit key of the gateway, `log` and `head`.
+    fn case(&self, case: &str, log: Option<&str>, head: Option<&str>) -> PathBuf {
+        let dir = self.root.path().join(case);
+        if !dir.exists() {
+            sealgate_test_support::copy_audit_key(&self.data, &dir);
+            if let Some(log) = log {
+                fs::write(dir.join("audit.log"), log).unwrap();
+            }
+            if let Some(head) = head {
+                fs::write(dir.join("audit.head"), head).unwrap();
+            }
+        }
+        dir
     }
 
     fn verify(
@@ -163,14 +183,7 @@ impl AuditCopy {
         head: Option<&str>,
         extra: &[&str],
     ) -> sealgate_test_support::CliOutput {
-        let dir = self.root.path().join(case);
-        fs::create_dir_all(&dir).unwrap();
-        if let Some(log) = log {
-            fs::write(dir.join("audit.log"), log).unwrap();
-        }
-        if let Some(head) = head {
-            fs::write(dir.join("audit.head"), head).unwrap();
-        }
+        let dir = self.case(case, log, head);
         sealgate_test_support::sealgate(
             SEALGATE,
             ["audit", "verify", "--data-dir", dir.to_str().unwrap()].into_iter().chain(extra.iter().copied()),
@@ -215,6 +228,56 @@ fn audit_verify_catches_an_emptied_deleted_or_extended_log() {
     let extended = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     copy.verify("extended", Some(&extended), Some(&copy.head), &[])
         .assert_failure("audit log line 2: not a valid audit entry");
+}
+
+/// What someone who can write the data dir but not use the KMS key that wraps the audit key
+/// would do to hide key uses, each refused: cut the last entries and write the head the
+/// remaining ones call for, delete the log and write the head of a new one, delete the audit
+/// key. Only the operator's `--rekey` authenticates an intact log again, never a cut one.
+#[test]
+fn a_rewritten_log_with_a_matching_head_fails_without_the_audit_key() {
+    let copy = AuditCopy::new();
+    let n = copy.entries();
+    let entry = |line: &str| -> (u64, String) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        (value["seq"].as_u64().unwrap(), value["hash"].as_str().unwrap().to_owned())
+    };
+    let not_authentic = "audit.head is not authenticated by this data dir's audit key";
+
+    // The last entry cut, and the head rewritten to the entry now last: the chain holds.
+    let kept: Vec<&str> = copy.log.lines().take(n - 1).collect();
+    let (seq, hash) = entry(kept[kept.len() - 1]);
+    let cut_log: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    let forged_head = format!("{seq} {hash}\n");
+    copy.verify("cut", Some(&cut_log), Some(&forged_head), &[]).assert_failure(not_authentic);
+    // With a made-up MAC too.
+    let made_up = format!("{seq} {hash} {}\n", "ab".repeat(32));
+    copy.verify("made-up", Some(&cut_log), Some(&made_up), &[]).assert_failure(not_authentic);
+    // `--rekey` does not authenticate a cut log: the head still names the last entry written.
+    copy.verify("cut-rekey", Some(&cut_log), Some(&copy.head), &["--rekey"])
+        .assert_failure(&format!("the audit log ends at entry {seq} but entry {n} was written"));
+    // A gateway does not append to it either.
+    let dir = copy.case("cut", None, None);
+    Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).data_dir(&dir))
+        .assert_stderr_contains(not_authentic);
+    assert_eq!(fs::read_to_string(dir.join("audit.log")).unwrap(), cut_log, "nothing was appended");
+
+    // The log deleted and the head of a new, empty log written in its place.
+    let genesis = format!("0 {}\n", "0".repeat(64));
+    copy.verify("restarted", None, Some(&genesis), &[]).assert_failure(not_authentic);
+
+    // The audit key deleted: refused, until the operator re-keys the intact log.
+    let dir = copy.case("keyless", Some(&copy.log), Some(&copy.head));
+    fs::remove_file(dir.join("audit.key")).unwrap();
+    copy.verify("keyless", None, None, &[]).assert_failure("audit.key is missing");
+    copy.verify("keyless", None, None, &["--rekey"])
+        .assert_success()
+        .assert_stdout_contains(&format!("audit log intact, {n} entries; its head is now authenticated by a new key"));
+    copy.verify("keyless", None, None, &[])
+        .assert_success()
+        .assert_stdout_contains(&format!("intact, {} entries", n + 1));
+    let log = fs::read_to_string(dir.join("audit.log")).unwrap();
+    assert!(log.lines().last().unwrap().contains("\"op\":\"rekey\""), "the rekey is audited: {log}");
 }
 
 /// A gateway does not write past a log that was cut: its first key use at start is refused

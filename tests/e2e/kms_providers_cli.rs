@@ -169,6 +169,10 @@ async fn a_customer_provided_key_is_needed_and_never_stored() {
     assert_serves_credit_risk(&gateway).await;
     gateway.stop();
     let logs = gateway.logs();
+    // The customer key unwrapped the model at start and is dropped then: only the provider
+    // that wraps the HPKE keys (local) is kept for the keys rotations add.
+    let kept = logs.lines().find(|l| l.contains("KMS providers after start-up")).unwrap_or_else(|| panic!("{logs}"));
+    assert!(kept.contains("kept=local") && kept.contains("dropped=customer-provided"), "{kept}");
 
     // The key, raw or hex in either case, is nowhere under the data dir or the artifact's
     // folder, nor in anything the gateway printed.

@@ -98,10 +98,11 @@ async fn the_scrape_counts_requests_under_fixed_labels_only() {
     assert_eq!(value(&scrape, r#"sealgate_sessions{model="breast-cancer"}"#), 2.0);
     assert_eq!(value(&scrape, r#"sealgate_sessions_busy{model="breast-cancer"}"#), 0.0);
     assert!(value(&scrape, "sealgate_models_load_duration_seconds") > 0.0, "{scrape}");
-    // The embedded default's first start seals both demo models and wraps its two HPKE keys
-    // with the local KMS, then unwraps the models to load them and the HPKE keys to serve them.
+    // The embedded default's first start wraps the audit log's key, seals both demo models and
+    // wraps its two HPKE keys with the local KMS, then unwraps the models to load them and the
+    // HPKE keys to serve them.
     assert_eq!(value(&scrape, r#"sealgate_kms_calls_total{provider="local",op="generate"}"#), 2.0);
-    assert_eq!(value(&scrape, r#"sealgate_kms_calls_total{provider="local",op="wrap"}"#), 2.0);
+    assert_eq!(value(&scrape, r#"sealgate_kms_calls_total{provider="local",op="wrap"}"#), 3.0);
     assert_eq!(value(&scrape, r#"sealgate_kms_calls_total{provider="local",op="unwrap"}"#), 4.0);
     assert_eq!(sample(&scrape, r#"sealgate_kms_failures_total{provider="local",op="unwrap"}"#), None);
 

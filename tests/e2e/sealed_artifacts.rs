@@ -405,7 +405,7 @@ fn audit_verify_detects_edited_removed_and_reordered_lines() {
     // An audit log with `lines` (and the original head file) in a data dir of its own.
     let check = |name: &str, lines: &[String]| -> CliOutput {
         let dir = ws.path(name);
-        fs::create_dir_all(&dir).unwrap();
+        sealgate_test_support::copy_audit_key(&ws.data(), &dir);
         fs::write(dir.join("audit.log"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
         fs::write(dir.join("audit.head"), &head).unwrap();
         sealgate(SEALGATE, ["audit", "verify", "--data-dir", utf8(&dir)])

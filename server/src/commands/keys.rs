@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commands::tenants::unix_now;
 use crate::data_dir::{DataDir, write_file};
-use crate::providers::{KeyRef, KmsArgs, Providers, actor};
+use crate::providers::{KeyRef, KmsArgs, Providers};
 
 /// The version of `keys.json` this gateway reads and writes.
 const VERSION: u32 = 1;
@@ -40,6 +40,9 @@ pub struct KeysArgs {
     /// Data directory.
     #[arg(long, env = "SEALGATE_DATA_DIR", default_value = ".sealgate", global = true)]
     data_dir: PathBuf,
+    /// The KMS flags: for the new keys' `--hpke-key-kms`, and the audit log's key.
+    #[command(flatten)]
+    providers: KmsArgs,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -62,8 +65,6 @@ pub enum KeysCommand {
         /// KMS provider and key that wrap the new private keys.
         #[arg(long, default_value = "local:default", value_name = "PROVIDER:KEY")]
         hpke_key_kms: KeyRef,
-        #[command(flatten)]
-        providers: KmsArgs,
     },
     /// Stop accepting a key now (its private key file is deleted). Active keys are refused:
     /// rotate first, so clients have a key to move to.
@@ -472,10 +473,10 @@ pub fn run(args: KeysArgs) -> Result<()> {
     let data = DataDir::open(&args.data_dir)?;
     let store = KeyStore::new(&data);
     let now = unix_now();
-    let (changes, refused_key) = match args.command {
+    let (kms, changes, refused_key) = match args.command {
         KeysCommand::List => return list(&store, now),
-        KeysCommand::Rotate { kem, grace, hpke_key_kms, providers } => {
-            let kms = Providers::open(data.root(), &providers, Some(&hpke_key_kms.provider), "keys")?;
+        KeysCommand::Rotate { kem, grace, hpke_key_kms } => {
+            let kms = Providers::open(&data, &args.providers, Some(&hpke_key_kms.provider), "keys")?;
             let wrap_with = kms.get(&hpke_key_kms.provider)?;
             let changes = match store.load() {
                 Ok(Some(_)) => store.rotate(&kem.0, grace, (wrap_with, &hpke_key_kms.key_id), now),
@@ -486,12 +487,14 @@ pub fn run(args: KeysArgs) -> Result<()> {
                 Err(e) => Err(e),
             };
             let names: Vec<&str> = kem.0.iter().map(|k| k.name()).collect();
-            (changes, names.join(","))
+            (kms, changes, names.join(","))
         }
-        KeysCommand::Retire { key_id } => (store.retire(key_id, now), key_id.to_string()),
+        KeysCommand::Retire { key_id } => {
+            let kms = Providers::open(&data, &args.providers, None, "keys")?;
+            (kms, store.retire(key_id, now), key_id.to_string())
+        }
     };
-    let log = AuditLog::new(data.root(), actor("keys"));
-    audit(&log, &changes, &refused_key)?;
+    audit(kms.log(), &changes, &refused_key)?;
     for change in changes? {
         eprintln!("{}: key {} ({})", change.op, change.key_id, change.kem);
     }

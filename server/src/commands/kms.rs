@@ -70,7 +70,8 @@ pub fn run(args: KmsCommandArgs) -> Result<()> {
         KmsCommand::Create { provider, .. } => Some(provider.as_str()),
         _ => None,
     };
-    let providers = Providers::open(&args.data_dir, &args.providers, required, "kms")?;
+    let data = crate::data_dir::DataDir::open(&args.data_dir)?;
+    let providers = Providers::open(&data, &args.providers, required, "kms")?;
     let kms = providers.local();
     let (op, provider, name, result): (&str, &str, String, Result<String, KmsError>) = match args.command {
         KmsCommand::Create { name, provider } => {

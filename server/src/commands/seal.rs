@@ -1,7 +1,7 @@
 //! `sealgate seal` and `sealgate rewrap`: making and re-keying sealed artifacts.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use sealgate_models::artifact::{self, SealRequest};
@@ -53,7 +53,7 @@ pub fn seal(args: SealArgs) -> Result<()> {
     anyhow::ensure!(sealgate_models::is_valid_name(&args.version), "--version: use [A-Za-z0-9._-], 1-64 characters");
     anyhow::ensure!(!args.output.exists(), "{} exists; sealed artifacts are never overwritten", args.output.display());
     let data = DataDir::open(&args.data_dir)?;
-    let providers = Providers::open(data_path(&data), &args.providers, Some(&args.kms), "seal")?;
+    let providers = Providers::open(&data, &args.providers, Some(&args.kms), "seal")?;
     let key_id = default_key(&args.kms, args.key_id);
     let primary = providers.get(&args.kms)?;
     let recovery_providers = args.recovery.iter().map(|r| providers.get(&r.provider)).collect::<Result<Vec<_>>>()?;
@@ -103,10 +103,6 @@ pub fn seal(args: SealArgs) -> Result<()> {
     Ok(())
 }
 
-fn data_path(data: &DataDir) -> &Path {
-    data.root()
-}
-
 /// `sealgate rewrap`.
 #[derive(clap::Args)]
 pub struct RewrapArgs {
@@ -140,7 +136,7 @@ pub fn rewrap(args: RewrapArgs) -> Result<()> {
         args.output.display()
     );
     let data = DataDir::open(&args.data_dir)?;
-    let providers = Providers::open(data_path(&data), &args.providers, Some(&args.kms), "rewrap")?;
+    let providers = Providers::open(&data, &args.providers, Some(&args.kms), "rewrap")?;
     let target = providers.get(&args.kms)?;
     let key_id = default_key(&args.kms, args.key_id);
     let mut reader = std::io::BufReader::new(

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use sealgate_models::audit::{AuditLog, Event};
+use sealgate_models::audit::Event;
 use sealgate_server::tenants::{ModelAllowlist, Store, TenantSpec};
 
 use crate::data_dir::DataDir;
-use crate::providers::actor;
+use crate::providers::{KmsArgs, Providers};
 
 /// `sealgate tenants ...`.
 #[derive(clap::Args)]
@@ -22,6 +22,9 @@ pub struct TenantsArgs {
     /// Data directory.
     #[arg(long, env = "SEALGATE_DATA_DIR", default_value = ".sealgate", global = true)]
     data_dir: PathBuf,
+    /// The KMS flags, for the audit log's key.
+    #[command(flatten)]
+    providers: KmsArgs,
     #[command(subcommand)]
     command: TenantsCommand,
 }
@@ -64,7 +67,11 @@ pub enum TenantsCommand {
 pub fn run(args: TenantsArgs) -> Result<()> {
     let data = DataDir::open(&args.data_dir)?;
     let store = Store::new(data.root());
-    let log = AuditLog::new(data.root(), actor("tenants"));
+    if let TenantsCommand::List = args.command {
+        return list(&store);
+    }
+    let kms = Providers::open(&data, &args.providers, None, "tenants")?;
+    let log = kms.log();
     let now = unix_now();
     let (op, name, result) = match args.command {
         TenantsCommand::List => return list(&store),

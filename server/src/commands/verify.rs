@@ -29,7 +29,7 @@ pub struct VerifyArgs {
 /// Runs `sealgate verify`: exit 0 and a summary, or an error.
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let data = DataDir::open(&args.data_dir)?;
-    let providers = Providers::open(data.root(), &args.providers, None, "verify")?;
+    let providers = Providers::open(&data, &args.providers, None, "verify")?;
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let opened = artifact::open_file(&file, &providers, DigestCheck::Recompute)
         .map_err(|e| Refusal::from(e).map(|e| e.context(format!("{} failed verification", args.file.display()))));

@@ -8,14 +8,19 @@
 //! when `--rotate-keys-every` says a rotation is due, removes expired keys, and whenever the
 //! accepted set differs from the one being served, unwraps the new keys and swaps the whole
 //! set into the gateway. Requests in flight keep the set they started with. The KMS
-//! providers are therefore kept past start-up, used only when a new key appears.
+//! providers that wrap HPKE keys (`--hpke-key-kms`'s, and those of the keys in the list) are
+//! therefore kept past start-up, used only when a new key appears; [`KeyWatch::keep_kms`]
+//! drops every other one, with its credentials.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use sealgate_models::artifact::KmsSet;
 use sealgate_models::audit::AuditLog;
+use sealgate_models::kms::KmsProvider;
 use sealgate_protocol::{GatewayKey, GatewayKeys, Kem};
 
 use super::ServeArgs;
@@ -23,12 +28,15 @@ use crate::commands::keys::{KeyList, KeyStore, Serving, audit};
 use crate::commands::tenants::unix_now;
 use crate::data_dir::DataDir;
 use crate::gateway::Gateway;
-use crate::providers::{KeyRef, Providers, actor};
+use crate::providers::{KeyRef, Providers};
 
 /// The keys a gateway serves and what it needs to keep them current.
 pub(super) struct KeyWatch {
     store: KeyStore,
     kms: Option<Providers>,
+    /// The providers the HPKE keys need: the one new keys are wrapped with, and those that
+    /// wrapped the keys unwrapped at start.
+    needs: BTreeSet<String>,
     wrap_with: KeyRef,
     every: Option<Duration>,
     log: AuditLog,
@@ -47,7 +55,7 @@ pub(super) fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Re
     let hpke = &args.hpke_key_kms;
     let wrap_with = kms.get(&hpke.provider)?;
     let store = KeyStore::new(data);
-    let log = AuditLog::new(data.root(), actor("serve"));
+    let log = kms.log().clone();
     let serving = Serving {
         cache_max_age_secs: args.key_cache_max_age.as_secs(),
         request_timeout_secs: args.request_timeout_secs.max(1),
@@ -66,10 +74,12 @@ pub(super) fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Re
     }
     let list = load(&store)?;
     let mut unwrapped = HashMap::new();
-    let current = build(&store, &mut unwrapped, &list, unix_now(), kms)?;
+    let noting = Noting { kms, asked: RefCell::new(BTreeSet::from([hpke.provider.clone()])) };
+    let current = build(&store, &mut unwrapped, &list, unix_now(), &noting)?;
     Ok(KeyWatch {
         store,
         kms: None,
+        needs: noting.asked.into_inner(),
         wrap_with: hpke.clone(),
         every: args.rotate_keys_every,
         log,
@@ -79,6 +89,19 @@ pub(super) fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Re
         current,
         retry_rotation_at: 0,
     })
+}
+
+/// A provider set that notes the names asked for: which providers the HPKE keys need.
+struct Noting<'a> {
+    kms: &'a Providers,
+    asked: RefCell<BTreeSet<String>>,
+}
+
+impl KmsSet for Noting<'_> {
+    fn provider(&self, name: &str) -> Option<&dyn KmsProvider> {
+        self.asked.borrow_mut().insert(name.to_owned());
+        self.kms.provider(name)
+    }
 }
 
 fn load(store: &KeyStore) -> Result<KeyList> {
@@ -92,7 +115,7 @@ fn build(
     unwrapped: &mut HashMap<(u8, String), GatewayKey>,
     list: &KeyList,
     now: u64,
-    kms: &Providers,
+    kms: &dyn KmsSet,
 ) -> Result<GatewayKeys> {
     let keys = store.gateway_keys(list, now, |entry| {
         let slot = (entry.key_id, entry.config_sha256.clone());
@@ -114,8 +137,17 @@ impl KeyWatch {
         self.current.clone()
     }
 
-    /// Keeps the KMS providers for unwrapping the keys rotations add.
-    pub(super) fn keep_kms(&mut self, kms: Providers) {
+    /// Keeps the KMS providers the HPKE keys need, for unwrapping the keys rotations add, and
+    /// drops the others (those only the models needed): their credentials are not needed
+    /// after start-up. Says in the log which were kept and which dropped.
+    pub(super) fn keep_kms(&mut self, mut kms: Providers) {
+        let needs: Vec<&str> = self.needs.iter().map(String::as_str).collect();
+        let dropped = kms.keep_only(&needs);
+        tracing::info!(
+            kept = %kms.names().join(","),
+            dropped = %if dropped.is_empty() { "none".to_owned() } else { dropped.join(",") },
+            "KMS providers after start-up: only those that wrap the HPKE keys are kept"
+        );
         self.kms = Some(kms);
     }
 

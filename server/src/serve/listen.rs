@@ -64,6 +64,8 @@ pub(super) fn listen(
         Some(time_left) => runtime.shutdown_timeout(time_left),
         None => drop(runtime),
     }
+    // The key watcher may be appending to the audit log on a thread that exit would stop.
+    sealgate_models::audit::finish_appends();
     tracing::info!("stopped");
     Ok(())
 }

@@ -138,9 +138,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let kms = kms(&args, &data)?;
     let mut keys = keys::hpke_keys(&args, &data, &kms)?;
     let registry = models::load_models(&args, &data, &kms)?;
+    let tenants = tenants::tenant_directory(&args, &data, kms.log())?;
     // The models are unwrapped; past start-up the KMS only unwraps keys that rotations add.
     keys.keep_kms(kms);
-    let tenants = tenants::tenant_directory(&args, &data)?;
     let routers = routers::routers(&args, registry, keys.current(), &tenants)?;
     listen::listen(args, &data, tls, routers, tenants, keys, metrics_addr)
 }
@@ -175,7 +175,7 @@ fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<crate::tls::ServerTls>
 /// demo models with it, and it is the default `--hpke-key-kms`.
 fn kms(args: &ServeArgs, data: &DataDir) -> Result<Providers> {
     let hpke = &args.hpke_key_kms;
-    let providers = Providers::open(data.root(), &args.providers, Some(&hpke.provider), "serve")?;
+    let providers = Providers::open(data, &args.providers, Some(&hpke.provider), "serve")?;
     let default_key_needed = args.models.is_none() || (hpke.provider == local::NAME && hpke.key_id == "default");
     if default_key_needed {
         providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;

@@ -14,7 +14,6 @@ use sealgate_server::tenants::{Directory, ModelAllowlist, Store, TenantSpec};
 use super::ServeArgs;
 use crate::commands::tenants::unix_now;
 use crate::data_dir::{DataDir, write_file};
-use crate::providers::actor;
 
 /// The tenants a running gateway knows, the file they come from and the embedded default's
 /// token file (printed at start-up when it exists).
@@ -26,9 +25,9 @@ pub(super) struct Tenants {
 
 /// Loads the tenant directory (creating `dev` on the embedded default's first start) and
 /// warns when requests will be served without a token, or refused for want of tenants.
-pub(super) fn tenant_directory(args: &ServeArgs, data: &DataDir) -> Result<Tenants> {
+pub(super) fn tenant_directory(args: &ServeArgs, data: &DataDir, log: &AuditLog) -> Result<Tenants> {
     let store = Store::new(data.root());
-    let dev_token = if args.models.is_none() { ensure_dev_tenant(data, &store)? } else { None };
+    let dev_token = if args.models.is_none() { ensure_dev_tenant(data, &store, log)? } else { None };
     let directory = Arc::new(Directory::from_tenants(store.load()?, args.danger_allow_anonymous));
     if args.danger_allow_anonymous {
         tracing::warn!(
@@ -48,11 +47,10 @@ pub(super) fn tenant_directory(args: &ServeArgs, data: &DataDir) -> Result<Tenan
 /// allowed every model (`--models '*'`: the demo models, and any the developer adds), its
 /// token written to `DATA_DIR/dev.token` (0600) for the examples, `sealgate-load
 /// --token-file` and the demo page. Returns that file when it exists.
-fn ensure_dev_tenant(data: &DataDir, store: &Store) -> Result<Option<PathBuf>> {
+fn ensure_dev_tenant(data: &DataDir, store: &Store, log: &AuditLog) -> Result<Option<PathBuf>> {
     let path = data.root().join("dev.token");
     if !store.exists() {
         let spec = TenantSpec::new("dev", ModelAllowlist::All, None, None)?;
-        let log = AuditLog::new(data.root(), actor("serve"));
         let created = store.add_if_missing(spec, unix_now());
         let event = Event {
             op: "tenant-add",

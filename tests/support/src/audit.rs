@@ -1,8 +1,10 @@
 //! Checks of the audit log a gateway and the CLI write (`DATA_DIR/audit.log`): the hash
-//! chain verifies, and the entries can be read back.
+//! chain verifies, and the entries can be read back; and a data dir of its own holding only
+//! what checking a copy of a log needs (the local keyring and the wrapped audit key).
 
 use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use crate::sealgate;
@@ -28,4 +30,20 @@ pub fn audit_entries(data_dir: &Path) -> Vec<serde_json::Value> {
     text.lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}")))
         .collect()
+}
+
+/// Makes `to` (mode 0700) a data dir with the audit key of the data dir `from` and the local
+/// keyring that unwraps it, but no log: tampering tests then write the log and head they
+/// want checked by `sealgate audit verify --data-dir to`.
+pub fn copy_audit_key(from: &Path, to: &Path) {
+    let private = |dir: &Path| {
+        fs::create_dir_all(dir).expect("creating a data dir");
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    };
+    private(to);
+    private(&to.join("kms"));
+    for file in fs::read_dir(from.join("kms")).expect("the data dir's keyring").flatten() {
+        fs::copy(file.path(), to.join("kms").join(file.file_name())).expect("copying the keyring");
+    }
+    fs::copy(from.join("audit.key"), to.join("audit.key")).expect("copying audit.key");
 }

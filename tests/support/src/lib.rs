@@ -43,7 +43,7 @@ mod sealed_layout;
 
 #[cfg(feature = "gateway")]
 pub use {
-    audit::{assert_audit_intact, audit_entries},
+    audit::{assert_audit_intact, audit_entries, copy_audit_key},
     cli::{CliOutput, SealgateCommand, sealgate, sealgate_command},
     exchange::{RawResponse, encapsulate, inner_error, inner_request},
     fixtures::{
