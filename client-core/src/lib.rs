@@ -5,9 +5,9 @@
 //! inner request carries (JSON, the bearer token, only inside the encryption), and what an
 //! answer means (decrypted response, "refetch the keys and retry once", overloaded, refused,
 //! not a gateway, tampered), and when the cached key configuration is fetched again
-//! ([`KeyCache`]: max-age, generations). The Rust SDK (`client-sdk`, with reqwest), the browser package
-//! (`wasm-client`, with `fetch`), `sealgate-load` (through the SDK) and the end-to-end
-//! harness are shells around it that only move bytes.
+//! ([`KeyCache`]: max-age, generations). The Rust SDK (`client-sdk`, with reqwest), the
+//! browser package (`wasm-client`, with `fetch`), `sealgate-load` (through the SDK) and the
+//! end-to-end harness are shells around it that only move bytes.
 //!
 //! It sits beside the protocol crate rather than inside it: `sealgate-protocol` is the wire
 //! format both ends share (the gateway compiles it too), while this is one side's policy.
