@@ -4,9 +4,10 @@
 //! gateway's key configurations to use (pin first, then the preferred KEM and AEAD), what the
 //! inner request carries (JSON, the bearer token, only inside the encryption), and what an
 //! answer means (decrypted response, "refetch the keys and retry once", overloaded, refused,
-//! not a gateway, tampered). The Rust SDK (`client-sdk`, with reqwest), the browser package
-//! (`wasm-client`, with `fetch`), `sealgate-load` (through the SDK) and the end-to-end
-//! harness are shells around it that only move bytes.
+//! not a gateway, tampered), and when the cached key configuration is fetched again
+//! ([`KeyCache`]: max-age, generations). The Rust SDK (`client-sdk`, with reqwest), the
+//! browser package (`wasm-client`, with `fetch`), `sealgate-load` (through the SDK) and the
+//! end-to-end harness are shells around it that only move bytes.
 //!
 //! It sits beside the protocol crate rather than inside it: `sealgate-protocol` is the wire
 //! format both ends share (the gateway compiles it too), while this is one side's policy.
@@ -56,11 +57,13 @@ extern crate std;
 
 mod error;
 mod json;
+mod key_cache;
 mod session;
 
 use alloc::string::String;
 
 pub use error::{Error, Result};
+pub use key_cache::{Cached, KeyCache};
 pub use session::{Finished, OuterResponse, Pending, Preferences, Prepared, Session, check_status, choose, essence};
 
 use sealgate_protocol::{Aead, Kem};

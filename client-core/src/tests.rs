@@ -261,3 +261,63 @@ fn a_decryption_failure_after_max_age_means_refetch_once() {
     let given = Preferences::new(AUTHORITY).session(&keys).unwrap();
     assert_eq!(finish(&given, 400, Duration::from_secs(600)).unwrap_err().status(), Some(400));
 }
+
+/// Discovers `gw`'s configuration with the key list's `cache-control` header.
+fn discovered(gw: &GatewayKeys, cache_control: Option<&str>) -> Session {
+    let keys = gw.encoded_configs();
+    Preferences::new(AUTHORITY)
+        .discover(&OuterResponse::new(200, media_type::OHTTP_KEYS, &keys).cache_control(cache_control))
+        .unwrap()
+}
+
+#[test]
+fn a_cached_configuration_is_fresh_until_its_max_age() {
+    let gw = gateway(7, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let secs = Duration::from_secs;
+    let mut cache = KeyCache::new();
+    assert!(cache.fresh(secs(0)).is_none(), "an empty cache fetches first");
+    assert_eq!(cache.generation(), 0);
+    let installed = cache.install(0, discovered(&gw, Some("max-age=60")), secs(100)).clone();
+    assert_eq!(installed.generation(), 1);
+    // Fresh while younger than max-age, on the caller's clock (instants only subtracted).
+    assert_eq!(cache.fresh(secs(159)).map(Cached::generation), Some(1));
+    assert_eq!(installed.age(secs(159)), secs(59));
+    assert!(cache.fresh(secs(160)).is_none(), "stale once the age reaches max-age");
+    assert!(cache.current().is_some(), "a stale configuration stays current until replaced");
+    // A clock read before the fetch started is an age of zero, not an underflow.
+    assert_eq!(installed.age(secs(50)), Duration::ZERO);
+
+    // no-store and no-cache: fetched again before every request.
+    let mut cache = KeyCache::new();
+    cache.install(0, discovered(&gw, Some("no-store")), secs(5));
+    assert!(cache.fresh(secs(5)).is_none());
+    // No max-age at all (a configuration given, not discovered): only `ohttp-key` retires it.
+    let mut cache = KeyCache::new();
+    cache.install(0, Preferences::new(AUTHORITY).session(&gw.encoded_configs()).unwrap(), secs(0));
+    assert!(cache.fresh(secs(1_000_000)).is_some());
+}
+
+#[test]
+fn a_fetch_never_replaces_a_newer_configuration() {
+    let old = gateway(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let new = gateway(2, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let secs = Duration::from_secs;
+    let mut cache: KeyCache<alloc::rc::Rc<Session>> = KeyCache::new();
+    cache.install(0, discovered(&old, None).into(), secs(0));
+    // Two callers sealed with generation 1 and were both refused: the first refetches ...
+    assert!(cache.newer_than(1).is_none(), "nothing newer yet: fetch");
+    let second = cache.install(1, discovered(&new, None).into(), secs(10));
+    assert_eq!((second.generation(), second.session().key_config().key_id()), (2, 2));
+    // ... and the second, asking on behalf of generation 1 too, finds generation 2: no fetch.
+    let newer = cache.newer_than(1).map(|c| (c.generation(), c.session().key_config().key_id()));
+    assert_eq!(newer, Some((2, 2)));
+    assert!(cache.newer_than(2).is_none(), "a caller refused with generation 2 fetches again");
+
+    // A slow fetch that started while generation 1 was cached answers last, with the old key
+    // list: generation 2 stays, and the caller gets it.
+    let late = cache.install(1, discovered(&old, None).into(), secs(5));
+    assert_eq!((late.generation(), late.session().key_config().key_id(), late.age(secs(10))), (2, 2, secs(0)));
+    assert_eq!(cache.current().map(|c| c.session().key_config().key_id()), Some(2));
+    // A fetch for generation 2 installs generation 3.
+    assert_eq!(cache.install(2, discovered(&old, None).into(), secs(20)).generation(), 3);
+}

@@ -4,8 +4,9 @@
 //! (the gateway rotated its keys) is single-flight: one fetch is in flight at a time, callers
 //! that need one meanwhile wait for it and use its result, and every cached configuration
 //! carries a generation so a caller that saw an older one never fetches again over a newer
-//! one. The client core decides when a refetch is needed; this file only adds the clock (how
-//! old the cached configuration is) and the I/O.
+//! one. Both rules, and when a configuration is too old to use, are the client core's
+//! (`KeyCache`, shared with the browser client); this file adds the clock (time since the
+//! client was built), the locks that make the refetch single-flight, and the I/O.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sealgate_client_core::{Finished, OuterResponse, Preferences, Session};
+use sealgate_client_core::{Finished, KeyCache, OuterResponse, Preferences, Session};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelList, ModelMetadata};
 use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp, media_type};
 use tokio::sync::{Mutex, RwLock};
@@ -180,8 +181,9 @@ impl ClientBuilder {
                 gateway_url,
                 preferences,
                 connect_retries: self.connect_retries,
-                session: RwLock::new(None),
+                keys: RwLock::new(KeyCache::new()),
                 refetch: Mutex::new(()),
+                epoch: Instant::now(),
             }),
         })
     }
@@ -239,28 +241,16 @@ struct Inner {
     gateway_url: url::Url,
     preferences: Preferences,
     connect_retries: u32,
-    /// The key configuration in use, chosen by the client core; `None` until first use.
-    session: RwLock<Option<Cached>>,
+    /// The key configuration in use, chosen by the client core; empty until first use.
+    keys: RwLock<KeyCache<Arc<Session>>>,
     /// Held while a key configuration is being fetched: one fetch at a time.
     refetch: Mutex<()>,
+    /// The start of the clock the key cache is read with.
+    epoch: Instant,
 }
 
-/// A fetched key configuration, when it was fetched and which fetch it came from.
-#[derive(Debug, Clone)]
-struct Cached {
-    session: Arc<Session>,
-    fetched: Instant,
-    /// Counts fetches: 1 for the first, one more for each refetch.
-    generation: u64,
-}
-
-impl Cached {
-    /// How long ago the configuration was fetched: the age the client core compares with
-    /// the key list's max-age.
-    fn age(&self) -> Duration {
-        self.fetched.elapsed()
-    }
-}
+/// A fetched key configuration, its generation and when it was fetched.
+type Cached = sealgate_client_core::Cached<Arc<Session>>;
 
 impl Client {
     /// Starts configuring a client for the gateway at `url` (such as `https://127.0.0.1:8443`).
@@ -282,26 +272,31 @@ impl Client {
 
     /// The cached key configuration, fetching it on first use.
     pub async fn key_config(&self) -> Result<KeyConfig> {
-        Ok(self.session().await?.session.key_config().clone())
+        Ok(self.session().await?.session().key_config().clone())
     }
 
     /// Fetches the key configuration now (RFC 9540 discovery) and caches it. With a
     /// pinned configuration, a gateway that no longer offers it is an error (the client
     /// core's `KeyConfigPinMismatch`), never a silent switch.
     pub async fn refresh_key_config(&self) -> Result<KeyConfig> {
-        let seen = self.inner.session.read().await.as_ref().map_or(0, |c| c.generation);
-        Ok(self.refresh_session(seen).await?.session.key_config().clone())
+        let seen = self.inner.keys.read().await.generation();
+        Ok(self.refresh_session(seen).await?.session().key_config().clone())
+    }
+
+    /// Now, on the key cache's clock.
+    fn now(&self) -> Duration {
+        self.inner.epoch.elapsed()
     }
 
     /// The cached configuration; fetched first when there is none, or when the key list's
     /// max-age has run out (the gateway may have rotated its keys since).
     async fn session(&self) -> Result<Cached> {
-        let seen = match self.inner.session.read().await.as_ref() {
-            Some(cached) if cached.session.max_age().is_none_or(|max_age| cached.age() < max_age) => {
+        let seen = {
+            let keys = self.inner.keys.read().await;
+            if let Some(cached) = keys.fresh(self.now()) {
                 return Ok(cached.clone());
             }
-            Some(cached) => cached.generation,
-            None => 0,
+            keys.generation()
         };
         self.refresh_session(seen).await
     }
@@ -311,19 +306,15 @@ impl Client {
     /// the fetch lock, that newer configuration is returned and nothing is fetched.
     async fn refresh_session(&self, seen: u64) -> Result<Cached> {
         let _fetching = self.inner.refetch.lock().await;
-        if let Some(cached) = self.inner.session.read().await.as_ref().filter(|c| c.generation > seen) {
+        if let Some(cached) = self.inner.keys.read().await.newer_than(seen) {
             return Ok(cached.clone());
         }
-        let fetched = Instant::now();
+        let fetched_at = self.now();
         let response = self.with_retries(|| self.inner.http.get(self.inner.gateway_url.clone()).send()).await?;
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let body = response.bytes().await?;
         let session = Arc::new(self.inner.preferences.discover(&outer(status, &headers, &body))?);
-        let mut slot = self.inner.session.write().await;
-        let generation = slot.as_ref().map_or(0, |c| c.generation) + 1;
-        let cached = Cached { session, fetched, generation };
-        *slot = Some(cached.clone());
-        Ok(cached)
+        Ok(self.inner.keys.write().await.install(seen, session, fetched_at).clone())
     }
 
     /// Sends one Binary HTTP request through the gateway and returns the decrypted response.
@@ -346,7 +337,7 @@ impl Client {
                 // Never more than one retry per request.
                 Finished::RefetchKeys(_) if !refetched => {
                     refetched = true;
-                    cached = self.refresh_session(cached.generation).await?;
+                    cached = self.refresh_session(cached.generation()).await?;
                 }
                 Finished::RefetchKeys(e) => return Err(e.into()),
             }
@@ -354,7 +345,7 @@ impl Client {
     }
 
     async fn exchange(&self, cached: &Cached, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<Finished> {
-        let session = &cached.session;
+        let session = cached.session();
         let started = Instant::now();
         let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
@@ -371,7 +362,7 @@ impl Client {
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         let body = response.bytes().await?;
         let started = Instant::now();
-        let finished = sealed.pending.finish_at(&outer(status, &headers, &body), cached.age());
+        let finished = sealed.pending.finish_at(&outer(status, &headers, &body), cached.age(self.now()));
         timings.decapsulate += started.elapsed();
         Ok(finished?)
     }

@@ -3,18 +3,28 @@
 //! The policy is the client core's (`sealgate-client-core`, shared with the Rust SDK): it
 //! chooses and pin-checks the key configuration once (RFC 9540 discovery), builds and seals
 //! each inner request (RFC 9458), and classifies each answer. This module is the shell around
-//! it: check the page's input, `fetch`, and turn the inner answer into plain JS objects. When
-//! the core says the keys rotated (`ohttp-key`) the configuration is fetched again and the
-//! request re-encrypted and sent once more, never more than once.
+//! it: check the page's input, `fetch`, and turn the inner answer into plain JS objects.
+//!
+//! The key configuration is refreshed by the same rules as in the Rust SDK, which are the
+//! core's (`KeyCache`): fetched again before sealing once the key list's `Cache-Control:
+//! max-age` has run out; fetched again and the request re-encrypted and sent once more when
+//! the gateway answers `ohttp-key`, or a decryption failure after max-age (a relay may have
+//! rewritten the 422), never more than once per request; a pinned configuration the gateway
+//! no longer offers is an error. Refetching is single-flight: while one key-list `GET` is in
+//! flight, every other call that needs one waits for it (a waiter list, woken when it ends)
+//! and uses its result, and a call that was refused with an older configuration than the one
+//! now cached uses the cached one without fetching.
 //!
 //! State lives behind an `Rc` so that methods can return promises that outlive the borrow of
 //! `this`; nothing is borrowed across an `await`, so concurrent calls from the page are safe.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use js_sys::{Object, Promise, Reflect};
-use sealgate_client_core::{Finished, Preferences, Session, check_status, to_hex};
+use sealgate_client_core::{Finished, KeyCache, Preferences, Session, check_status, to_hex};
 use sealgate_protocol::{GATEWAY_PATH, media_type};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -40,9 +50,16 @@ struct Inner {
     gateway_url: String,
     preferences: Preferences,
     transport: Transport,
-    session: RefCell<Rc<Session>>,
+    /// The key configuration in use, its generation and when it was fetched.
+    keys: RefCell<KeyCache<Rc<Session>>>,
+    /// Whether a key-list `GET` is in flight, and the calls waiting for it to end.
+    fetching: Cell<bool>,
+    waiting: RefCell<Vec<Waker>>,
     last: RefCell<Option<ExchangeInfo>>,
 }
+
+/// A fetched key configuration, its generation and when it was fetched.
+type Cached = sealgate_client_core::Cached<Rc<Session>>;
 
 #[wasm_bindgen]
 impl Sealgate {
@@ -57,14 +74,16 @@ impl Sealgate {
         let transport = Transport { fetch: options.fetch, timeout_ms: options.timeout_ms };
         let preferences =
             Preferences::new(authority).token(options.token).pin(options.pin).kem(options.kem).aead(options.aead);
-        let session = discover(&transport, &gateway_url, &preferences).await?;
         let inner = Inner {
             gateway_url,
             preferences,
             transport,
-            session: RefCell::new(Rc::new(session)),
+            keys: RefCell::new(KeyCache::new()),
+            fetching: Cell::new(false),
+            waiting: RefCell::new(Vec::new()),
             last: RefCell::new(None),
         };
+        inner.refetch(0).await?;
         Ok(Sealgate { inner: Rc::new(inner) })
     }
 
@@ -101,21 +120,21 @@ impl Sealgate {
     /// The key identifier of the key configuration in use.
     #[wasm_bindgen(getter, js_name = keyId)]
     pub fn key_id(&self) -> u8 {
-        self.inner.session.borrow().key_config().key_id()
+        self.inner.with_session(|s| s.key_config().key_id()).unwrap_or_default()
     }
 
     /// SHA-256 of the key configuration in use, lowercase hex: compare it with the value
     /// `sealgate serve` prints, or pass it as `keyConfigSha256` to pin it.
     #[wasm_bindgen(getter, js_name = keyConfigSha256)]
     pub fn key_config_sha256(&self) -> String {
-        to_hex(&self.inner.session.borrow().key_config().sha256())
+        self.inner.with_session(|s| to_hex(&s.key_config().sha256())).unwrap_or_default()
     }
 
     /// The algorithms requests are encrypted with: `{ kem, kdf, aead }`.
     #[wasm_bindgen(getter, unchecked_return_type = "Suite")]
     pub fn suite(&self) -> JsValue {
-        let session = self.inner.session.borrow();
-        suite_object(SuiteNames::new(session.key_config().kem(), session.suite())).into()
+        let names = self.inner.with_session(|s| SuiteNames::new(s.key_config().kem(), s.suite()));
+        names.map_or(JsValue::UNDEFINED, |names| suite_object(names).into())
     }
 
     /// What the most recent completed exchange looked like on the wire (sizes, key id,
@@ -128,23 +147,33 @@ impl Sealgate {
 
 impl Inner {
     /// One API call: encrypt, send, decrypt, check the inner status and the answer's shape,
-    /// and return the JSON as plain JS objects. Refetches the key configuration once on
-    /// `ohttp-key`.
+    /// and return the JSON as plain JS objects. The key configuration is fetched first when
+    /// its max-age has run out, and again (once) when the core says the keys changed.
     async fn call(&self, kind: Answer, method: &str, path: &str, body: Vec<u8>, started: f64) -> Result<JsValue> {
         let request = self.preferences.inner_request(method, path, body);
         let encoded = Zeroizing::new(request.encode());
         // The request zeroizes its own copy of the body and token now.
         drop(request);
         let mut started = started;
+        // Bound first: a borrow in the `match` below would be held across the fetch.
+        let fresh = self.keys.borrow().fresh(instant(started)).cloned();
+        let mut cached = match fresh {
+            Some(cached) => cached,
+            None => {
+                let seen = self.keys.borrow().generation();
+                let cached = self.refetch(seen).await?;
+                started = now();
+                cached
+            }
+        };
         let mut refetched = false;
         let (answer, received) = loop {
-            let session = self.session.borrow().clone();
-            match self.exchange(&session, &encoded, started).await? {
+            match self.exchange(&cached, &encoded, started).await? {
                 (Finished::Answer(answer), received) => break (answer, received),
+                // Never more than one retry per request.
                 (Finished::RefetchKeys(_), _) if !refetched => {
                     refetched = true;
-                    let session = discover(&self.transport, &self.gateway_url, &self.preferences).await?;
-                    *self.session.borrow_mut() = Rc::new(session);
+                    cached = self.refetch(cached.generation()).await?;
                     started = now();
                 }
                 (Finished::RefetchKeys(e), _) => return Err(e.into()),
@@ -161,7 +190,8 @@ impl Inner {
     /// Seals `encoded`, posts it, lets the core judge the answer. Returns what the core made
     /// of it and the time the answer arrived. Records the exchange for `lastExchange` once it
     /// decrypted.
-    async fn exchange(&self, session: &Session, encoded: &[u8], started: f64) -> Result<(Finished, f64)> {
+    async fn exchange(&self, cached: &Cached, encoded: &[u8], started: f64) -> Result<(Finished, f64)> {
+        let session = cached.session();
         let sealing = now();
         let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         let sealed_at = now();
@@ -181,7 +211,7 @@ impl Inner {
             .post(&self.gateway_url, media_type::OHTTP_REQUEST, media_type::OHTTP_RESPONSE, &sealed.encapsulated)
             .await?;
         let received = now();
-        let finished = sealed.pending.finish(&response.outer())?;
+        let finished = sealed.pending.finish_at(&response.outer(), cached.age(instant(received)))?;
         if let Finished::Answer(_) = finished {
             info.response_bytes = response.body.len();
             info.open_ms = now() - received;
@@ -189,6 +219,43 @@ impl Inner {
             *self.last.borrow_mut() = Some(info);
         }
         Ok((finished, received))
+    }
+
+    /// `f` of the configuration in use (there is one from `connect` on).
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
+        self.keys.borrow().current().map(|cached| f(cached.session()))
+    }
+
+    /// A configuration newer than generation `seen` (0: none): the one cached when another
+    /// call has already replaced `seen`, else a fresh fetch. Single-flight: while a fetch is
+    /// in flight, callers wait for it to end and look again, so concurrent calls make one
+    /// `GET`; a failed fetch leaves the next caller to try its own.
+    async fn refetch(&self, seen: u64) -> Result<Cached> {
+        loop {
+            if let Some(cached) = self.keys.borrow().newer_than(seen) {
+                return Ok(cached.clone());
+            }
+            if !self.fetching.get() {
+                break;
+            }
+            std::future::poll_fn(|cx| {
+                if self.fetching.get() {
+                    self.waiting.borrow_mut().push(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+        }
+        self.fetching.set(true);
+        let fetched_at = instant(now());
+        let fetched = discover(&self.transport, &self.gateway_url, &self.preferences).await;
+        self.fetching.set(false);
+        for waiter in self.waiting.take() {
+            waiter.wake();
+        }
+        Ok(self.keys.borrow_mut().install(seen, Rc::new(fetched?), fetched_at).clone())
     }
 }
 
@@ -228,6 +295,12 @@ fn gateway_url(url: &str) -> Result<(String, String)> {
 async fn discover(transport: &Transport, url: &str, preferences: &Preferences) -> Result<Session> {
     let response = transport.get(url, media_type::OHTTP_KEYS).await?;
     Ok(preferences.discover(&response.outer())?)
+}
+
+/// A [`now`] reading as the key cache's instant.
+fn instant(ms: f64) -> Duration {
+    // `as` saturates: a negative or NaN reading is zero, never a panic.
+    Duration::from_micros((ms * 1000.0) as u64)
 }
 
 /// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
@@ -299,19 +372,35 @@ mod tests {
 
     /// An in-memory gateway. `served` holds the keys it accepts; `published` the ones it
     /// advertises (they differ to simulate a stale configuration or a substituted key).
+    /// With `hold_gets` or `hold_posts` set, answers of that kind are decided when the
+    /// request comes but delivered only by `release`, so a test orders them.
     struct Fake {
         served: RefCell<GatewayKeys>,
         published: RefCell<Vec<u8>>,
+        cache_control: RefCell<Option<&'static str>>,
         gets: Cell<u32>,
         posts: Cell<u32>,
         bodies: RefCell<Vec<Vec<u8>>>,
         tamper: Cell<bool>,
+        /// Answers an unknown key with a bare 400, as a relay that rewrites the 422 does.
+        relay_400: Cell<bool>,
+        hold_gets: Cell<bool>,
+        hold_posts: Cell<bool>,
+        held_gets: RefCell<Vec<(Function, JsValue)>>,
+        held_posts: RefCell<Vec<(Function, JsValue)>>,
         handler: Box<Handler>,
     }
 
-    fn response(status: u16, content_type: &str, mut body: Vec<u8>) -> JsValue {
+    fn response(status: u16, content_type: &str, body: Vec<u8>) -> JsValue {
+        response_with(status, content_type, None, body)
+    }
+
+    fn response_with(status: u16, content_type: &str, cache_control: Option<&str>, mut body: Vec<u8>) -> JsValue {
         let headers = Headers::new().unwrap();
         headers.set("content-type", content_type).unwrap();
+        if let Some(value) = cache_control {
+            headers.set("cache-control", value).unwrap();
+        }
         let init = ResponseInit::new();
         init.set_status(status);
         init.set_headers(&headers);
@@ -326,12 +415,32 @@ mod tests {
             Rc::new(Fake {
                 served: RefCell::new(served),
                 published: RefCell::new(published),
+                cache_control: RefCell::new(None),
                 gets: Cell::new(0),
                 posts: Cell::new(0),
                 bodies: RefCell::new(Vec::new()),
                 tamper: Cell::new(false),
+                relay_400: Cell::new(false),
+                hold_gets: Cell::new(false),
+                hold_posts: Cell::new(false),
+                held_gets: RefCell::new(Vec::new()),
+                held_posts: RefCell::new(Vec::new()),
                 handler: Box::new(handler),
             })
+        }
+
+        /// The gateway rotates to a new key and retires the old one at once.
+        fn rotate(&self, key_id: u8) {
+            let rotated = keys(key_id);
+            *self.published.borrow_mut() = rotated.encoded_configs();
+            *self.served.borrow_mut() = rotated;
+        }
+
+        /// Delivers the held answers of one kind, in the order the requests came.
+        fn release(held: &RefCell<Vec<(Function, JsValue)>>) {
+            for (resolve, answer) in held.take() {
+                resolve.call1(&JsValue::NULL, &answer).unwrap();
+            }
         }
 
         fn sha256(&self) -> String {
@@ -343,7 +452,8 @@ mod tests {
             let method = Reflect::get(&init, &"method".into()).unwrap().as_string().unwrap();
             if method == "GET" {
                 self.gets.set(self.gets.get() + 1);
-                return response(200, media_type::OHTTP_KEYS, self.published.borrow().clone());
+                let cache_control = *self.cache_control.borrow();
+                return response_with(200, media_type::OHTTP_KEYS, cache_control, self.published.borrow().clone());
             }
             self.posts.set(self.posts.get() + 1);
             let headers = Reflect::get(&init, &"headers".into()).unwrap();
@@ -357,6 +467,7 @@ mod tests {
             self.bodies.borrow_mut().push(body.clone());
             let (inner, responder) = match self.served.borrow().decapsulate(&body) {
                 Ok(opened) => opened,
+                Err(_) if self.relay_400.get() => return response(400, "text/plain", b"Bad Request".to_vec()),
                 Err(_) => {
                     let problem = format!(
                         r#"{{"type":"{}","title":"key configuration mismatch","status":422}}"#,
@@ -376,8 +487,15 @@ mod tests {
 
         fn fetch(self: &Rc<Self>) -> Function {
             let fake = self.clone();
-            let closure = Closure::<dyn Fn(String, JsValue) -> Promise>::new(move |url, init| {
-                Promise::resolve(&fake.handle(url, init))
+            let closure = Closure::<dyn Fn(String, JsValue) -> Promise>::new(move |url, init: JsValue| {
+                let get = Reflect::get(&init, &"method".into()).unwrap() == "GET";
+                let answer = fake.handle(url, init);
+                let (hold, held) =
+                    if get { (&fake.hold_gets, &fake.held_gets) } else { (&fake.hold_posts, &fake.held_posts) };
+                if !hold.get() {
+                    return Promise::resolve(&answer);
+                }
+                Promise::new(&mut |resolve, _| held.borrow_mut().push((resolve, answer.clone())))
             });
             closure.into_js_value().unchecked_into()
         }
@@ -432,6 +550,19 @@ mod tests {
 
     async fn connect(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> core::result::Result<Sealgate, JsValue> {
         Sealgate::connect(URL.into(), options(fake, extra)).await
+    }
+
+    /// Lets every call run until it waits on the network, and `ms` milliseconds pass.
+    async fn settle(ms: i32) {
+        let timer = Promise::new(&mut |resolve, _| {
+            let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().unchecked_into();
+            set_timeout.call2(&JsValue::NULL, &resolve, &ms.into()).unwrap();
+        });
+        JsFuture::from(timer).await.unwrap();
+    }
+
+    fn infer_one(gw: &Sealgate) -> Promise {
+        gw.infer("breast-cancer".into(), one_row())
     }
 
     #[wasm_bindgen_test]
@@ -507,6 +638,105 @@ mod tests {
         assert_eq!(Reflect::get(&e, &"status".into()).unwrap(), 422);
         assert_eq!(Reflect::get(&e, &"problemType".into()).unwrap(), problem_type::OHTTP_KEY);
         assert_eq!((fake.gets.get(), fake.posts.get()), (3, 4));
+    }
+
+    #[wasm_bindgen_test]
+    async fn concurrent_calls_after_a_rotation_share_one_key_fetch() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.rotate(2);
+        let calls: Array = (0..5).map(|_| JsValue::from(infer_one(&gw))).collect();
+        JsFuture::from(Promise::all(&calls)).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (2, 10), "five refused calls, one key fetch");
+        assert_eq!(gw.key_id(), 2);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_slow_key_fetch_is_shared_and_a_late_refusal_fetches_nothing() {
+        let fake = Fake::new(kserve);
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.rotate(2);
+        // Sealed to key 1 now; its refusal arrives only after the configuration was refetched.
+        fake.hold_posts.set(true);
+        let late = infer_one(&gw);
+        settle(0).await;
+        fake.hold_posts.set(false);
+        // Two calls refused together while the key list answers slowly: one GET between them.
+        fake.hold_gets.set(true);
+        let (a, b) = (infer_one(&gw), infer_one(&gw));
+        settle(0).await;
+        assert_eq!((fake.gets.get(), fake.held_gets.borrow().len()), (2, 1), "one fetch in flight for both");
+        fake.hold_gets.set(false);
+        Fake::release(&fake.held_gets);
+        JsFuture::from(a).await.unwrap();
+        JsFuture::from(b).await.unwrap();
+        // The refusal of key 1 comes now: generation 2 is already cached, so it is used as it is.
+        Fake::release(&fake.held_posts);
+        JsFuture::from(late).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (2, 6), "no fetch over the newer configuration");
+        assert_eq!(gw.key_id(), 2);
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_configuration_is_fetched_again_before_sealing_once_its_max_age_ran_out() {
+        let fake = Fake::new(kserve);
+        *fake.cache_control.borrow_mut() = Some("max-age=600");
+        let gw = connect(&fake, &[]).await.unwrap();
+        JsFuture::from(infer_one(&gw)).await.unwrap();
+        JsFuture::from(infer_one(&gw)).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (1, 2), "within max-age the configuration is reused");
+        // `no-store`: stale at once, so fetched again before each request is sealed.
+        *fake.cache_control.borrow_mut() = Some("no-store");
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.rotate(2);
+        JsFuture::from(infer_one(&gw)).await.unwrap();
+        JsFuture::from(infer_one(&gw)).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (4, 4), "one fetch per call, none refused");
+        assert_eq!(gw.key_id(), 2);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_bad_request_after_max_age_refetches_once_and_succeeds() {
+        let fake = Fake::new(kserve);
+        fake.relay_400.set(true);
+        *fake.cache_control.borrow_mut() = Some("max-age=1");
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.rotate(2);
+        // Sealed while the configuration was fresh; answered once it is older than max-age.
+        fake.hold_posts.set(true);
+        let call = infer_one(&gw);
+        settle(1100).await;
+        fake.hold_posts.set(false);
+        Fake::release(&fake.held_posts);
+        JsFuture::from(call).await.unwrap();
+        assert_eq!((fake.gets.get(), fake.posts.get()), (2, 2), "one refetch, one retry");
+        assert_eq!(gw.key_id(), 2);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_bad_request_within_max_age_is_an_error_and_fetches_nothing() {
+        let fake = Fake::new(kserve);
+        fake.relay_400.set(true);
+        *fake.cache_control.borrow_mut() = Some("max-age=600");
+        let gw = connect(&fake, &[]).await.unwrap();
+        fake.rotate(2);
+        let e = rejected(infer_one(&gw)).await;
+        assert_eq!(code(&e), "unexpected-response");
+        assert_eq!((fake.gets.get(), fake.posts.get()), (1, 1));
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_request_is_never_retried_twice() {
+        let fake = Fake::new(kserve);
+        fake.relay_400.set(true);
+        // Always stale: fetched before sealing, and every 400 means "refetch and retry".
+        *fake.cache_control.borrow_mut() = Some("no-store");
+        let gw = connect(&fake, &[]).await.unwrap();
+        // The gateway accepts a key it does not publish: every attempt is refused.
+        *fake.served.borrow_mut() = keys(3);
+        let e = rejected(infer_one(&gw)).await;
+        assert_eq!(code(&e), "unexpected-response");
+        assert_eq!((fake.gets.get(), fake.posts.get()), (3, 2), "a fetch before sealing, one refetch, one retry");
     }
 
     #[wasm_bindgen_test]

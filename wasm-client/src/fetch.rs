@@ -27,6 +27,9 @@ pub struct HttpResponse {
     pub content_type: String,
     /// The `retry-after` header, if any.
     pub retry_after: Option<String>,
+    /// The `cache-control` header, if any (the key list's max-age). It is CORS-safelisted,
+    /// so the browser shows it to the page for a cross-origin gateway too.
+    pub cache_control: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -36,6 +39,7 @@ impl HttpResponse {
     pub fn outer(&self) -> sealgate_client_core::OuterResponse<'_> {
         sealgate_client_core::OuterResponse::new(self.status, &self.content_type, &self.body)
             .retry_after(self.retry_after.as_deref())
+            .cache_control(self.cache_control.as_deref())
     }
 }
 
@@ -100,9 +104,10 @@ impl Transport {
         let headers = response.headers();
         let content_type = headers.get("content-type").ok().flatten().unwrap_or_default();
         let retry_after = headers.get("retry-after").ok().flatten();
+        let cache_control = headers.get("cache-control").ok().flatten();
         let body = response.array_buffer().map_err(|e| self.failure(url, &e))?;
         let body = JsFuture::from(body).await.map_err(|e| self.failure(url, &e))?;
-        Ok(HttpResponse { status, content_type, retry_after, body: Uint8Array::new(&body).to_vec() })
+        Ok(HttpResponse { status, content_type, retry_after, cache_control, body: Uint8Array::new(&body).to_vec() })
     }
 
     /// A rejected fetch: a timeout when our signal fired, a network failure otherwise.

@@ -4,7 +4,8 @@
 // Usage: NODE_EXTRA_CA_CERTS=ca.pem node wasm-client/tests/browser.mjs CONFIG.json (the
 // extra CA is for playwright's own `route.fetch`, which runs in Node), where the config is
 //   { "url": "https://127.0.0.1:PORT", "caPem": "/path/ca.pem", "pin": "<sha256 hex>",
-//     "closedPort": 12345, "benchCalls": 200, "chromium": "/usr/bin/chromium" }
+//     "closedPort": 12345, "benchCalls": 200, "chromium": "/usr/bin/chromium",
+//     "sealgate": "/path/to/sealgate", "dataDir": "/gateway/data/dir" }
 //
 // What it does, in order:
 // 1. Makes Chromium trust the gateway's development CA the way a user would: an NSS database
@@ -15,7 +16,9 @@
 //    outputs it showed.
 // 4. Runs the bad-input cases in the page (wrong URL, gateway down, pin mismatch, tampered
 //    key configuration, tampered response, malformed tensors, inner errors, key rotation)
-//    and reports each error's name, code, message and the requests sent meanwhile.
+//    and reports each error's name, code, message and the requests sent meanwhile. Last, it
+//    rotates the real gateway's keys (`sealgate keys rotate`, then `keys retire` of the key
+//    a connected client holds) and fires concurrent calls through a counting `fetch`.
 //    The cases that point the client at another origin run in a second page without the
 //    gateway's Content-Security-Policy (whose `connect-src 'self'` would stop them first).
 // 5. Checks the page under its Content-Security-Policy: the demo raised no violation, and
@@ -33,6 +36,8 @@ import { chromium } from "playwright-core";
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const log = (...args) => console.error("[browser.mjs]", ...args);
 const GATEWAY_PATH = "/.well-known/ohttp-gateway";
+// How many calls the rotation case fires at once (tests/browser.rs expects the same number).
+const ROTATION_CALLS = 6;
 
 const home = mkdtempSync(join(tmpdir(), "sealgate-chromium-"));
 const report = { requests: [], console: [], forms: {}, cases: {}, bench: null, timer: null };
@@ -346,6 +351,69 @@ async function badInput(page, otherOrigins) {
     { url: origin, request: tensor(row) },
   );
   await page.unroute(gatewayUrl, staleKeyId);
+
+  await rotation(page, tensor(row));
+}
+
+// Runs `sealgate keys ARGS --data-dir DIR` against the gateway's data dir, without the
+// caller's SEALGATE_* and AWS_* variables (as the Rust harness runs the CLI).
+function sealgateKeys(args) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("SEALGATE_") && !k.startsWith("AWS_")),
+  );
+  const argv = ["keys", ...args, "--data-dir", config.dataDir];
+  return execFileSync(config.sealgate, argv, { env, stdio: ["ignore", "pipe", "pipe"] }).toString();
+}
+
+// The gateway rotates its keys while a page holds a connected client: the key the client
+// sealed to is retired at once, so every call is refused with `ohttp-key`. Concurrent calls
+// must all succeed after exactly one key-list GET between them, counted by the `fetch` the
+// client was given (and, independently, by the recorded requests of the case).
+async function rotation(page, request) {
+  const held = await page.evaluate(async (a) => {
+    const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+    window.keyListGets = 0;
+    const counting = (url, init) => {
+      if ((init?.method ?? "GET") === "GET") window.keyListGets += 1;
+      return fetch(url, init);
+    };
+    window.rotating = await Sealgate.connect(a.url, { token: a.token, fetch: counting });
+    return window.rotating.keyId;
+  }, { url: config.url, token: config.token });
+  sealgateKeys(["rotate", "--grace", "10m"]);
+  sealgateKeys(["retire", String(held)]);
+  // The gateway looks at its key list every second; wait until it no longer advertises the
+  // retired key (a plain fetch, not the client's).
+  const advertised = await page.evaluate(async (a) => {
+    const deadline = performance.now() + 20000;
+    for (;;) {
+      const response = await fetch(a.url + a.path, { cache: "no-store" });
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const ids = [];
+      for (let i = 0; i + 2 < bytes.length; i += 2 + ((bytes[i] << 8) | bytes[i + 1])) ids.push(bytes[i + 2]);
+      if (!ids.includes(a.held) || performance.now() > deadline) return ids;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, { url: config.url, path: GATEWAY_PATH, held });
+  log("rotation: retired key", held, "advertised now", advertised);
+  await runCase(
+    page,
+    "rotationConcurrent",
+    async (S, a) => {
+      const gw = window.rotating;
+      const before = gw.keyId;
+      const gets = window.keyListGets;
+      const results = await Promise.all(Array.from({ length: a.calls }, () => gw.infer("breast-cancer", a.request)));
+      return {
+        before,
+        after: gw.keyId,
+        answered: results.filter((r) => r.outputs.some((o) => o.name === "label")).length,
+        keyListGets: window.keyListGets - gets,
+        advertised: a.advertised,
+      };
+    },
+    { request, calls: ROTATION_CALLS, advertised },
+  );
 }
 
 // Measures the smallest step of performance.now() (Chromium coarsens it).

@@ -13,6 +13,8 @@
 //! - every bad input (wrong URL, gateway down, pin mismatch, substituted key, tampered
 //!   response, malformed tensors, inner 400/404, stale key id) ends as a JS `Error` with the
 //!   expected `code` and a clear message, and sends nothing it should not;
+//! - a real key rotation while a page holds a client (`sealgate keys rotate`, then `keys
+//!   retire` of its key): concurrent calls all succeed after exactly one key-list `GET`;
 //! - the time spent in the module per call, printed for docs/PERFORMANCE.md
 //!   (`SEALGATE_WASM_BENCH_CALLS=1000` for the documented figure; 200 by default).
 //!
@@ -35,8 +37,8 @@ use sealgate_test_support::{
 };
 use serde_json::Value;
 
-/// A regression guard on the `.wasm` the package ships (190,545 bytes since the client core
-/// joined it). The target is 150 KB, met (149,432 bytes) until X-Wing joined the
+/// A regression guard on the `.wasm` the package ships (195,487 bytes since the browser
+/// client follows the core's key-refresh rules). The target is 150 KB, met (149,432 bytes) until X-Wing joined the
 /// portable HPKE backend; docs/PERFORMANCE.md has the figures and what each step added.
 const WASM_SIZE_BUDGET: u64 = 200_000;
 
@@ -112,6 +114,8 @@ async fn run_browser(gateway: &Gateway, bench_calls: u32) -> Value {
         "closedPort": closed_port(),
         "benchCalls": bench_calls,
         "chromium": "/usr/bin/chromium",
+        "sealgate": gateway_binary(),
+        "dataDir": gateway.data_dir(),
     });
     let config_path = gateway.root().join("browser-config.json");
     fs::write(&config_path, config.to_string()).expect("writing the browser config");
@@ -422,6 +426,30 @@ fn check_bad_input(report: &Value, gateway: &Gateway) {
     assert_ne!(value["before"], value["after"], "{value}");
     assert_eq!(value["after"], gateway.key_id(), "{value}");
     assert_eq!(posts(case), 2, "one refused POST, one accepted after the refetch: {case:#}");
+
+    check_rotation(report, gateway);
+}
+
+/// How many calls browser.mjs fires at once after the rotation (its `ROTATION_CALLS`).
+const ROTATION_CALLS: u64 = 6;
+
+/// The real rotation: the page's client held the gateway's first key, which was retired;
+/// every concurrent call was refused once, and one key-list `GET` served them all.
+fn check_rotation(report: &Value, gateway: &Gateway) {
+    let case = &report["cases"]["rotationConcurrent"];
+    assert_eq!(case["rejected"], false, "every call succeeds after the rotation: {case:#}");
+    let value: Value = serde_json::from_str(case["value"].as_str().expect("a value")).expect("JSON");
+    assert_eq!(value["before"], gateway.key_id(), "the client held the first key: {value}");
+    let advertised = value["advertised"].as_array().expect("the advertised key ids");
+    assert!(!advertised.contains(&value["before"]), "the gateway stopped advertising the retired key: {value}");
+    assert!(advertised.contains(&value["after"]), "the client moved to an advertised key: {value}");
+    assert_eq!(value["answered"], ROTATION_CALLS, "{value}");
+    assert_eq!(value["keyListGets"], 1, "one key-list GET for all the refused calls (the client's fetch): {value}");
+    let requests = case["requests"].as_array().expect("requests");
+    let gets = requests.iter().filter(|r| r["method"] == "GET").count();
+    assert_eq!(gets, 1, "one key-list GET for all the refused calls (the browser's requests): {case:#}");
+    let posts = requests.iter().filter(|r| r["method"] == "POST").count() as u64;
+    assert_eq!(posts, 2 * ROTATION_CALLS, "each call refused once, then answered: {case:#}");
 }
 
 fn print_bench(report: &Value, wasm_size: u64) {
