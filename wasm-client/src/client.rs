@@ -561,6 +561,19 @@ mod tests {
         JsFuture::from(timer).await.unwrap();
     }
 
+    /// Waits until `done` holds (at most about 5 s). How many turns of the event loop a fetch
+    /// answer takes differs between runtimes (Chromium reads a body in tasks, Node in
+    /// microtasks), so tests wait for the state they need rather than for a fixed time.
+    async fn settle_until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            settle(10).await;
+        }
+        panic!("still waiting for {what}");
+    }
+
     fn infer_one(gw: &Sealgate) -> Promise {
         gw.infer("breast-cancer".into(), one_row())
     }
@@ -659,12 +672,17 @@ mod tests {
         // Sealed to key 1 now; its refusal arrives only after the configuration was refetched.
         fake.hold_posts.set(true);
         let late = infer_one(&gw);
-        settle(0).await;
+        settle_until("the first post to be held", || fake.held_posts.borrow().len() == 1).await;
         fake.hold_posts.set(false);
         // Two calls refused together while the key list answers slowly: one GET between them.
         fake.hold_gets.set(true);
         let (a, b) = (infer_one(&gw), infer_one(&gw));
-        settle(0).await;
+        settle_until("both refusals and a held key fetch", || {
+            fake.posts.get() == 3 && !fake.held_gets.borrow().is_empty()
+        })
+        .await;
+        // Time for a second fetch to start, were the refetch not shared.
+        settle(50).await;
         assert_eq!((fake.gets.get(), fake.held_gets.borrow().len()), (2, 1), "one fetch in flight for both");
         fake.hold_gets.set(false);
         Fake::release(&fake.held_gets);
