@@ -7,7 +7,8 @@
 //! authorizes anything. The decision itself is [`Directory::authorize`]; this module maps it
 //! to inner statuses (401 with `WWW-Authenticate: Bearer`, 403, 429 with `Retry-After`) and
 //! hands the [`Grant`] to the routes (to filter `GET /v2/models`) and back to the gateway (to
-//! log the tenant's name).
+//! log the tenant's name). A streamed request (NDJSON) is checked again for each line with
+//! [`Reauthorize`], the same decision and the same answers.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sealgate_server::tenants::{Denial, Directory, Grant};
+use zeroize::Zeroizing;
 
 use crate::inference::InnerError;
 
@@ -32,12 +34,33 @@ pub async fn authorize(State(tenants): State<Arc<Directory>>, mut request: Reque
     let field = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
     match tenants.authorize(field, model.as_deref()) {
         Ok(grant) => {
+            let field = field.map(|f| Arc::new(Zeroizing::new(f.to_vec())));
+            request.extensions_mut().insert(Reauthorize { tenants: tenants.clone(), field });
             request.extensions_mut().insert(grant.clone());
             let mut response = next.run(request).await;
             response.extensions_mut().insert(grant);
             response
         }
         Err(denial) => refusal(denial, model.as_deref()).into_response(),
+    }
+}
+
+/// The check of one request, to run again for each line of a stream: the directory and the
+/// request's `authorization` field (zeroized when the last copy goes).
+#[derive(Clone)]
+pub struct Reauthorize {
+    tenants: Arc<Directory>,
+    field: Option<Arc<Zeroizing<Vec<u8>>>>,
+}
+
+impl Reauthorize {
+    /// Decides once more for `model` (taking from the tenant's rate, like a request); the
+    /// refusal is the inner error a request would get.
+    pub fn again(&self, model: &str) -> Result<(), InnerError> {
+        match self.tenants.authorize(self.field.as_ref().map(|f| f.as_slice()), Some(model)) {
+            Ok(_) => Ok(()),
+            Err(denial) => Err(refusal(denial, Some(model))),
+        }
     }
 }
 

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +32,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 /// A model with the semaphore that bounds how many requests wait on its session pool.
+#[derive(Clone)]
 struct Served {
     model: Arc<Model>,
     slots: Arc<Semaphore>,
@@ -45,6 +45,10 @@ pub struct InnerLimits {
     pub queue_timeout: Duration,
     /// Largest serialized answer, in bytes.
     pub max_response_bytes: usize,
+    /// Lines of an NDJSON stream scored at once (and held in memory).
+    pub stream_window: usize,
+    /// Longest line of an NDJSON stream, in bytes.
+    pub max_line_bytes: usize,
 }
 
 impl InnerLimits {
@@ -87,6 +91,19 @@ impl Models {
         self.served.values().flat_map(HashMap::values).map(|s| s.model.pool_size()).sum()
     }
 
+    /// The inner API's limits.
+    pub fn limits(&self) -> InnerLimits {
+        self.limits
+    }
+
+    /// Scores one inference request (`body`, JSON) with `name` (`version`, or the newest):
+    /// the serialized answer, or the inner error. What a request and each line of a stream
+    /// go through.
+    pub async fn score(&self, name: &str, version: Option<&str>, body: &[u8]) -> Result<Vec<u8>, InnerError> {
+        let served = self.find(name, version)?.clone();
+        score_with(&served, self.limits, body).await
+    }
+
     /// The model a request names: the registry resolves the version (newest when none is
     /// given), the map holds its semaphore.
     fn find(&self, name: &str, version: Option<&str>) -> Result<&Served, InnerError> {
@@ -117,6 +134,16 @@ pub struct InnerError {
 }
 
 impl InnerError {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message (fixed text, names and shapes only).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// An error with this status and message (fixed text, names and shapes only).
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), retry_after: None, www_authenticate: None }
@@ -175,6 +202,9 @@ pub fn router(models: Arc<Models>, tenants: Arc<Directory>) -> Router {
         .route("/v2/models/{name}/versions/{version}", get(metadata_version))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        // An NDJSON stream has no size limit of its own (its lines do); a single request is
+        // capped where it is read, in `dispatch`.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(|| async { InnerError::new(StatusCode::NOT_FOUND, "no such inference API route") })
         .with_state(models)
         .layer(axum::middleware::from_fn_with_state(tenants, crate::authorization::authorize))
@@ -224,21 +254,45 @@ fn metadata_of(models: &Models, name: &str, version: Option<&str>) -> Result<Res
 async fn infer(
     State(models): State<Arc<Models>>,
     Path(name): Path<String>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Response, InnerError> {
-    run(&models, &name, None, &body).await
+    dispatch(models, name, None, request).await
 }
 
 async fn infer_version(
     State(models): State<Arc<Models>>,
     Path((name, version)): Path<(String, String)>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Response, InnerError> {
-    run(&models, &name, Some(&version), &body).await
+    dispatch(models, name, Some(version), request).await
 }
 
-async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) -> Result<Response, InnerError> {
-    let served = models.find(name, version)?;
+/// An NDJSON stream goes to [`crate::streaming::score`] (after the model was found, so an
+/// unknown model is one 404, not an error line per line); anything else is one request.
+async fn dispatch(
+    models: Arc<Models>,
+    name: String,
+    version: Option<String>,
+    request: axum::extract::Request,
+) -> Result<Response, InnerError> {
+    models.find(&name, version.as_deref())?;
+    if crate::streaming::is_ndjson(request.headers()) {
+        let reauthorize = request.extensions().get::<crate::authorization::Reauthorize>().cloned();
+        return Ok(crate::streaming::score(models, name, version, reauthorize, request.into_body()));
+    }
+    let max = models.limits.max_line_bytes;
+    let body = axum::body::to_bytes(request.into_body(), max).await.map_err(|_| {
+        InnerError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request is larger than {max} bytes; send fewer rows, or stream them as NDJSON"),
+        )
+    })?;
+    let answer = models.score(&name, version.as_deref(), &body).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], answer).into_response())
+}
+
+/// Parses, queues for a session of `served`, runs and serializes one inference request.
+async fn score_with(served: &Served, limits: InnerLimits, body: &[u8]) -> Result<Vec<u8>, InnerError> {
     let request: InferenceRequest = serde_json::from_slice(body).map_err(|e| {
         // serde_json's own message may quote a value from the body; report only where.
         InnerError::new(
@@ -256,7 +310,7 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
             ),
         )
     })?;
-    let queue_timeout = models.limits.queue_timeout;
+    let queue_timeout = limits.queue_timeout;
     let metrics = sealgate_server::metrics::global();
     let metrics_model = metrics.model(Some(served.model.name()));
     let queued = std::time::Instant::now();
@@ -279,8 +333,7 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
     };
     metrics.queue_wait(metrics_model, queued.elapsed());
     let model = served.model.clone();
-    let limits = models.limits;
-    let body = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         // Held until the inference has really ended, also when the client gave up; the busy
         // gauge follows the permit.
         let _permit = permit;
@@ -295,8 +348,7 @@ async fn run(models: &Models, name: &str, version: Option<&str>, body: &[u8]) ->
         body
     })
     .await
-    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))??;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))?
 }
 
 /// Serializes `value` as JSON, stopping as soon as it passes `max` bytes, so an answer over

@@ -21,6 +21,7 @@ mod providers;
 mod sealed_models;
 mod serve;
 mod static_files;
+mod streaming;
 mod tls;
 mod watch;
 

@@ -20,6 +20,7 @@ mod no_plaintext_in_logs;
 mod rotation;
 mod sealed_artifacts;
 mod shutdown;
+mod streaming;
 mod tenants;
 mod tls;
 

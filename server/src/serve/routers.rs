@@ -37,8 +37,12 @@ pub(super) fn routers(
     tenants: &Tenants,
 ) -> Result<Routers> {
     let models: Vec<String> = registry.iter().map(|m| format!("{} v{}", m.name(), m.version())).collect();
-    let limits =
-        inference::InnerLimits { queue_timeout: args.queue_timeout, max_response_bytes: args.max_response_bytes };
+    let limits = inference::InnerLimits {
+        queue_timeout: args.queue_timeout,
+        max_response_bytes: args.max_response_bytes,
+        stream_window: args.stream_window,
+        max_line_bytes: args.max_body_bytes,
+    };
     let inner_models = Arc::new(inference::Models::new(registry, limits));
     let total_sessions = inner_models.total_sessions();
     let model_names = inner_models.names();
