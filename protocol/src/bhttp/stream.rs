@@ -573,3 +573,183 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Request {
+        let mut req = Request::new("POST", "https", "gw.example", "/v2/models/m/infer");
+        req.headers.push(Field::new("content-type", "application/x-ndjson"));
+        req.headers.push(Field::new("authorization", "Bearer canary-token"));
+        req
+    }
+
+    /// Feeds `wire` in slices of `step` bytes; returns head, body, trailers.
+    fn decode_request(wire: &[u8], step: usize) -> Result<(Request, Vec<u8>, Vec<Field>)> {
+        let mut decoder = Decoder::request();
+        let mut parts = Vec::new();
+        for piece in wire.chunks(step) {
+            parts.extend(decoder.push(piece)?);
+        }
+        parts.extend(decoder.finish()?);
+        collect(parts)
+    }
+
+    fn collect(parts: Vec<Part>) -> Result<(Request, Vec<u8>, Vec<Field>)> {
+        let mut head = None;
+        let mut body = Vec::new();
+        let mut end = None;
+        for part in parts {
+            match part {
+                Part::Request(r) => {
+                    assert!(head.is_none() && body.is_empty());
+                    head = Some(r);
+                }
+                Part::Body(b) => body.extend_from_slice(&b),
+                Part::End { trailers } => {
+                    assert!(end.is_none());
+                    end = Some(trailers);
+                }
+                Part::Response(_) => panic!("a response head from a request decoder"),
+            }
+        }
+        Ok((head.unwrap(), body, end.unwrap()))
+    }
+
+    #[test]
+    fn indeterminate_round_trip_in_any_slicing() {
+        let (mut wire, mut encoder) = Encoder::request(&sample());
+        wire.extend(encoder.body(b"{\"a\":1}\n"));
+        wire.extend(encoder.body(b""));
+        wire.extend(encoder.body(b"{\"a\":2}\n"));
+        wire.extend(encoder.finish(&[Field::new("x-checksum", "abc")]));
+        // The known-length decoder of the parent module reads the same bytes.
+        let whole = Request::decode(&wire).unwrap();
+        assert_eq!(whole.body, b"{\"a\":1}\n{\"a\":2}\n");
+        for step in [1, 2, 3, 7, 1000] {
+            let (head, body, trailers) = decode_request(&wire, step).unwrap();
+            assert_eq!(head.path, "/v2/models/m/infer");
+            assert_eq!(head.header("authorization"), Some(&b"Bearer canary-token"[..]));
+            assert_eq!(body, whole.body, "step {step}");
+            assert_eq!(trailers, [Field::new("x-checksum", "abc")]);
+        }
+    }
+
+    #[test]
+    fn known_length_messages_decode_incrementally() {
+        let mut req = sample();
+        req.body = (0..5000u32).map(|i| i as u8).collect();
+        let wire = req.encode();
+        for step in [1, 5, 4096] {
+            let (head, body, trailers) = decode_request(&wire, step).unwrap();
+            assert_eq!(head.method, "POST");
+            assert_eq!(body, req.body);
+            assert!(trailers.is_empty());
+        }
+    }
+
+    #[test]
+    fn body_bytes_are_passed_through_as_they_arrive() {
+        let (mut wire, mut encoder) = Encoder::request(&sample());
+        let head_len = wire.len();
+        wire.extend(encoder.body(&[7; 100]));
+        let mut decoder = Decoder::request();
+        assert!(matches!(decoder.push(&wire[..head_len]).unwrap()[..], [Part::Request(_)]));
+        // The two-byte chunk length, then 10 bytes: 10 bytes of body come out at once.
+        let parts = decoder.push(&wire[head_len..head_len + 12]).unwrap();
+        assert!(matches!(&parts[..], [Part::Body(b)] if b.len() == 10));
+    }
+
+    #[test]
+    fn responses_skip_informational_heads() {
+        let informational = [3u8, 0x40, 103, 4, b'l', b'i', b'n', b'k', 1, b'x', 0];
+        let (head, mut encoder) = Encoder::response(&Response::new(200, alloc::vec![Field::new("a", "b")], b"hi".to_vec()));
+        let mut wire = informational.to_vec();
+        wire.extend_from_slice(&head[1..]);
+        wire.extend(encoder.body(b"!"));
+        wire.extend(encoder.finish(&[]));
+        let mut decoder = Decoder::response();
+        let mut parts = Vec::new();
+        for b in &wire {
+            parts.extend(decoder.push(core::slice::from_ref(b)).unwrap());
+        }
+        parts.extend(decoder.finish().unwrap());
+        assert!(matches!(&parts[0], Part::Response(r) if r.status == 200 && r.header("a") == Some(b"b")));
+        let body: Vec<u8> = parts.iter().filter_map(|p| if let Part::Body(b) = p { Some(b.to_vec()) } else { None }).flatten().collect();
+        assert_eq!(body, b"hi!");
+        assert!(matches!(parts.last(), Some(Part::End { .. })));
+    }
+
+    #[test]
+    fn truncation_after_the_head_is_a_complete_message_and_inside_it_is_not() {
+        let (mut wire, mut encoder) = Encoder::request(&sample());
+        let head_len = wire.len();
+        let (_, body, _) = decode_request(&wire, 3).unwrap();
+        assert!(body.is_empty());
+        wire.extend(encoder.body(b"partial"));
+        assert_eq!(decode_request(&wire, 3).unwrap_err(), Error::BinaryHttp("content truncated"));
+        assert_eq!(decode_request(&wire[..head_len - 1], 3).unwrap_err(), Error::BinaryHttp("header section truncated"));
+        assert_eq!(decode_request(&wire[..head_len - 2], 3).unwrap_err(), Error::BinaryHttp("message truncated inside an item"));
+        assert_eq!(decode_request(&[], 1).unwrap_err(), Error::BinaryHttp("empty message"));
+    }
+
+    #[test]
+    fn padding_is_accepted_and_other_trailing_bytes_are_not() {
+        let (mut wire, encoder) = Encoder::request(&sample());
+        wire.extend(encoder.finish(&[]));
+        wire.extend_from_slice(&[0, 0, 0]);
+        assert!(decode_request(&wire, 2).is_ok());
+        wire.push(1);
+        assert_eq!(decode_request(&wire, 2).unwrap_err(), Error::TrailingData);
+    }
+
+    #[test]
+    fn limits_refuse_before_buffering() {
+        // A header value announced at 1 MiB is refused from its length prefix alone.
+        let mut wire = alloc::vec![2u8];
+        for part in ["GET", "https", "", "/"] {
+            put_prefixed(part.as_bytes(), &mut wire);
+        }
+        put_prefixed(b"x-big", &mut wire);
+        varint::encode(1 << 20, &mut wire);
+        let mut decoder = Decoder::request();
+        assert_eq!(decoder.push(&wire).unwrap_err(), Error::BinaryHttpLimit("header section too large"));
+        // ... and the decoder stays failed.
+        assert_eq!(decoder.push(&[0]).unwrap_err(), Error::BinaryHttpLimit("header section too large"));
+
+        // Many small fields add up against the byte budget and the count.
+        let mut head = Request::new("GET", "https", "", "/");
+        head.headers = (0..300).map(|i| Field::new(&alloc::format!("h{i}"), "v")).collect();
+        let (wire, _) = Encoder::request(&head);
+        let mut decoder = Decoder::request();
+        assert_eq!(decoder.push(&wire).unwrap_err(), Error::BinaryHttpLimit("too many fields"));
+        let small = Limits { max_header_bytes: 100, max_fields: 1000 };
+        let mut decoder = Decoder::request().with_limits(small);
+        assert_eq!(decoder.push(&wire).unwrap_err(), Error::BinaryHttpLimit("header section too large"));
+        // The known-length form is held to the same limits.
+        let mut decoder = Decoder::request().with_limits(small);
+        assert_eq!(decoder.push(&head.encode()).unwrap_err(), Error::BinaryHttpLimit("header section too large"));
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        assert_eq!(Decoder::request().push(&[1]).unwrap_err(), Error::BinaryHttp("not a request"));
+        assert_eq!(Decoder::response().push(&[2]).unwrap_err(), Error::BinaryHttp("not a response"));
+        assert_eq!(Decoder::request().push(&[2, 1, b' ']).unwrap_err(), Error::BinaryHttp("method"));
+        assert_eq!(Decoder::request().push(&[2, 1, b'G', 0, 0, 1, b'x']).unwrap_err(), Error::BinaryHttp("path"));
+        assert_eq!(Decoder::response().push(&[3, 0x40, 99]).unwrap_err(), Error::BinaryHttp("status"));
+        let mut bad = Request::new("GET", "https", "", "/");
+        bad.headers.push(Field::new("x", "a\r\nb"));
+        let (wire, _) = Encoder::request(&bad);
+        assert_eq!(Decoder::request().push(&wire).unwrap_err(), Error::BinaryHttp("field value"));
+    }
+
+    #[test]
+    fn debug_output_hides_body_and_values() {
+        let (wire, _) = Encoder::request(&sample());
+        let parts = Decoder::request().push(&wire).unwrap();
+        let text = alloc::format!("{parts:?} {:?}", Part::Body(Zeroizing::new(b"secret-body".to_vec())));
+        assert!(!text.contains("canary-token") && !text.contains("secret-body"), "{text}");
+    }
+}
