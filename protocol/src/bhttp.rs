@@ -1,6 +1,8 @@
 //! Binary HTTP messages (RFC 9292): the inner requests and responses that OHTTP encrypts.
 //!
-//! Encoding always produces the known-length form. Decoding accepts both the known-length
+//! [`Request::encode`] and [`Response::encode`] produce the known-length form; the
+//! indeterminate-length form, written and read piece by piece for streaming, is in
+//! [`stream`]. Decoding accepts both the known-length
 //! and the indeterminate-length forms, truncated trailing sections (section 3.8) and zero
 //! padding (section 3.8), and nothing else: every other malformation is an
 //! [`Error::BinaryHttp`] naming the field, never a panic.
@@ -17,6 +19,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
 use crate::varint::{self, Reader};
+
+pub mod stream;
 
 const KNOWN_REQUEST: u64 = 0;
 const KNOWN_RESPONSE: u64 = 1;

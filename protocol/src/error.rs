@@ -53,6 +53,32 @@ pub enum Error {
     /// The Binary HTTP (RFC 9292) message is invalid; the text names the field.
     #[error("invalid binary HTTP message: {0}")]
     BinaryHttp(&'static str),
+    /// A chunk of a chunked OHTTP message (draft-ietf-ohai-chunked-ohttp-08) is longer than
+    /// the receiver accepts, or a sender was asked to seal one longer than its limit. Refused
+    /// from the length prefix alone, before the chunk is buffered.
+    #[error("chunk of {len} bytes exceeds the limit of {max} bytes")]
+    ChunkTooLarge {
+        /// The length announced (ciphertext) or offered (plaintext).
+        len: u64,
+        /// The limit that applies to that length.
+        max: u64,
+    },
+    /// A non-final chunk carries no data (the draft requires it be treated like a
+    /// decryption error), or a sender was asked to seal one.
+    #[error("a non-final chunk is empty")]
+    EmptyChunk,
+    /// A chunked message ended without its final chunk (length 0, AAD `"final"`): it was
+    /// truncated, so what was read so far must not be taken as the whole message.
+    #[error("chunked message ended without its final chunk")]
+    MissingFinalChunk,
+    /// One more chunk would make the chunk counter (the HPKE sequence number, or the
+    /// response nonce counter) wrap, which would reuse a nonce.
+    #[error("too many chunks: the chunk counter would wrap")]
+    ChunkCounterExhausted,
+    /// A Binary HTTP message is larger than a limit of the incremental decoder allows;
+    /// the text names the limit.
+    #[error("binary HTTP message over a limit: {0}")]
+    BinaryHttpLimit(&'static str),
     /// The inference request does not follow KServe V2 or the model's signature
     /// ([`crate::inference::check`]); the text names tensors and rules, never values.
     #[error("invalid inference request: {0}")]

@@ -6,6 +6,10 @@
 //! same code runs in the gateway, the Rust SDK and the browser (wasm32), and tests can
 //! reproduce RFC 9458 Appendix A byte for byte.
 //!
+//! [`chunked`] streams both directions (draft-ietf-ohai-chunked-ohttp-08), sealing and
+//! opening chunk by chunk, with Binary HTTP written and read incrementally by
+//! [`bhttp::stream`].
+//!
 //! The crate is `no_std` + `alloc`. It knows nothing of sockets, tokio, axum or ONNX Runtime.
 //!
 //! KEMs: DHKEM(X25519, HKDF-SHA256) and the post-quantum hybrid X-Wing; KDF HKDF-SHA256;
@@ -59,6 +63,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod bhttp;
+pub mod chunked;
 mod crypto;
 mod error;
 pub mod inference;
@@ -86,6 +91,10 @@ pub mod media_type {
     pub const OHTTP_REQUEST: &str = "message/ohttp-req";
     /// An encapsulated response (RFC 9458 section 4.1).
     pub const OHTTP_RESPONSE: &str = "message/ohttp-res";
+    /// A chunked encapsulated request (draft-ietf-ohai-chunked-ohttp-08 section 3).
+    pub const OHTTP_CHUNKED_REQUEST: &str = "message/ohttp-chunked-req";
+    /// A chunked encapsulated response (draft-ietf-ohai-chunked-ohttp-08 section 3).
+    pub const OHTTP_CHUNKED_RESPONSE: &str = "message/ohttp-chunked-res";
     /// Problem details (RFC 9457).
     pub const PROBLEM_JSON: &str = "application/problem+json";
 }

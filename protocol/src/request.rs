@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, Backend, SecretKey};
 use crate::error::{Error, Result};
 use crate::key_config::KeyConfig;
-use crate::response::{ClientResponse, ServerResponse};
+use crate::response::{ClientResponse, LABEL_RESPONSE, ServerResponse};
 use crate::suite::{Aead, Kdf, Kem, Suite, SymmetricSuite};
 use crate::varint::Reader;
 
@@ -49,8 +49,14 @@ impl RequestHeader {
 
     /// The HPKE `info`: `"message/bhttp request" || 0x00 || header`.
     fn info(&self) -> Vec<u8> {
-        let mut info = Vec::with_capacity(INFO_REQUEST.len() + 1 + Self::LEN);
-        info.extend_from_slice(INFO_REQUEST);
+        self.info_with(INFO_REQUEST)
+    }
+
+    /// The HPKE `info` for `label`: `label || 0x00 || header` (the chunked variant uses
+    /// `"message/bhttp chunked request"`).
+    pub(crate) fn info_with(&self, label: &[u8]) -> Vec<u8> {
+        let mut info = Vec::with_capacity(label.len() + 1 + Self::LEN);
+        info.extend_from_slice(label);
         info.push(0);
         info.extend_from_slice(&self.encode());
         info
@@ -61,9 +67,9 @@ impl RequestHeader {
 /// [`ClientRequest::encapsulate`] consumes it, so an HPKE context is never reused.
 #[derive(Debug, Clone)]
 pub struct ClientRequest {
-    header: RequestHeader,
-    public_key: Vec<u8>,
-    backend: Backend,
+    pub(crate) header: RequestHeader,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) backend: Backend,
 }
 
 impl ClientRequest {
@@ -126,7 +132,9 @@ impl ClientRequest {
 
     /// Exports the response secret, seals the request and frames `header | enc | ciphertext`.
     fn finish(self, request: &[u8], enc: Vec<u8>, mut ctx: crypto::SenderContext) -> Result<(Vec<u8>, ClientResponse)> {
-        let secret = crate::response::export_secret(self.header.suite, |label, out| ctx.export(label, out))?;
+        let secret = crate::response::export_secret(self.header.suite, LABEL_RESPONSE, |label, out| {
+            ctx.export(label, out)
+        })?;
         let ciphertext = ctx.seal(request, &[])?;
         let mut out = Vec::with_capacity(RequestHeader::LEN + enc.len() + ciphertext.len());
         out.extend_from_slice(&self.header.encode());
@@ -233,6 +241,18 @@ impl GatewayKeys {
         KeyConfig::encode_list(&self.configs())
     }
 
+    /// The private key a request header names, if this gateway holds it and its
+    /// configuration offers the header's algorithms.
+    pub(crate) fn key_for(&self, header: &RequestHeader) -> Result<&SecretKey> {
+        let key =
+            self.keys.iter().find(|k| k.config.key_id() == header.key_id).ok_or(Error::UnknownKeyId(header.key_id))?;
+        let symmetric = SymmetricSuite::new(header.suite.kdf, header.suite.aead);
+        if key.config.kem() != header.suite.kem || !key.config.offers(symmetric) {
+            return Err(Error::SuiteNotOffered);
+        }
+        Ok(&key.secret)
+    }
+
     /// Opens an encapsulated request. Returns the Binary HTTP request (zeroized on drop) and
     /// the state needed to encrypt the response.
     ///
@@ -241,20 +261,15 @@ impl GatewayKeys {
     pub fn decapsulate(&self, encapsulated: &[u8]) -> Result<(Zeroizing<Vec<u8>>, ServerResponse)> {
         let mut r = Reader::new(encapsulated);
         let header = RequestHeader::decode(&mut r)?;
-        let key =
-            self.keys.iter().find(|k| k.config.key_id() == header.key_id).ok_or(Error::UnknownKeyId(header.key_id))?;
-        let symmetric = SymmetricSuite::new(header.suite.kdf, header.suite.aead);
-        if key.config.kem() != header.suite.kem || !key.config.offers(symmetric) {
-            return Err(Error::SuiteNotOffered);
-        }
+        let key = self.key_for(&header)?;
         let enc = r.take(header.suite.kem.enc_len())?;
         let ciphertext = r.remaining();
         if ciphertext.len() < header.suite.aead.tag_len() {
             return Err(Error::Truncated);
         }
-        let mut ctx = crypto::setup_receiver(header.suite, &key.secret, enc, &header.info())?;
+        let mut ctx = crypto::setup_receiver(header.suite, key, enc, &header.info())?;
         let plaintext = Zeroizing::new(ctx.open(ciphertext, &[])?);
-        let secret = crate::response::export_secret(header.suite, |label, out| ctx.export(label, out))?;
-        Ok((plaintext, ServerResponse::new(key.secret.backend(), header.suite, enc.to_vec(), secret)))
+        let secret = crate::response::export_secret(header.suite, LABEL_RESPONSE, |label, out| ctx.export(label, out))?;
+        Ok((plaintext, ServerResponse::new(key.backend(), header.suite, enc.to_vec(), secret)))
     }
 }

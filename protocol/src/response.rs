@@ -15,18 +15,21 @@ use crate::suite::Suite;
 /// The HPKE exporter label for the response secret.
 pub const LABEL_RESPONSE: &[u8] = b"message/bhttp response";
 
-/// Runs `secret = context.Export("message/bhttp response", max(Nn, Nk))`.
+/// Runs `secret = context.Export(label, max(Nn, Nk))`; the label is
+/// [`LABEL_RESPONSE`], or `"message/bhttp chunked response"` for a chunked response.
 pub(crate) fn export_secret(
     suite: Suite,
+    label: &[u8],
     export: impl FnOnce(&[u8], &mut [u8]) -> Result<()>,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let mut secret = Zeroizing::new(alloc::vec![0u8; suite.response_nonce_len()]);
-    export(LABEL_RESPONSE, &mut secret)?;
+    export(label, &mut secret)?;
     Ok(secret)
 }
 
-/// The response AEAD key and nonce for `enc`, `response_nonce` and the exported secret.
-fn response_key(
+/// The response AEAD key and nonce for `enc`, `response_nonce` and the exported secret
+/// (RFC 9458 section 4.4; the chunked variant derives them the same way).
+pub(crate) fn response_key(
     backend: Backend,
     suite: Suite,
     secret: &[u8],
@@ -73,7 +76,7 @@ impl ServerResponse {
         let mut out = alloc::vec![0u8; self.suite.response_nonce_len()];
         rng.fill_bytes(&mut out);
         let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, &out)?;
-        let ciphertext = crypto::aead_seal(self.backend, self.suite.aead, &key, &nonce, response)?;
+        let ciphertext = crypto::aead_seal(self.backend, self.suite.aead, &key, &nonce, response, &[])?;
         out.extend_from_slice(&ciphertext);
         Ok(out)
     }
@@ -106,6 +109,6 @@ impl ClientResponse {
         }
         let (response_nonce, ciphertext) = encapsulated.split_at(nonce_len);
         let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, response_nonce)?;
-        crypto::aead_open(self.backend, self.suite.aead, &key, &nonce, ciphertext)
+        crypto::aead_open(self.backend, self.suite.aead, &key, &nonce, ciphertext, &[])
     }
 }

@@ -390,20 +390,20 @@ impl HpkeBackend for AwsLc {
         prk.expand(&info, Len(out.len())).and_then(|okm| okm.fill(out)).map_err(|_| Error::Encrypt)
     }
 
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let key = LessSafeKey::new(UnboundKey::new(algorithm(aead), key).map_err(|_| Error::Encrypt)?);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Encrypt)?;
         let mut out = Vec::with_capacity(plaintext.len() + aead.tag_len());
         out.extend_from_slice(plaintext);
-        key.seal_in_place_append_tag(nonce, Aad::empty(), &mut out).map_err(|_| Error::Encrypt)?;
+        key.seal_in_place_append_tag(nonce, Aad::from(aad), &mut out).map_err(|_| Error::Encrypt)?;
         Ok(out)
     }
 
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let key = LessSafeKey::new(UnboundKey::new(algorithm(aead), key).map_err(|_| Error::Decrypt)?);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Decrypt)?;
         let mut buffer = ciphertext.to_vec();
-        let len = key.open_in_place(nonce, Aad::empty(), &mut buffer).map_err(|_| Error::Decrypt)?.len();
+        let len = key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| Error::Decrypt)?.len();
         buffer.truncate(len);
         Ok(buffer)
     }

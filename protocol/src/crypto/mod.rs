@@ -130,10 +130,11 @@ pub(crate) trait HpkeBackend {
     fn hkdf_sha256_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<Vec<u8>>;
     /// `HKDF-Expand(prk, info, out.len())` with SHA-256 (RFC 5869).
     fn hkdf_sha256_expand(prk: &[u8], info: &[u8], out: &mut [u8]) -> Result<()>;
-    /// One-shot AEAD encryption with an empty AAD.
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>>;
-    /// One-shot AEAD decryption with an empty AAD.
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>>;
+    /// One-shot AEAD encryption. The response AAD is empty, except on the final chunk of
+    /// a chunked response (`"final"`, draft-ietf-ohai-chunked-ohttp-08 section 6.2).
+    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+    /// One-shot AEAD decryption, with the AAD as for [`HpkeBackend::aead_seal`].
+    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
 }
 
 use rust_hpke::RustHpke;
@@ -302,20 +303,34 @@ pub(crate) fn hkdf_sha256_expand(backend: Backend, prk: &[u8], info: &[u8], out:
     }
 }
 
-/// One-shot AEAD encryption with an empty AAD.
-pub(crate) fn aead_seal(backend: Backend, aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+/// One-shot AEAD encryption.
+pub(crate) fn aead_seal(
+    backend: Backend,
+    aead: Aead,
+    key: &[u8],
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
     match backend {
-        Backend::RustHpke => RustHpke::aead_seal(aead, key, nonce, plaintext),
+        Backend::RustHpke => RustHpke::aead_seal(aead, key, nonce, plaintext, aad),
         #[cfg(feature = "aws-lc")]
-        Backend::AwsLc => AwsLc::aead_seal(aead, key, nonce, plaintext),
+        Backend::AwsLc => AwsLc::aead_seal(aead, key, nonce, plaintext, aad),
     }
 }
 
-/// One-shot AEAD decryption with an empty AAD.
-pub(crate) fn aead_open(backend: Backend, aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+/// One-shot AEAD decryption.
+pub(crate) fn aead_open(
+    backend: Backend,
+    aead: Aead,
+    key: &[u8],
+    nonce: &[u8],
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
     match backend {
-        Backend::RustHpke => RustHpke::aead_open(aead, key, nonce, ciphertext),
+        Backend::RustHpke => RustHpke::aead_open(aead, key, nonce, ciphertext, aad),
         #[cfg(feature = "aws-lc")]
-        Backend::AwsLc => AwsLc::aead_open(aead, key, nonce, ciphertext),
+        Backend::AwsLc => AwsLc::aead_open(aead, key, nonce, ciphertext, aad),
     }
 }

@@ -198,11 +198,11 @@ impl HpkeBackend for RustHpke {
         symmetric::hkdf_sha256_expand(prk, info, out)
     }
 
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        symmetric::aead_seal(aead, key, nonce, plaintext)
+    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        symmetric::aead_seal(aead, key, nonce, plaintext, aad)
     }
 
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
-        symmetric::aead_open(aead, key, nonce, ciphertext)
+    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        symmetric::aead_open(aead, key, nonce, ciphertext, aad)
     }
 }

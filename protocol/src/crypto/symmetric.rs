@@ -27,32 +27,32 @@ pub(crate) fn hkdf_sha256_expand(prk: &[u8], info: &[u8], out: &mut [u8]) -> Res
     hk.expand(info, out).map_err(|_| Error::Encrypt)
 }
 
-fn seal_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+fn seal_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let cipher = A::new_from_slice(key).map_err(|_| Error::Encrypt)?;
     let nonce = Nonce::<A>::try_from(nonce).map_err(|_| Error::Encrypt)?;
-    cipher.encrypt(&nonce, Payload { msg: plaintext, aad: &[] }).map_err(|_| Error::Encrypt)
+    cipher.encrypt(&nonce, Payload { msg: plaintext, aad }).map_err(|_| Error::Encrypt)
 }
 
-fn open_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+fn open_with<A: aead::AeadInOut + KeyInit>(key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let cipher = A::new_from_slice(key).map_err(|_| Error::Decrypt)?;
     let nonce = Nonce::<A>::try_from(nonce).map_err(|_| Error::Decrypt)?;
-    cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &[] }).map_err(|_| Error::Decrypt)
+    cipher.decrypt(&nonce, Payload { msg: ciphertext, aad }).map_err(|_| Error::Decrypt)
 }
 
-/// Encrypts with an empty AAD.
-pub(crate) fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+/// Encrypts and authenticates `aad`.
+pub(crate) fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     match aead {
-        Aead::Aes128Gcm => seal_with::<Aes128Gcm>(key, nonce, plaintext),
-        Aead::Aes256Gcm => seal_with::<Aes256Gcm>(key, nonce, plaintext),
-        Aead::ChaCha20Poly1305 => seal_with::<ChaCha20Poly1305>(key, nonce, plaintext),
+        Aead::Aes128Gcm => seal_with::<Aes128Gcm>(key, nonce, plaintext, aad),
+        Aead::Aes256Gcm => seal_with::<Aes256Gcm>(key, nonce, plaintext, aad),
+        Aead::ChaCha20Poly1305 => seal_with::<ChaCha20Poly1305>(key, nonce, plaintext, aad),
     }
 }
 
-/// Decrypts and authenticates with an empty AAD.
-pub(crate) fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+/// Decrypts and authenticates `aad`.
+pub(crate) fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     match aead {
-        Aead::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, ciphertext),
-        Aead::Aes256Gcm => open_with::<Aes256Gcm>(key, nonce, ciphertext),
-        Aead::ChaCha20Poly1305 => open_with::<ChaCha20Poly1305>(key, nonce, ciphertext),
+        Aead::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, ciphertext, aad),
+        Aead::Aes256Gcm => open_with::<Aes256Gcm>(key, nonce, ciphertext, aad),
+        Aead::ChaCha20Poly1305 => open_with::<ChaCha20Poly1305>(key, nonce, ciphertext, aad),
     }
 }

@@ -417,12 +417,12 @@ fn response_primitives_agree_across_backends() {
                 hkdf_sha256_expand(b, &prk, b"key", &mut key).unwrap();
                 let mut nonce = vec![0u8; aead.nonce_len()];
                 hkdf_sha256_expand(b, &prk, b"nonce", &mut nonce).unwrap();
-                let ct = aead_seal(b, aead, &key, &nonce, b"response body").unwrap();
+                let ct = aead_seal(b, aead, &key, &nonce, b"response body", &[]).unwrap();
                 for &other in Backend::ALL {
-                    assert_eq!(aead_open(other, aead, &key, &nonce, &ct).unwrap(), b"response body");
+                    assert_eq!(aead_open(other, aead, &key, &nonce, &ct, &[]).unwrap(), b"response body");
                     let mut bad = ct.clone();
                     bad[0] ^= 1;
-                    assert_eq!(aead_open(other, aead, &key, &nonce, &bad).unwrap_err(), Error::Decrypt);
+                    assert_eq!(aead_open(other, aead, &key, &nonce, &bad, &[]).unwrap_err(), Error::Decrypt);
                 }
                 (prk.to_vec(), key, ct)
             })
