@@ -83,6 +83,26 @@ impl Gateway {
     /// Replaces the accepted keys (after a rotation). Requests already being handled keep
     /// the set they started with. `next_rotation`, when one is scheduled, shortens the key
     /// list's max-age so no client caches it past the rotation.
+    /// The limits every request is held to.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The keys in force now; a request keeps the set it started with to its end.
+    pub fn key_set_keys(&self) -> GatewayKeys {
+        self.key_set().keys.clone()
+    }
+
+    /// The names of the served models (for logs and metrics labels).
+    pub fn model_names(&self) -> &[String] {
+        &self.model_names
+    }
+
+    /// The inner KServe router.
+    pub fn inner_router(&self) -> Router {
+        self.inner.clone()
+    }
+
     pub fn replace_keys(&self, keys: GatewayKeys, next_rotation: Option<SystemTime>) {
         let set = Arc::new(KeySet::new(keys, next_rotation));
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = set;
@@ -251,9 +271,19 @@ async fn key_configs(State(gw): State<Arc<Gateway>>) -> Response {
 async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Response, Problem> {
     let started = Instant::now();
     // Shed load before reading or decrypting anything: a refusal here costs almost nothing.
-    // The permit lives until the answer is encapsulated.
-    let _permit = admit(&gw)?;
+    // The permit lives until the answer is encapsulated (for a chunked request, until its
+    // answer has streamed out).
+    let permit = admit(&gw)?;
     let metrics = metrics::global();
+    if is_media_type(request.headers(), media_type::OHTTP_CHUNKED_REQUEST) {
+        let result = crate::chunked_relay::relay(gw.clone(), request, started, permit).await;
+        if let Err((reason, _)) = &result {
+            metrics.refused(*reason);
+            metrics.request_finished(started.elapsed());
+        }
+        return result.map_err(|(_, problem)| problem);
+    }
+    let _permit = permit;
     let _in_flight = metrics.in_flight();
     let result = relay_admitted(&gw, request, started).await;
     if let Err((reason, _)) = &result {
@@ -263,8 +293,21 @@ async fn relay(State(gw): State<Arc<Gateway>>, request: Request) -> Result<Respo
     result.map_err(|(_, problem)| problem)
 }
 
+/// True when the request's content type is `expected` (parameters and case aside).
+fn is_media_type(headers: &HeaderMap, expected: &str) -> bool {
+    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    value.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(expected)
+}
+
+/// Logs a refused decapsulation (at most once a second).
+pub(crate) fn log_refusal(e: &sealgate_protocol::Error) {
+    if let Some(suppressed) = REFUSED.allow() {
+        tracing::info!(error = %e, suppressed, "refused encapsulated request");
+    }
+}
+
 /// The metrics reason of a refused decapsulation.
-fn refusal_of(e: &sealgate_protocol::Error) -> Refusal {
+pub(crate) fn refusal_of(e: &sealgate_protocol::Error) -> Refusal {
     use sealgate_protocol::Error as E;
     match e {
         E::Decrypt => Refusal::Decrypt,
@@ -300,11 +343,8 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
     let decapsulating = Instant::now();
     // The set current now serves this request to its end, even if a rotation replaces it.
     let (inner_bytes, responder) = gw.key_set().keys.decapsulate(&body).map_err(|e| {
-        let problem = Problem::from_decapsulation(&e);
-        if let Some(suppressed) = REFUSED.allow() {
-            tracing::info!(error = %e, suppressed, "refused encapsulated request");
-        }
-        (refusal_of(&e), problem)
+        log_refusal(&e);
+        (refusal_of(&e), Problem::from_decapsulation(&e))
     })?;
     let suite = responder.suite();
     // The first byte of an encapsulated request is its key id (RFC 9458 section 4.3); it
@@ -354,13 +394,14 @@ async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<St
 }
 
 /// The model a request path names, if it is one the gateway serves.
-fn served_model_in(path: &str, served: &[String]) -> Option<String> {
+pub(crate) fn served_model_in(path: &str, served: &[String]) -> Option<String> {
     let rest = path.strip_prefix("/v2/models/")?;
     let name = rest.split(['/', '?']).next()?;
     served.iter().find(|s| *s == name).cloned()
 }
 
-fn error_response(status: StatusCode, message: String) -> bhttp::Response {
+/// An inner error answer as Binary HTTP (a KServe `{"error": ...}` body).
+pub(crate) fn error_response(status: StatusCode, message: String) -> bhttp::Response {
     let body = serde_json::to_vec(&sealgate_protocol::inference::ErrorBody { error: message }).unwrap_or_default();
     bhttp::Response::new(status.as_u16(), vec![bhttp::Field::new("content-type", "application/json")], body)
 }
@@ -371,6 +412,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Turns the decrypted Binary HTTP request into an `http::Request` for the inner router.
 fn to_http(mut request: bhttp::Request) -> Result<Request, &'static str> {
+    let body = std::mem::take(&mut request.body);
+    to_http_head(request, Body::from(body))
+}
+
+/// [`to_http`] for a head whose body comes separately (a chunked request's).
+pub(crate) fn to_http_head(request: bhttp::Request, body: Body) -> Result<Request, &'static str> {
     let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| "invalid method")?;
     let uri: Uri = request.path.parse().map_err(|_| "invalid path")?;
     let mut builder = axum::http::Request::builder().method(method).uri(uri);
@@ -379,8 +426,7 @@ fn to_http(mut request: bhttp::Request) -> Result<Request, &'static str> {
         let value = HeaderValue::from_bytes(&field.value).map_err(|_| "invalid header value")?;
         builder = builder.header(name, value);
     }
-    let body = std::mem::take(&mut request.body);
-    builder.body(Body::from(body)).map_err(|_| "invalid request")
+    builder.body(body).map_err(|_| "invalid request")
 }
 
 /// Collects the inner router's answer into a Binary HTTP response (bounded in size).
@@ -390,13 +436,20 @@ async fn from_http(response: Response, max: usize) -> bhttp::Response {
         Ok(c) => c.to_bytes().to_vec(),
         Err(_) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "the response is too large".into()),
     };
+    let mut response = from_http_head(&parts);
+    response.body = body;
+    response
+}
+
+/// The status and header fields of an inner answer as a Binary HTTP head (no body).
+pub(crate) fn from_http_head(parts: &axum::http::response::Parts) -> bhttp::Response {
     let headers = parts
         .headers
         .iter()
         .filter(|(name, _)| *name != header::CONTENT_LENGTH)
         .map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes()))
         .collect();
-    bhttp::Response::new(parts.status.as_u16(), headers, body)
+    bhttp::Response::new(parts.status.as_u16(), headers, Vec::new())
 }
 
 fn encapsulate(responder: ServerResponse, inner: &bhttp::Response) -> Response {

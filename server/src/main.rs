@@ -8,6 +8,7 @@
 //! who may call.
 
 mod authorization;
+mod chunked_relay;
 mod commands;
 mod config;
 mod data_dir;

@@ -9,6 +9,7 @@
 //! into one test binary: one link instead of one per file.
 
 mod admission;
+mod chunked;
 mod bad_input;
 mod config;
 mod connections;

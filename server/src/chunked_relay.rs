@@ -1,0 +1,339 @@
+//! The chunked path of the gateway resource: `POST /.well-known/ohttp-gateway` with
+//! `content-type: message/ohttp-chunked-req` (draft-ietf-ohai-chunked-ohttp-08), streamed
+//! in both directions with bounded memory.
+//!
+//! The request header is read and decapsulated as soon as its bytes are in; from then on
+//! the outer answer is `200 message/ohttp-chunked-res` and everything else is inside the
+//! encryption, as on the one-shot path. Two tasks then run side by side:
+//!
+//! - the **reader** opens request chunks as the outer body delivers them, decodes the
+//!   indeterminate-length Binary HTTP message inside (RFC 9292 section 3.2), hands its head
+//!   to the producer and its body pieces to the inner request's body through a channel of
+//!   two pieces (so a slow inner consumer slows the reader, and the reader slows the
+//!   client's sending through TCP);
+//! - the **producer** runs the inner request on the inner router, encodes the inner response
+//!   incrementally and seals each body frame as it comes (an NDJSON answer line is one
+//!   chunk), then the final chunk, into the outer body through a channel of two chunks. The
+//!   transport pulls that body, so a client that stops reading stops the producer, which
+//!   stops pulling answer lines, which stops the scoring, which stops taking request lines.
+//!
+//! Timeouts bound every wait: the reader gives up on a client that sends nothing for the
+//! request timeout (the inner body then fails, and an NDJSON answer ends with its error
+//! line), and the producer gives up on a client that reads nothing for as long: it drops the
+//! inner request, the scoring and everything they hold, and ends the outer body without a
+//! final chunk, which the client sees as a truncated response. A request chunk that does not
+//! decrypt, a missing final chunk or bytes after it make the inner body fail the same way.
+//! The request holds its in-flight permit until the producer ends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use sealgate_protocol::bhttp::{self, stream as bstream};
+use sealgate_protocol::chunked::{RequestHeaderReader, RequestOpener, ResponseSealer};
+use sealgate_protocol::media_type;
+use tokio::sync::{mpsc, oneshot};
+use tower::ServiceExt;
+
+use sealgate_server::metrics::{self, Refusal};
+
+use crate::gateway::{Gateway, error_response, from_http_head, served_model_in, to_http_head};
+use crate::problem::Problem;
+
+/// The largest plaintext of one response chunk: a larger inner body frame (a big JSON
+/// answer) is split, so clients can bound what they buffer per chunk.
+pub const RESPONSE_CHUNK: usize = 64 * 1024;
+
+/// Why the inner request's body failed; the inner router only sees that it did.
+#[derive(Debug)]
+struct BodyFailed(&'static str);
+
+impl std::fmt::Display for BodyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for BodyFailed {}
+
+type Piece = Result<Frame<Bytes>, BodyFailed>;
+
+/// Handles a chunked encapsulated request that holds its in-flight `permit`.
+pub async fn relay(
+    gw: Arc<Gateway>,
+    request: Request,
+    started: Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Response, (Refusal, Problem)> {
+    let limits = gw.limits();
+    let mut body = request.into_body();
+    let mut reader = RequestHeaderReader::new();
+    let mut rest = Vec::new();
+    while !reader.is_complete() {
+        let frame = match tokio::time::timeout(limits.request_timeout, body.frame()).await {
+            Err(_) => return Err((Refusal::Timeout, Problem::Timeout)),
+            Ok(None) => return Err((Refusal::Malformed, Problem::BadRequest("the chunked request ends inside its header"))),
+            Ok(Some(Err(_))) => {
+                return Err((Refusal::Unreadable, Problem::BadRequest("the request body could not be read")));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let used = reader.push(&data).map_err(|e| (crate::gateway::refusal_of(&e), Problem::from_decapsulation(&e)))?;
+        rest.extend_from_slice(&data[used..]);
+    }
+    let key_id = reader.header().map_or(0, |h| h.key_id);
+    let decapsulating = Instant::now();
+    let (opener, responder) = gw.key_set_keys().decapsulate_chunked(reader).map_err(|e| {
+        crate::gateway::log_refusal(&e);
+        (crate::gateway::refusal_of(&e), Problem::from_decapsulation(&e))
+    })?;
+    let opener = opener.with_max_chunk(limits.max_body_bytes);
+    let metrics = metrics::global();
+    metrics.decapsulated(key_id, decapsulating.elapsed());
+    let suite = responder.suite();
+    let (nonce, sealer) = responder
+        .with_max_chunk(RESPONSE_CHUNK)
+        .start(&mut rand_core::UnwrapErr(getrandom::SysRng))
+        .map_err(|_| (Refusal::Malformed, Problem::BadRequest("the response could not be set up")))?;
+
+    // From here on the client can read our answer, so every outcome is an encrypted one.
+    let (head_tx, head_rx) = oneshot::channel();
+    let (piece_tx, piece_rx) = mpsc::channel::<Piece>(2);
+    let read = tokio::spawn(read_request(body, rest, opener, head_tx, piece_tx, limits.request_timeout));
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let outcome = produce(&gw, head_rx, piece_rx, sealer, &out_tx).await;
+        // The reader may still wait on a client that sends; nothing reads its pieces now.
+        read.abort();
+        let (model, inner_status, complete) = outcome;
+        metrics.answered(metrics.model(model.as_deref()), inner_status);
+        metrics.request_finished(started.elapsed());
+        tracing::info!(
+            kem = suite.kem.name(),
+            aead = suite.aead.name(),
+            inner_status,
+            model = model.as_deref().unwrap_or("-"),
+            complete,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "served chunked encapsulated request"
+        );
+        drop(permit);
+    });
+    let first = futures_util::stream::once(async move { Bytes::from(nonce) });
+    let chunks = futures_util::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let stream = futures_util::StreamExt::map(futures_util::StreamExt::chain(first, chunks), Ok::<_, std::convert::Infallible>);
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_CHUNKED_RESPONSE));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The reader task: outer body bytes to request chunks to the inner request's head and body.
+async fn read_request(
+    mut body: Body,
+    first: Vec<u8>,
+    mut opener: RequestOpener,
+    head_tx: oneshot::Sender<Result<bhttp::Request, &'static str>>,
+    pieces: mpsc::Sender<Piece>,
+    idle: std::time::Duration,
+) {
+    let mut decoder = bstream::Decoder::request();
+    let mut head_tx = Some(head_tx);
+    // Hands `parts` on; false once nobody listens or the message is over.
+    async fn deliver(
+        parts: Vec<bstream::Part>,
+        head_tx: &mut Option<oneshot::Sender<Result<bhttp::Request, &'static str>>>,
+        pieces: &mpsc::Sender<Piece>,
+    ) -> bool {
+        for part in parts {
+            match part {
+                bstream::Part::Request(head) => {
+                    if let Some(tx) = head_tx.take() {
+                        let _ = tx.send(Ok(head));
+                    }
+                }
+                bstream::Part::Body(bytes) => {
+                    if pieces.send(Ok(Frame::data(Bytes::copy_from_slice(&bytes)))).await.is_err() {
+                        return false;
+                    }
+                }
+                bstream::Part::Response(_) => {}
+                bstream::Part::End { .. } => return false,
+            }
+        }
+        true
+    }
+    let fail = |head_tx: &mut Option<oneshot::Sender<Result<bhttp::Request, &'static str>>>, why: &'static str| {
+        if let Some(tx) = head_tx.take() {
+            let _ = tx.send(Err(why));
+        }
+        why
+    };
+    let mut pending = Some(first);
+    loop {
+        let data = match pending.take() {
+            Some(bytes) => Bytes::from(bytes),
+            None => match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    let why = fail(&mut head_tx, "the client sent nothing for the request timeout");
+                    let _ = pieces.send(Err(BodyFailed(why))).await;
+                    return;
+                }
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                Ok(Some(Err(_))) => {
+                    let why = fail(&mut head_tx, "the request body could not be read");
+                    let _ = pieces.send(Err(BodyFailed(why))).await;
+                    return;
+                }
+                Ok(None) => break,
+            },
+        };
+        let opened = match opener.push(&data) {
+            Ok(chunks) => chunks,
+            Err(_) => {
+                let why = fail(&mut head_tx, "a request chunk did not decrypt or was malformed");
+                let _ = pieces.send(Err(BodyFailed(why))).await;
+                return;
+            }
+        };
+        for chunk in opened {
+            match decoder.push(&chunk) {
+                Ok(parts) => {
+                    if !deliver(parts, &mut head_tx, &pieces).await {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let why = fail(&mut head_tx, "the decrypted request is not valid Binary HTTP (RFC 9292)");
+                    let _ = pieces.send(Err(BodyFailed(why))).await;
+                    return;
+                }
+            }
+        }
+    }
+    // The outer body ended: the final chunk, then the end of the message.
+    let last = match opener.finish() {
+        Ok(last) => last,
+        Err(_) => {
+            let why = fail(&mut head_tx, "the chunked request was cut off before its final chunk, or it did not decrypt");
+            let _ = pieces.send(Err(BodyFailed(why))).await;
+            return;
+        }
+    };
+    let parts = decoder.push(&last).and_then(|mut parts| {
+        parts.extend(decoder.finish()?);
+        Ok(parts)
+    });
+    match parts {
+        Ok(parts) => {
+            deliver(parts, &mut head_tx, &pieces).await;
+        }
+        Err(_) => {
+            let why = fail(&mut head_tx, "the decrypted request is not valid Binary HTTP (RFC 9292)");
+            let _ = pieces.send(Err(BodyFailed(why))).await;
+        }
+    }
+}
+
+/// The producer task: runs the inner request and streams its sealed answer into `out`.
+/// Returns the model (for the log and metrics), the inner status, and whether the answer
+/// was sent to its final chunk.
+async fn produce(
+    gw: &Gateway,
+    head_rx: oneshot::Receiver<Result<bhttp::Request, &'static str>>,
+    piece_rx: mpsc::Receiver<Piece>,
+    mut sealer: ResponseSealer,
+    out: &mpsc::Sender<Bytes>,
+) -> (Option<String>, u16, bool) {
+    let limits = gw.limits();
+    let timeout = limits.request_timeout;
+    let head = match tokio::time::timeout(timeout, head_rx).await {
+        Ok(Ok(Ok(head))) => Ok(head),
+        Ok(Ok(Err(why))) => Err(error_response(StatusCode::BAD_REQUEST, why.into())),
+        Ok(Err(_)) => Err(error_response(StatusCode::BAD_REQUEST, "the request ended before its head".into())),
+        Err(_) => Err(error_response(StatusCode::REQUEST_TIMEOUT, "the request head did not arrive in time".into())),
+    };
+    let (model, response) = match head {
+        Err(answer) => (None, Err(answer)),
+        Ok(head) => {
+            let model = served_model_in(&head.path, gw.model_names());
+            let stream = futures_util::stream::unfold(piece_rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+            let body = Body::new(http_body_util::StreamBody::new(stream));
+            match to_http_head(head, body) {
+                Err(msg) => (model, Err(error_response(StatusCode::BAD_REQUEST, msg.into()))),
+                Ok(request) => match tokio::time::timeout(timeout, gw.inner_router().oneshot(request)).await {
+                    Ok(Ok(response)) => (model, Ok(response)),
+                    Ok(Err(never)) => match never {},
+                    Err(_) => (model, Err(error_response(StatusCode::GATEWAY_TIMEOUT, "inference timed out".into()))),
+                },
+            }
+        }
+    };
+    let send = |bytes: Vec<u8>| async move {
+        matches!(tokio::time::timeout(timeout, out.send(Bytes::from(bytes))).await, Ok(Ok(())))
+    };
+    let (mut encoder, mut body, status) = match response {
+        Err(answer) => {
+            // Head and body in one chunk: an error answer is small.
+            let (first, encoder) = bstream::Encoder::response(&answer);
+            let status = answer.status;
+            let Ok(sealed) = sealer.seal(&first) else { return (model, status, false) };
+            if !send(sealed).await {
+                return (model, status, false);
+            }
+            let Ok(last) = sealer.finish(&encoder.finish(&[])) else { return (model, status, false) };
+            return (model, status, send(last).await);
+        }
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let head = from_http_head(&parts);
+            let (first, encoder) = bstream::Encoder::response(&head);
+            let Ok(sealed) = sealer.seal(&first) else { return (model, head.status, false) };
+            if !send(sealed).await {
+                return (model, head.status, false);
+            }
+            (encoder, body, head.status)
+        }
+    };
+    let mut trailers = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            // The inner routers' bodies do not fail; a stalled one is given up on.
+            Ok(Some(Err(_))) | Err(_) => return (model, status, false),
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                // Half the chunk size leaves room for each piece's length prefix.
+                for piece in data.chunks(RESPONSE_CHUNK / 2) {
+                    let Ok(sealed) = sealer.seal(&encoder.body(piece)) else { return (model, status, false) };
+                    if !send(sealed).await {
+                        // The client stopped reading: everything this request holds is dropped.
+                        return (model, status, false);
+                    }
+                }
+            }
+            Err(frame) => {
+                if let Ok(fields) = frame.into_trailers() {
+                    trailers = fields
+                        .iter()
+                        .map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes()))
+                        .collect();
+                }
+            }
+        }
+    }
+    let Ok(last) = sealer.finish(&encoder.finish(&trailers)) else { return (model, status, false) };
+    (model, status, send(last).await)
+}

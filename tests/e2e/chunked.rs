@@ -1,0 +1,213 @@
+//! Chunked Oblivious HTTP (draft-ietf-ohai-chunked-ohttp-08) through the real binary, with a
+//! client made from `sealgate_protocol` directly so every bad input can be sent: NDJSON
+//! streams of many lines answered line by line, and each way a chunked request can be broken
+//! (cut before its final chunk, bytes after it, a chunk over the limit, a flipped byte in
+//! the third chunk, an empty non-final chunk, a 10 MB line), each answered with a clear
+//! error inside the encryption and nothing leaked outside it.
+
+use sealgate_protocol::bhttp::{self, stream as bstream};
+use sealgate_protocol::chunked::{ChunkedClientRequest, RequestSealer, ResponseOpener};
+use sealgate_protocol::{KeyConfig, SymmetricSuite, media_type};
+use sealgate_test_support::{Gateway, GatewayOptions, example_path};
+
+use crate::SEALGATE;
+
+/// The demo example of `model` as one JSON line.
+fn line_of(model: &str) -> String {
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(example_path(model)).unwrap()).unwrap();
+    value.to_string()
+}
+
+/// A chunked NDJSON request being built: the bytes so far, the sealer and the encoder.
+struct Stream {
+    wire: Vec<u8>,
+    sealer: RequestSealer,
+    encoder: bstream::Encoder,
+    opener: ResponseOpener,
+}
+
+impl Stream {
+    /// Header and head chunk of `POST /v2/models/{model}/infer` with an NDJSON body.
+    fn start(gateway: &Gateway, config: &KeyConfig, model: &str, max_chunk: usize) -> Self {
+        let authority = gateway.url().trim_start_matches("https://");
+        let mut head = bhttp::Request::new("POST", "https", authority, &format!("/v2/models/{model}/infer"));
+        head.headers.push(bhttp::Field::new("content-type", "application/x-ndjson"));
+        head.headers.push(bhttp::Field::new("authorization", format!("Bearer {}", gateway.token().unwrap())));
+        let (mut wire, mut sealer, opener) = ChunkedClientRequest::new(config, SymmetricSuite::ALL[0])
+            .unwrap()
+            .with_max_chunk(max_chunk)
+            .start(&mut rand_core::UnwrapErr(getrandom::SysRng))
+            .unwrap();
+        let (head, encoder) = bstream::Encoder::request(&head);
+        wire.extend(sealer.seal_chunk(&head).unwrap());
+        Self { wire, sealer, encoder, opener }
+    }
+
+    /// One line, as its own chunk.
+    fn line(&mut self, line: &str) -> &mut Self {
+        let piece = self.encoder.body(format!("{line}\n").as_bytes());
+        let sealed = self.sealer.seal_chunk(&piece).unwrap();
+        self.wire.extend(sealed);
+        self
+    }
+
+    /// The end of the body and the final chunk.
+    fn finish(self) -> (Vec<u8>, ResponseOpener) {
+        let Self { mut wire, sealer, encoder, opener } = self;
+        wire.extend(sealer.finish(&encoder.finish(&[])).unwrap());
+        (wire, opener)
+    }
+}
+
+/// What came back: the inner status and the NDJSON lines, parsed; or how the response failed.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    lines: Vec<serde_json::Value>,
+}
+
+async fn post(gateway: &Gateway, wire: Vec<u8>) -> sealgate_test_support::RawResponse {
+    gateway.post_encapsulated(Some(media_type::OHTTP_CHUNKED_REQUEST), wire).await
+}
+
+fn open(outer: &sealgate_test_support::RawResponse, mut opener: ResponseOpener) -> Result<Answer, String> {
+    assert_eq!(outer.status, 200, "{}", String::from_utf8_lossy(&outer.body));
+    assert_eq!(outer.content_type, media_type::OHTTP_CHUNKED_RESPONSE);
+    // Fed in odd slices, as a network would deliver them.
+    let mut plaintext = Vec::new();
+    for piece in outer.body.chunks(1000) {
+        for chunk in opener.push(piece).map_err(|e| e.to_string())? {
+            plaintext.extend_from_slice(&chunk);
+        }
+    }
+    plaintext.extend_from_slice(&opener.finish().map_err(|e| e.to_string())?);
+    let mut decoder = bstream::Decoder::response();
+    let mut parts = decoder.push(&plaintext).map_err(|e| e.to_string())?;
+    parts.extend(decoder.finish().map_err(|e| e.to_string())?);
+    let mut status = 0;
+    let mut body = Vec::new();
+    for part in parts {
+        match part {
+            bstream::Part::Response(head) => status = head.status,
+            bstream::Part::Body(piece) => body.extend_from_slice(&piece),
+            _ => {}
+        }
+    }
+    let text = String::from_utf8(body).unwrap();
+    let lines = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    Ok(Answer { status, lines })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_of_lines_is_answered_line_by_line_in_order() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let config = gateway.fetch_key_config().await;
+    let good = line_of("credit-risk");
+    let single = serde_json::to_value(
+        gateway.client().infer("credit-risk", &serde_json::from_str(&good).unwrap()).await.unwrap(),
+    )
+    .unwrap();
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 16);
+    for i in 0..500 {
+        stream.line(if i == 250 { "{broken" } else { &good });
+    }
+    let (wire, opener) = stream.finish();
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.lines.len(), 500);
+    for (i, line) in answer.lines.iter().enumerate() {
+        if i == 250 {
+            assert_eq!((line["status"].as_u64(), line["line"].as_u64()), (Some(400), Some(251)), "{line}");
+        } else {
+            assert_eq!(line, &single, "line {}", i + 1);
+        }
+    }
+    // The key list's `Accept`-free discovery is unchanged, and the gateway still serves.
+    gateway.client().models().await.unwrap();
+}
+
+/// Every broken request: the answer is still a complete, authenticated chunked response,
+/// whose inner answer says what went wrong (an NDJSON error line after the lines that were
+/// read, or an inner 400 when nothing could be read).
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_chunked_requests_get_a_clear_error_inside_the_encryption() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let config = gateway.fetch_key_config().await;
+    let good = line_of("credit-risk");
+    let two_lines = || {
+        let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 20);
+        stream.line(&good).line(&good);
+        stream
+    };
+    let last_error = |answer: &Answer| answer.lines.last().cloned().unwrap_or_default();
+
+    // Cut before the final chunk.
+    let stream = two_lines();
+    let answer = open(&post(&gateway, stream.wire.clone()).await, stream.opener).unwrap();
+    assert_eq!(answer.lines.len(), 3, "{answer:?}");
+    let error = last_error(&answer);
+    assert_eq!(error["status"], 400);
+    assert!(error["error"].as_str().unwrap().contains("cut off"), "{error}");
+
+    // Bytes after the final chunk: they belong to it, so it does not authenticate.
+    let (mut wire, opener) = two_lines().finish();
+    wire.extend_from_slice(b"trailing bytes");
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert!(last_error(&answer)["error"].as_str().unwrap().contains("did not decrypt"), "{answer:?}");
+
+    // A flipped byte in the third chunk (the head is the first, so the second line's).
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 20);
+    let mut at = stream.wire.len();
+    stream.line(&good);
+    let third = stream.wire.len();
+    stream.line(&good).line(&good);
+    at = at.max(third + 10);
+    let (mut wire, opener) = stream.finish();
+    wire[at] ^= 1;
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert_eq!(answer.lines.len(), 2, "the first line is answered, then the error: {answer:?}");
+    assert!(answer.lines[0].get("outputs").is_some());
+    assert!(last_error(&answer)["error"].as_str().unwrap().contains("did not decrypt"), "{answer:?}");
+
+    // A chunk longer than the gateway's limit (--max-body-bytes, 1 MiB).
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 4 << 20);
+    let piece = stream.encoder.body(&vec![b' '; 2 << 20]);
+    let sealed = stream.sealer.seal_chunk(&piece).unwrap();
+    stream.wire.extend(sealed);
+    let (wire, opener) = stream.finish();
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert!(last_error(&answer)["error"].as_str().unwrap().contains("malformed"), "{answer:?}");
+
+    // An empty non-final chunk.
+    let mut stream = two_lines();
+    let empty = stream.sealer.danger_seal_empty_chunk().unwrap();
+    stream.wire.extend(empty);
+    let (wire, opener) = stream.finish();
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert_eq!(answer.lines.len(), 3, "{answer:?}");
+    assert!(last_error(&answer)["error"].as_str().unwrap().contains("malformed"), "{answer:?}");
+
+    // A 10 MB line: an error line for it, and the next line is still scored.
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 20);
+    stream.line(&good);
+    let long = "x".repeat(10 << 20);
+    let mut piece = Vec::new();
+    for part in long.as_bytes().chunks(512 << 10) {
+        piece.clear();
+        piece.extend(stream.encoder.body(part));
+        let sealed = stream.sealer.seal_chunk(&piece).unwrap();
+        stream.wire.extend(sealed);
+    }
+    stream.line("").line(&good);
+    let (wire, opener) = stream.finish();
+    let answer = open(&post(&gateway, wire).await, opener).unwrap();
+    assert_eq!(answer.lines.len(), 3, "{:?}", answer.lines.iter().map(|l| l.get("status")).collect::<Vec<_>>());
+    assert_eq!(answer.lines[1]["status"], 413);
+    assert!(answer.lines[2].get("outputs").is_some(), "the line after the long one is scored");
+
+    // A header cut short: an outer problem, before anything is decrypted.
+    let stream = Stream::start(&gateway, &config, "credit-risk", 1 << 20);
+    let outer = post(&gateway, stream.wire[..20].to_vec()).await;
+    assert_eq!(outer.status, 400, "{}", outer.text());
+    gateway.client().models().await.unwrap();
+}
