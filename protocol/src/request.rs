@@ -132,9 +132,8 @@ impl ClientRequest {
 
     /// Exports the response secret, seals the request and frames `header | enc | ciphertext`.
     fn finish(self, request: &[u8], enc: Vec<u8>, mut ctx: crypto::SenderContext) -> Result<(Vec<u8>, ClientResponse)> {
-        let secret = crate::response::export_secret(self.header.suite, LABEL_RESPONSE, |label, out| {
-            ctx.export(label, out)
-        })?;
+        let secret =
+            crate::response::export_secret(self.header.suite, LABEL_RESPONSE, |label, out| ctx.export(label, out))?;
         let ciphertext = ctx.seal(request, &[])?;
         let mut out = Vec::with_capacity(RequestHeader::LEN + enc.len() + ciphertext.len());
         out.extend_from_slice(&self.header.encode());

@@ -95,7 +95,8 @@ fn gateway_opens_the_draft_request_and_reproduces_the_draft_response() {
         }
         chunks.push(opener.finish().unwrap().to_vec());
         let request = hex(&v.request);
-        let expected: Vec<Vec<u8>> = pieces(&request, &v.request_chunk_lengths).into_iter().map(<[u8]>::to_vec).collect();
+        let expected: Vec<Vec<u8>> =
+            pieces(&request, &v.request_chunk_lengths).into_iter().map(<[u8]>::to_vec).collect();
         assert_eq!(chunks, expected, "{backend:?}");
 
         let mut rng = common::ReplayRng::new(&hex(&v.response_nonce));

@@ -77,7 +77,9 @@ pub async fn relay(
     while !reader.is_complete() {
         let frame = match tokio::time::timeout(limits.request_timeout, body.frame()).await {
             Err(_) => return Err((Refusal::Timeout, Problem::Timeout)),
-            Ok(None) => return Err((Refusal::Malformed, Problem::BadRequest("the chunked request ends inside its header"))),
+            Ok(None) => {
+                return Err((Refusal::Malformed, Problem::BadRequest("the chunked request ends inside its header")));
+            }
             Ok(Some(Err(_))) => {
                 return Err((Refusal::Unreadable, Problem::BadRequest("the request body could not be read")));
             }
@@ -107,6 +109,7 @@ pub async fn relay(
     let (piece_tx, piece_rx) = mpsc::channel::<Piece>(2);
     let read = tokio::spawn(read_request(body, rest, opener, head_tx, piece_tx, limits.request_timeout));
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(2);
+    let in_flight = metrics.in_flight();
     tokio::spawn(async move {
         let outcome = produce(&gw, head_rx, piece_rx, sealer, &out_tx).await;
         // The reader may still wait on a client that sends; nothing reads its pieces now.
@@ -123,11 +126,12 @@ pub async fn relay(
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "served chunked encapsulated request"
         );
-        drop(permit);
+        drop((in_flight, permit));
     });
     let first = futures_util::stream::once(async move { Bytes::from(nonce) });
     let chunks = futures_util::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let stream = futures_util::StreamExt::map(futures_util::StreamExt::chain(first, chunks), Ok::<_, std::convert::Infallible>);
+    let stream =
+        futures_util::StreamExt::map(futures_util::StreamExt::chain(first, chunks), Ok::<_, std::convert::Infallible>);
     let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_CHUNKED_RESPONSE));
@@ -225,7 +229,8 @@ async fn read_request(
     let last = match opener.finish() {
         Ok(last) => last,
         Err(_) => {
-            let why = fail(&mut head_tx, "the chunked request was cut off before its final chunk, or it did not decrypt");
+            let why =
+                fail(&mut head_tx, "the chunked request was cut off before its final chunk, or it did not decrypt");
             let _ = pieces.send(Err(BodyFailed(why))).await;
             return;
         }
@@ -267,7 +272,8 @@ async fn produce(
         Err(answer) => (None, Err(answer)),
         Ok(head) => {
             let model = served_model_in(&head.path, gw.model_names());
-            let stream = futures_util::stream::unfold(piece_rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+            let stream =
+                futures_util::stream::unfold(piece_rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
             let body = Body::new(http_body_util::StreamBody::new(stream));
             match to_http_head(head, body) {
                 Err(msg) => (model, Err(error_response(StatusCode::BAD_REQUEST, msg.into()))),
@@ -326,10 +332,8 @@ async fn produce(
             }
             Err(frame) => {
                 if let Ok(fields) = frame.into_trailers() {
-                    trailers = fields
-                        .iter()
-                        .map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes()))
-                        .collect();
+                    trailers =
+                        fields.iter().map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes())).collect();
                 }
             }
         }

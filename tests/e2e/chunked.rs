@@ -211,3 +211,100 @@ async fn broken_chunked_requests_get_a_clear_error_inside_the_encryption() {
     assert_eq!(outer.status, 400, "{}", outer.text());
     gateway.client().models().await.unwrap();
 }
+
+/// A client that sends a long stream and then reads nothing: the gateway's answer fills the
+/// transport's windows, the producer waits for the request timeout, then drops the request
+/// (its lines, its scoring, its buffers) and ends the answer without a final chunk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_dropped_after_the_request_timeout() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).args(["--request-timeout-secs", "2"]));
+    let config = gateway.fetch_key_config().await;
+    let good = line_of("credit-risk");
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 16);
+    for _ in 0..20_000 {
+        stream.line(&good);
+    }
+    let (wire, _opener) = stream.finish();
+    let response = gateway
+        .raw_http()
+        .post(gateway.endpoint(sealgate_protocol::GATEWAY_PATH))
+        .header("content-type", media_type::OHTTP_CHUNKED_REQUEST)
+        .body(wire)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Not a byte of the answer is read; the gateway gives up on its own.
+    let started = std::time::Instant::now();
+    let dropped = loop {
+        let logs = gateway.logs();
+        if let Some(line) = logs.lines().find(|l| l.contains("served chunked encapsulated request")) {
+            break line.to_owned();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the stream was never dropped:\n{logs}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(dropped.contains("complete=false"), "{dropped}");
+    let scrape = gateway.scrape();
+    let in_flight = scrape.lines().find(|l| l.starts_with("sealgate_requests_in_flight ")).unwrap();
+    assert_eq!(in_flight, "sealgate_requests_in_flight 0", "the request's permit and buffers are gone");
+    drop(response);
+    gateway.client().models().await.unwrap();
+}
+
+/// The gateway's resident memory, from `/proc/PID/status` (`VmRSS`, kB).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Ten streams at once, each far larger than the window and the channels: the gateway's
+/// memory stays near its idle figure, because nothing is buffered beyond a window of lines
+/// per stream. At the default size the requests hold 10 x 10,000 lines of about 330 bytes
+/// (33 MB) and their answers about as much, so a gateway that collected either would grow
+/// well past the 16 MiB allowed here. (The figure, 10 streams of 1,000,000 lines
+/// within 64 MiB, is a benchmark: `SEALGATE_STREAM_LINES=1000000` runs this test at that
+/// size.)
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_streams_at_once_stay_in_bounded_memory() {
+    let lines: usize = std::env::var("SEALGATE_STREAM_LINES").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).args(["--max-in-flight", "16"]));
+    let config = gateway.fetch_key_config().await;
+    let good = line_of("credit-risk");
+    // Warm up, then the idle figure.
+    let mut warm = Stream::start(&gateway, &config, "credit-risk", 1 << 16);
+    warm.line(&good);
+    let (wire, opener) = warm.finish();
+    open(&post(&gateway, wire).await, opener).unwrap();
+    let idle = rss_kb(gateway.pid());
+    let streams = (0..10).map(|_| {
+        let mut stream = Stream::start(&gateway, &config, "credit-risk", 1 << 16);
+        for _ in 0..lines {
+            stream.line(&good);
+        }
+        stream.finish()
+    });
+    let gateway_ref = &gateway;
+    let runs = streams.map(|(wire, opener)| async move {
+        let answer = open(&post(gateway_ref, wire).await, opener).unwrap();
+        answer.lines.len()
+    });
+    let peak = std::sync::atomic::AtomicU64::new(idle);
+    let sampling = async {
+        loop {
+            peak.fetch_max(rss_kb(gateway_ref.pid()), std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let counts = tokio::select! {
+        counts = futures_util::future::join_all(runs) => counts,
+        () = sampling => unreachable!("the sampler never ends"),
+    };
+    let peak = peak.into_inner().max(rss_kb(gateway.pid()));
+    assert_eq!(counts, vec![lines; 10]);
+    let grown_mib = peak.saturating_sub(idle) / 1024;
+    println!("RSS idle {} MiB, after 10 streams of {lines} lines {} MiB", idle / 1024, peak / 1024);
+    let allowed = if lines > 100_000 { 64 } else { 16 };
+    assert!(grown_mib < allowed, "RSS grew by {grown_mib} MiB (idle {idle} kB, peak {peak} kB)");
+}

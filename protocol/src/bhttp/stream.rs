@@ -169,11 +169,16 @@ enum Step {
     Status,
     /// A field section: `trailers` or headers; for an informational response's headers,
     /// `informational`.
-    Fields { trailers: bool, informational: bool },
+    Fields {
+        trailers: bool,
+        informational: bool,
+    },
     /// The content: its length (known-length) or the next chunk length (indeterminate).
     ContentLength,
     /// Inside content; `remaining` bytes of the current block or chunk.
-    Content { remaining: u64 },
+    Content {
+        remaining: u64,
+    },
     /// After the end: only zero padding.
     Padding,
 }
@@ -428,14 +433,21 @@ impl Decoder {
                 self.indeterminate = match v {
                     v if v == known => false,
                     v if v == indeterminate => true,
-                    _ => return Err(Error::BinaryHttp(if self.expect_request { "not a request" } else { "not a response" })),
+                    _ => {
+                        return Err(Error::BinaryHttp(if self.expect_request {
+                            "not a request"
+                        } else {
+                            "not a response"
+                        }));
+                    }
                 };
                 self.section_bytes = 0;
                 self.step = if self.expect_request { Step::Control(0) } else { Step::Status };
                 Ok(n)
             }
             Step::Control(i) => {
-                let what = ["method", "scheme", "authority", "path"].get(usize::from(i)).copied().unwrap_or("control data");
+                let what =
+                    ["method", "scheme", "authority", "path"].get(usize::from(i)).copied().unwrap_or("control data");
                 let Item::Bytes(value, n) = self.bytes_item(bytes)? else { return Ok(0) };
                 let text = core::str::from_utf8(value).map_err(|_| Error::BinaryHttp(what))?;
                 match i {
@@ -475,11 +487,8 @@ impl Decoder {
                 Ok(n)
             }
             Step::Fields { trailers, informational } => {
-                let used = if self.indeterminate {
-                    self.indeterminate_field(bytes)?
-                } else {
-                    self.known_section(bytes)?
-                };
+                let used =
+                    if self.indeterminate { self.indeterminate_field(bytes)? } else { self.known_section(bytes)? };
                 if used.is_none() {
                     return Ok(0);
                 }
@@ -564,7 +573,14 @@ impl Decoder {
         } else {
             if self.expect_request {
                 let [method, scheme, authority, path] = core::mem::take(&mut self.control);
-                parts.push(Part::Request(Request { method, scheme, authority, path, headers: fields, body: Vec::new() }));
+                parts.push(Part::Request(Request {
+                    method,
+                    scheme,
+                    authority,
+                    path,
+                    headers: fields,
+                    body: Vec::new(),
+                }));
             } else {
                 parts.push(Part::Response(Response { status: self.status, headers: fields, body: Vec::new() }));
             }
@@ -664,7 +680,8 @@ mod tests {
     #[test]
     fn responses_skip_informational_heads() {
         let informational = [3u8, 0x40, 103, 4, b'l', b'i', b'n', b'k', 1, b'x', 0];
-        let (head, mut encoder) = Encoder::response(&Response::new(200, alloc::vec![Field::new("a", "b")], b"hi".to_vec()));
+        let (head, mut encoder) =
+            Encoder::response(&Response::new(200, alloc::vec![Field::new("a", "b")], b"hi".to_vec()));
         let mut wire = informational.to_vec();
         wire.extend_from_slice(&head[1..]);
         wire.extend(encoder.body(b"!"));
@@ -676,7 +693,11 @@ mod tests {
         }
         parts.extend(decoder.finish().unwrap());
         assert!(matches!(&parts[0], Part::Response(r) if r.status == 200 && r.header("a") == Some(b"b")));
-        let body: Vec<u8> = parts.iter().filter_map(|p| if let Part::Body(b) = p { Some(b.to_vec()) } else { None }).flatten().collect();
+        let body: Vec<u8> = parts
+            .iter()
+            .filter_map(|p| if let Part::Body(b) = p { Some(b.to_vec()) } else { None })
+            .flatten()
+            .collect();
         assert_eq!(body, b"hi!");
         assert!(matches!(parts.last(), Some(Part::End { .. })));
     }
@@ -689,8 +710,14 @@ mod tests {
         assert!(body.is_empty());
         wire.extend(encoder.body(b"partial"));
         assert_eq!(decode_request(&wire, 3).unwrap_err(), Error::BinaryHttp("content truncated"));
-        assert_eq!(decode_request(&wire[..head_len - 1], 3).unwrap_err(), Error::BinaryHttp("header section truncated"));
-        assert_eq!(decode_request(&wire[..head_len - 2], 3).unwrap_err(), Error::BinaryHttp("message truncated inside an item"));
+        assert_eq!(
+            decode_request(&wire[..head_len - 1], 3).unwrap_err(),
+            Error::BinaryHttp("header section truncated")
+        );
+        assert_eq!(
+            decode_request(&wire[..head_len - 2], 3).unwrap_err(),
+            Error::BinaryHttp("message truncated inside an item")
+        );
         assert_eq!(decode_request(&[], 1).unwrap_err(), Error::BinaryHttp("empty message"));
     }
 
