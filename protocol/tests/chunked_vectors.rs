@@ -10,7 +10,7 @@
 mod common;
 
 use sealgate_protocol::chunked::{INFO_CHUNKED_REQUEST, RequestHeaderReader};
-use sealgate_protocol::{Aead, Backend, Error, GatewayKey, GatewayKeys, Kdf, Kem, KeyConfig, SymmetricSuite};
+use sealgate_protocol::{Aead, Backend, Error, GatewayKey, GatewayKeys, Kdf, Kem, SymmetricSuite};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -134,6 +134,7 @@ fn a_changed_byte_of_the_draft_request_is_refused() {
 #[cfg(feature = "aws-lc")]
 #[test]
 fn client_reproduces_the_draft_request_and_opens_the_draft_response() {
+    use sealgate_protocol::KeyConfig;
     use sealgate_protocol::chunked::ChunkedClientRequest;
     let v = vector();
     let config = KeyConfig::decode(&hex(&v.key_config)).unwrap();

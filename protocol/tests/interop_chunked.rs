@@ -114,7 +114,7 @@ fn our_chunked_client_to_ohttp_stream_server() {
         // Their response, written in several pieces, opened by us one byte at a time.
         let mut answer = ::bhttp::Message::response(::bhttp::StatusCode::try_from(200u16).unwrap());
         answer.put_header("content-type", "application/x-ndjson");
-        answer.write_content(&lines(900));
+        answer.write_content(lines(900));
         let mut answer_bytes = Vec::new();
         answer.write_bhttp(::bhttp::Mode::IndeterminateLength, &mut answer_bytes).unwrap();
         let sink = Shared::default();
@@ -166,7 +166,7 @@ fn ohttp_stream_client_to_our_gateway() {
             b"/v2/models/m/infer".to_vec(),
         );
         msg.put_header("content-type", "application/x-ndjson");
-        msg.write_content(&body);
+        msg.write_content(&body[..]);
         let mut bytes = Vec::new();
         msg.write_bhttp(::bhttp::Mode::IndeterminateLength, &mut bytes).unwrap();
         let client = ohttp::ClientRequest::from_encoded_config_list(&gateway.encoded_configs()).unwrap();

@@ -424,6 +424,12 @@ fn response_primitives_agree_across_backends() {
                     bad[0] ^= 1;
                     assert_eq!(aead_open(other, aead, &key, &nonce, &bad, &[]).unwrap_err(), Error::Decrypt);
                 }
+                // The AAD of a chunked response's final chunk binds on every backend.
+                let last = aead_seal(b, aead, &key, &nonce, b"", b"final").unwrap();
+                for &other in Backend::ALL {
+                    assert_eq!(aead_open(other, aead, &key, &nonce, &last, b"final").unwrap(), b"");
+                    assert_eq!(aead_open(other, aead, &key, &nonce, &last, &[]).unwrap_err(), Error::Decrypt);
+                }
                 (prk.to_vec(), key, ct)
             })
             .collect();
