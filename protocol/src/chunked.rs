@@ -103,11 +103,15 @@ pub const DEFAULT_MAX_CHUNK: usize = 1 << 14;
 /// The plaintext of one chunk; zeroized on drop.
 pub type Plaintext = Zeroizing<Vec<u8>>;
 
-/// What seals or opens the chunks of one message: the HPKE context for a request, the
+/// What seals the chunks of one message: the client's HPKE context for a request, the
 /// response key and nonce for a response.
-trait ChunkCipher {
+trait SealChunk {
     /// Seals the chunk numbered `counter` with `aad`.
     fn seal(&mut self, counter: u64, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// What opens the chunks of one message, in step with the matching [`SealChunk`].
+trait OpenChunk {
     /// Opens the chunk numbered `counter` with `aad`.
     fn open(&mut self, counter: u64, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
 }
@@ -116,22 +120,16 @@ trait ChunkCipher {
 /// number is the counter.
 struct RequestSend(SenderContext);
 
-impl ChunkCipher for RequestSend {
+impl SealChunk for RequestSend {
     fn seal(&mut self, _: u64, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         self.0.seal(plaintext, aad)
-    }
-    fn open(&mut self, _: u64, _: &[u8], _: &[u8]) -> Result<Vec<u8>> {
-        Err(Error::Decrypt)
     }
 }
 
 /// The gateway's HPKE context, in step with the client's.
 struct RequestReceive(ReceiverContext);
 
-impl ChunkCipher for RequestReceive {
-    fn seal(&mut self, _: u64, _: &[u8], _: &[u8]) -> Result<Vec<u8>> {
-        Err(Error::Encrypt)
-    }
+impl OpenChunk for RequestReceive {
     fn open(&mut self, _: u64, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         self.0.open(ciphertext, aad)
     }
@@ -162,10 +160,13 @@ impl ResponseCipher {
     }
 }
 
-impl ChunkCipher for ResponseCipher {
+impl SealChunk for ResponseCipher {
     fn seal(&mut self, counter: u64, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         crypto::aead_seal(self.backend, self.suite.aead, &self.key, &self.chunk_nonce(counter), plaintext, aad)
     }
+}
+
+impl OpenChunk for ResponseCipher {
     fn open(&mut self, counter: u64, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         crypto::aead_open(self.backend, self.suite.aead, &self.key, &self.chunk_nonce(counter), ciphertext, aad)
     }
@@ -178,7 +179,7 @@ struct Sealer<C> {
     counter: u64,
 }
 
-impl<C: ChunkCipher> Sealer<C> {
+impl<C: SealChunk> Sealer<C> {
     fn new(cipher: C, max_chunk: usize) -> Self {
         Self { cipher, max_chunk, counter: 0 }
     }
@@ -218,7 +219,7 @@ impl<C: ChunkCipher> Sealer<C> {
 
     fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plaintext.len() + 32);
-        // `max_chunk` is at least 1 (see `clamp_max_chunk`), so `chunks` makes progress.
+        // Every setter keeps `max_chunk` at 1 or more; `max(1)` makes `chunks` safe anyway.
         for piece in plaintext.chunks(self.max_chunk.max(1)) {
             out.extend_from_slice(&self.seal_chunk(piece)?);
         }
@@ -257,7 +258,7 @@ struct Opener<C> {
     state: OpenState,
 }
 
-impl<C: ChunkCipher> Opener<C> {
+impl<C: OpenChunk> Opener<C> {
     fn new(cipher: C, max_chunk: usize, tag_len: usize) -> Self {
         Self { cipher, max_chunk, tag_len, counter: 0, state: OpenState::Length { buf: [0; 8], have: 0 } }
     }
@@ -742,7 +743,7 @@ impl GatewayKeys {
     }
 }
 
-/// The KEM of a header, for callers that size buffers before the header is complete.
+/// The length of a chunked request header for `kem`: seven bytes of identifiers and `enc`.
 pub fn header_len(kem: Kem) -> usize {
     RequestHeader::LEN + kem.enc_len()
 }
@@ -1022,10 +1023,47 @@ mod tests {
     fn a_truncated_response_is_refused() {
         let gw = gateway(Kem::X25519HkdfSha256, Backend::default());
         let (_, _, responder, response) = exchange(&gw, b"x");
-        let (nonce, _) = responder.start(&mut Counter(0)).unwrap();
-        let mut response = response;
-        assert!(response.push(&nonce[..5]).unwrap().is_empty());
-        assert_eq!(response.finish().unwrap_err(), Error::MissingFinalChunk);
+        let (nonce, mut sealer) = responder.start(&mut Counter(0)).unwrap();
+        let (_, _, _, mut cut_in_nonce) = exchange(&gw, b"x");
+        assert!(cut_in_nonce.push(&nonce[..5]).unwrap().is_empty());
+        assert_eq!(cut_in_nonce.finish().unwrap_err(), Error::MissingFinalChunk);
+        // The nonce and a whole chunk, but no final chunk.
+        let mut no_final = response;
+        let chunk = sealer.seal(b"partial answer").unwrap();
+        assert_eq!(no_final.push(&[nonce, chunk].concat()).unwrap().len(), 1);
+        assert_eq!(no_final.finish().unwrap_err(), Error::MissingFinalChunk);
+    }
+
+    /// The response direction shares the opener with requests; its bad inputs once more.
+    #[test]
+    fn bad_responses_are_refused() {
+        let gw = gateway(Kem::XWing, Backend::RustHpke);
+        let respond = |bad: &dyn Fn(&mut ResponseSealer, &mut Vec<u8>)| {
+            let (_, _, responder, response) = exchange(&gw, b"x");
+            let (mut wire, mut sealer) = responder.start(&mut Counter(3)).unwrap();
+            bad(&mut sealer, &mut wire);
+            wire.extend(sealer.finish(b"").unwrap());
+            let mut response = response.with_max_chunk(64);
+            let mut opened = Vec::new();
+            for b in &wire {
+                opened.extend(response.push(core::slice::from_ref(b))?);
+            }
+            response.finish().map(|_| opened.len())
+        };
+        assert_eq!(respond(&|s, w| w.extend(s.seal(b"abc").unwrap())), Ok(1));
+        let flip_third = |s: &mut ResponseSealer, w: &mut Vec<u8>| {
+            w.extend(s.seal(b"one").unwrap());
+            w.extend(s.seal(b"two").unwrap());
+            let mut third = s.seal(b"three").unwrap();
+            third[3] ^= 0x40;
+            w.extend(third);
+        };
+        assert_eq!(respond(&flip_third), Err(Error::Decrypt));
+        assert_eq!(respond(&|s, w| w.extend(s.danger_seal_empty_chunk().unwrap())), Err(Error::EmptyChunk));
+        let oversized = |s: &mut ResponseSealer, w: &mut Vec<u8>| {
+            w.extend(s.seal_chunk(&[1; 65]).unwrap());
+        };
+        assert_eq!(respond(&oversized), Err(Error::ChunkTooLarge { len: 81, max: 80 }));
     }
 
     #[test]

@@ -67,9 +67,8 @@ impl Encoder {
             put_prefixed(part.as_bytes(), &mut out);
         }
         put_fields(&head.headers, &mut out);
-        let this = Self { _private: () };
         put_piece(&head.body, &mut out);
-        (out, this)
+        (out, Self { _private: () })
     }
 
     /// Starts a response: framing indicator 3, status and header section, and the
@@ -115,7 +114,8 @@ fn put_fields(fields: &[Field], out: &mut Vec<u8>) {
     varint::encode(0, out);
 }
 
-/// Bounds on what the decoder buffers. Body bytes are never buffered.
+/// Bounds on what the decoder buffers. Body bytes are never buffered, and not bounded here
+/// either: the caller counts them as they come (a gateway has its own body limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The most bytes of control data and header fields together (and, separately, of
@@ -370,7 +370,10 @@ impl Decoder {
         }
     }
 
-    /// Refuses a pending item that already exceeds the section budget.
+    /// Refuses a pending item that already exceeds the section budget. Items are checked
+    /// against the budget as soon as their length prefix is in, so this only catches what
+    /// those checks cannot see: the slack is the two varint prefixes (8 bytes each) of an
+    /// indeterminate-length field's name and value waiting together.
     fn check_pending(&self) -> Result<()> {
         if self.section_bytes.saturating_add(self.buf.len()) > self.limits.max_header_bytes.saturating_add(16) {
             return Err(Error::BinaryHttpLimit("header section too large"));
