@@ -275,19 +275,18 @@ impl<C: OpenChunk> Opener<C> {
     }
 
     fn push(&mut self, input: &[u8]) -> Result<Vec<Plaintext>> {
+        let mut out = Vec::new();
+        self.push_into(input, &mut out).map(|()| out)
+    }
+
+    /// Appends the plaintext of each chunk `input` completes to `out`, also those that
+    /// authenticated before a failure in the same input: a streaming receiver hands on what
+    /// arrived intact, then the error, however the transport sliced the bytes.
+    fn push_into(&mut self, input: &[u8], out: &mut Vec<Plaintext>) -> Result<()> {
         if let OpenState::Failed(error) = &self.state {
             return Err(error.clone());
         }
-        let mut out = Vec::new();
-        match self.consume(input, &mut out) {
-            Ok(()) => Ok(out),
-            Err(error) => {
-                // Plaintext of chunks that did authenticate before the failure is dropped
-                // with `out`: the caller sees the error, and nothing after it.
-                self.state = OpenState::Failed(error.clone());
-                Err(error)
-            }
-        }
+        self.consume(input, out).inspect_err(|error| self.state = OpenState::Failed(error.clone()))
     }
 
     fn consume(&mut self, mut input: &[u8], out: &mut Vec<Plaintext>) -> Result<()> {
@@ -449,6 +448,12 @@ macro_rules! opener {
                 self.0.push(input)
             }
 
+            /// [`Self::push`], appending to `out`: on an error, `out` still holds the
+            /// plaintext of the chunks that authenticated before it, in order.
+            pub fn push_into(&mut self, input: &[u8], out: &mut Vec<Plaintext>) -> Result<()> {
+                self.0.push_into(input, out)
+            }
+
             /// Ends the stream: opens the final chunk and returns its plaintext (often
             /// empty). Without a final chunk this is [`Error::MissingFinalChunk`].
             pub fn finish(self) -> Result<Plaintext> {
@@ -517,14 +522,21 @@ impl fmt::Debug for ResponseOpener {
 impl ResponseOpener {
     /// Feeds the next bytes of the response, any number at a time, and returns the
     /// plaintext of every non-final chunk completed and authenticated by them.
-    pub fn push(&mut self, mut input: &[u8]) -> Result<Vec<Plaintext>> {
+    pub fn push(&mut self, input: &[u8]) -> Result<Vec<Plaintext>> {
+        let mut out = Vec::new();
+        self.push_into(input, &mut out).map(|()| out)
+    }
+
+    /// [`Self::push`], appending to `out`: on an error, `out` still holds the plaintext of
+    /// the chunks that authenticated before it, in order.
+    pub fn push_into(&mut self, mut input: &[u8], out: &mut Vec<Plaintext>) -> Result<()> {
         if let ResponseOpenerState::Nonce { backend, suite, enc, secret, nonce } = &mut self.state {
             let take = (suite.response_nonce_len() - nonce.len()).min(input.len());
             let (head, rest) = input.split_at(take);
             nonce.extend_from_slice(head);
             input = rest;
             if nonce.len() < suite.response_nonce_len() {
-                return Ok(Vec::new());
+                return Ok(());
             }
             self.state = match ResponseCipher::new(*backend, *suite, secret, enc, nonce) {
                 Ok(cipher) => ResponseOpenerState::Chunks(Opener::new(cipher, self.max_chunk, suite.aead.tag_len())),
@@ -532,10 +544,10 @@ impl ResponseOpener {
             };
         }
         match &mut self.state {
-            ResponseOpenerState::Chunks(opener) => opener.push(input),
+            ResponseOpenerState::Chunks(opener) => opener.push_into(input, out),
             ResponseOpenerState::Failed(error) => Err(error.clone()),
             // The nonce state was left above once complete.
-            ResponseOpenerState::Nonce { .. } => Ok(Vec::new()),
+            ResponseOpenerState::Nonce { .. } => Ok(()),
         }
     }
 
@@ -889,6 +901,36 @@ mod tests {
         opener.push(&[0]).unwrap();
         opener.push(&[1; 26]).unwrap();
         assert_eq!(opener.push(&[1]).unwrap_err(), Error::ChunkTooLarge { len: 27, max: 26 });
+    }
+
+    #[test]
+    fn chunks_that_authenticated_before_a_failure_are_handed_on_by_push_into() {
+        let gw = gateway(Kem::X25519HkdfSha256, Backend::default());
+        let config = &gw.configs()[0];
+        let (header, mut sealer, _) =
+            ChunkedClientRequest::new(config, SymmetricSuite::ALL[0]).unwrap().start(&mut Counter(0)).unwrap();
+        let mut wire = sealer.seal_chunk(b"one").unwrap();
+        wire.extend(sealer.seal_chunk(b"two").unwrap());
+        let third = wire.len();
+        wire.extend(sealer.seal_chunk(b"three").unwrap());
+        wire[third + 3] ^= 1;
+        let open = |into: bool| {
+            let mut reader = RequestHeaderReader::new();
+            reader.push(&header).unwrap();
+            let (mut opener, _) = gw.decapsulate_chunked(reader).unwrap();
+            if into {
+                let mut out = Vec::new();
+                let error = opener.push_into(&wire, &mut out).unwrap_err();
+                (out.iter().map(|p| p.to_vec()).collect::<Vec<_>>(), error, opener.push(b"x").unwrap_err())
+            } else {
+                let error = opener.push(&wire).unwrap_err();
+                (Vec::new(), error, opener.push(b"x").unwrap_err())
+            }
+        };
+        let (opened, error, after) = open(true);
+        assert_eq!(opened, alloc::vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!((error, after), (Error::Decrypt, Error::Decrypt), "and it stays failed");
+        assert_eq!(open(false).1, Error::Decrypt);
     }
 
     #[test]

@@ -112,9 +112,13 @@ pub async fn relay(
     let in_flight = metrics.in_flight();
     tokio::spawn(async move {
         let outcome = produce(&gw, head_rx, piece_rx, sealer, &out_tx).await;
-        // The reader may still wait on a client that sends; nothing reads its pieces now.
-        read.abort();
         let (model, inner_status, complete) = outcome;
+        // A client that stopped reading is dropped with everything it holds. After a complete
+        // answer the reader ends on its own (at the end of the body, or after draining what
+        // follows a failed chunk).
+        if !complete {
+            read.abort();
+        }
         metrics.answered(metrics.model(model.as_deref()), inner_status);
         metrics.request_finished(started.elapsed());
         tracing::info!(
@@ -202,27 +206,30 @@ async fn read_request(
                 Ok(None) => break,
             },
         };
-        let opened = match opener.push(&data) {
-            Ok(chunks) => chunks,
-            Err(_) => {
-                let why = fail(&mut head_tx, "a request chunk did not decrypt or was malformed");
-                let _ = pieces.send(Err(BodyFailed(why))).await;
-                return;
-            }
-        };
+        // The chunks that authenticated are handed on even when a later one in the same
+        // bytes fails: their lines are answered, then the error.
+        let mut opened = Vec::new();
+        let failed = opener.push_into(&data, &mut opened).is_err();
         for chunk in opened {
             match decoder.push(&chunk) {
                 Ok(parts) => {
                     if !deliver(parts, &mut head_tx, &pieces).await {
-                        return;
+                        // Answered without the rest of the body (a refusal), or the message
+                        // ended early: what the client still sends is read and dropped.
+                        return drain(body, idle).await;
                     }
                 }
                 Err(_) => {
                     let why = fail(&mut head_tx, "the decrypted request is not valid Binary HTTP (RFC 9292)");
                     let _ = pieces.send(Err(BodyFailed(why))).await;
-                    return;
+                    return drain(body, idle).await;
                 }
             }
+        }
+        if failed {
+            let why = fail(&mut head_tx, "a request chunk did not decrypt or was malformed");
+            let _ = pieces.send(Err(BodyFailed(why))).await;
+            return drain(body, idle).await;
         }
     }
     // The outer body ended: the final chunk, then the end of the message.
@@ -246,6 +253,22 @@ async fn read_request(
         Err(_) => {
             let why = fail(&mut head_tx, "the decrypted request is not valid Binary HTTP (RFC 9292)");
             let _ = pieces.send(Err(BodyFailed(why))).await;
+        }
+    }
+}
+
+/// The most of a failed request's remaining body that is read and thrown away.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Reads and discards the rest of a request whose chunks failed (up to [`DRAIN_LIMIT`], each
+/// read bounded by `idle`), so a client still sending can finish and read the answer that
+/// says why; an HTTP/1.1 client would otherwise see its upload cut off first.
+async fn drain(mut body: Body, idle: std::time::Duration) {
+    let mut read = 0usize;
+    while read < DRAIN_LIMIT {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
         }
     }
 }

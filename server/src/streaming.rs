@@ -153,8 +153,10 @@ struct Reader {
 /// What the reader hands the scorer next.
 enum Next {
     Line(Line),
-    /// The body failed after `lines` lines: the last thing the answer says.
+    /// The body failed after `lines` lines, for the reason `why` (a fixed text of the
+    /// gateway's): the last thing the answer says.
     Failed {
+        why: String,
         lines: u64,
     },
 }
@@ -174,10 +176,10 @@ impl Reader {
                         self.splitter.push(&data, &mut self.ready);
                     }
                 }
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     self.ended = true;
                     self.ready.clear();
-                    return Some(Next::Failed { lines: self.splitter.lines() });
+                    return Some(Next::Failed { lines: self.splitter.lines(), why: e.to_string() });
                 }
                 None => {
                     self.ended = true;
@@ -204,7 +206,8 @@ pub fn score(
     let window = limits.stream_window.max(1);
     let answers = lines
         .map(move |next| {
-            let (models, name, version, reauthorize) = (models.clone(), name.clone(), version.clone(), reauthorize.clone());
+            let (models, name, version, reauthorize) =
+                (models.clone(), name.clone(), version.clone(), reauthorize.clone());
             async move {
                 match next {
                     Next::Line(Line::Text { number, bytes }) => {
@@ -230,13 +233,10 @@ pub fn score(
                         ),
                         number,
                     ),
-                    Next::Failed { lines } => error_line(
+                    Next::Failed { lines, why } => error_line(
                         &InnerError::new(
                             StatusCode::BAD_REQUEST,
-                            format!(
-                                "the request stream was cut off or did not decrypt after line {lines}; nothing after it \
-                                 was read"
-                            ),
+                            format!("the request stream failed after line {lines} ({why}); nothing after it was read"),
                         ),
                         lines + 1,
                     ),
