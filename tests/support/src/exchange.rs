@@ -26,6 +26,20 @@ impl Gateway {
 
     /// A plain HTTPS client that trusts the gateway's CA and offers only `versions`.
     pub fn raw_http_with_versions(&self, versions: &[&'static SupportedProtocolVersion]) -> reqwest::Client {
+        self.raw_http_configured(versions, Duration::from_secs(30))
+    }
+
+    /// [`Gateway::raw_http`] that waits up to `timeout` for a whole exchange (a long stream
+    /// on a busy machine).
+    pub fn raw_http_patient(&self, timeout: Duration) -> reqwest::Client {
+        self.raw_http_configured(&[&rustls::version::TLS13], timeout)
+    }
+
+    fn raw_http_configured(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+        timeout: Duration,
+    ) -> reqwest::Client {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&self.ca_pem()) {
             roots.add(cert.expect("the CA file holds PEM certificates")).expect("a valid CA certificate");
@@ -38,7 +52,7 @@ impl Gateway {
             .with_no_client_auth();
         reqwest::Client::builder()
             .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .build()
             .expect("building the HTTPS client")
     }
