@@ -69,7 +69,8 @@ pub use error::{Error, Result};
 pub use key_cache::{Cached, KeyCache};
 pub use session::{Finished, OuterResponse, Pending, Preferences, Prepared, Session, check_status, choose, essence};
 pub use stream::{
-    DEFAULT_MAX_LINE, NDJSON, STREAM_MAX_CHUNK, StreamEvent, StreamReceiver, StreamSender, StreamStart, line_error,
+    DEFAULT_MAX_LINE, MIN_LINE_BYTES, NDJSON, STREAM_MAX_CHUNK, StreamEvent, StreamReceiver, StreamSender, StreamStart,
+    line_error,
 };
 
 use sealgate_protocol::{Aead, Kem};

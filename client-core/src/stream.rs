@@ -40,6 +40,15 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// at most 64 KiB (its `RESPONSE_CHUNK`) and accepts request chunks up to its body limit.
 pub const STREAM_MAX_CHUNK: usize = 64 * 1024;
 
+/// The least plaintext a request line's chunk carries (line break included): shorter lines
+/// are padded with spaces before the line break, which JSON ignores. Every sealed line is so
+/// at least 256 bytes on the wire, the size under which HTTP/2 implementations count a DATA
+/// frame as small: hyper's h2 answers a peer that has sent more than about a thousand small
+/// frames it has not consumed yet with GOAWAY `ENHANCE_YOUR_CALM`, which a batch of short
+/// lines sent faster than the gateway scores them would otherwise reach. The padding also
+/// hides the length of short lines.
+pub const MIN_LINE_BYTES: usize = 240;
+
 /// The default longest answer line [`Session::start_stream`] callers pass: 1 MiB, well over
 /// any KServe answer of the demo models and under the gateway's answer cap.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -100,15 +109,17 @@ impl core::fmt::Debug for StreamSender {
 impl StreamSender {
     /// Seals one request line (a JSON value without its newline; a trailing `\n` is allowed)
     /// as one Binary HTTP body piece in one chunk (more than one only past
-    /// [`STREAM_MAX_CHUNK`]) and returns the bytes to send. A line break inside the line is
-    /// [`Error::InvalidLine`]: it would shift the numbering of every answer after it.
+    /// [`STREAM_MAX_CHUNK`]), padded to [`MIN_LINE_BYTES`], and returns the bytes to send. A
+    /// line break inside the line is [`Error::InvalidLine`]: it would shift the numbering of
+    /// every answer after it.
     pub fn line(&mut self, line: &[u8]) -> Result<Vec<u8>> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         if line.iter().any(|&b| b == b'\n' || b == b'\r') {
             return Err(Error::InvalidLine);
         }
-        let mut text = Zeroizing::new(Vec::with_capacity(line.len() + 1));
+        let mut text = Zeroizing::new(Vec::with_capacity(MIN_LINE_BYTES.max(line.len() + 1)));
         text.extend_from_slice(line);
+        text.resize(MIN_LINE_BYTES.saturating_sub(1).max(line.len()), b' ');
         text.push(b'\n');
         let piece = Zeroizing::new(self.encoder.body(&text));
         self.lines += 1;

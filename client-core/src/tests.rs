@@ -427,8 +427,10 @@ fn a_stream_round_trips_one_chunk_per_line_with_the_token_inside() {
     assert_eq!(sender.lines(), 3);
     wire.extend(sender.finish().unwrap());
     assert!(!wire.windows(14).any(|w| w == b"sg_streamtoken"), "the token travels encrypted");
-    // One line is one chunk: varint(len) | ciphertext of varint(len) | line | \n, tag 16 bytes.
-    assert_eq!(sizes, [1 + 1 + 8 + 16, 1 + 1 + 8 + 16, 1 + 1 + 14 + 16]);
+    // One line is one chunk: varint(len) | ciphertext of varint(len) | line | padding | \n,
+    // tag 16 bytes; short lines padded so that no chunk is a small HTTP/2 DATA frame.
+    assert_eq!(sizes, [2 + 2 + MIN_LINE_BYTES + 16; 3]);
+    assert!(sizes.iter().all(|&size| size >= 256));
 
     let (head, body, responder) = open_stream(&gw, &wire);
     assert_eq!(
@@ -439,7 +441,16 @@ fn a_stream_round_trips_one_chunk_per_line_with_the_token_inside() {
     assert_eq!(head.header("accept"), Some(NDJSON.as_bytes()));
     assert_eq!(head.header("authorization"), Some(&b"Bearer sg_streamtoken"[..]));
     assert_eq!(head.header("x-trace"), Some(&b"7"[..]));
-    assert_eq!(body, b"{\"a\":1}\n{\"a\":2}\n{\"b\":[1,2,3]}\n");
+    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 4, "three lines, each ending with a line break");
+    for (line, text) in lines.iter().zip([&b"{\"a\":1}"[..], b"{\"a\":2}", b"{\"b\":[1,2,3]}"]) {
+        assert_eq!(line.len() + 1, MIN_LINE_BYTES);
+        assert!(line.starts_with(text) && line[text.len()..].iter().all(|&b| b == b' '), "padded with spaces");
+    }
+    // A line longer than the minimum is sent as it is.
+    let long = alloc::format!("{{\"x\":\"{}\"}}", "y".repeat(MIN_LINE_BYTES));
+    let (_, mut sender, _) = session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    assert_eq!(sender.line(long.as_bytes()).unwrap().len(), 2 + 2 + long.len() + 1 + 16);
 
     let outer = stream_answer(
         responder,

@@ -5,8 +5,9 @@
 //! All of the protocol and every rule about what an answer means are the client core's
 //! ([`Session::start_stream`](sealgate_client_core::Session::start_stream)); this file moves
 //! the bytes. The request body is a reqwest stream the connection pulls: the sealed head
-//! first, then one sealed chunk per input item as the caller's stream yields it, then the
-//! final chunk; nothing is collected. The answer is read from `bytes_stream` by a task that
+//! first, then one sealed chunk per input item as the caller's stream yields it (the chunks
+//! of items ready at once sent together, up to 16 KiB, so that a fast input does not turn
+//! into a flood of small HTTP/2 frames), then the final chunk; nothing is collected. The answer is read from `bytes_stream` by a task that
 //! hands answers over a channel of [`READ_AHEAD`] answers, so it never reads more than one
 //! network read ahead of the caller (the gateway, in turn, stops scoring when nobody reads).
 //!
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use sealgate_client_core::{DEFAULT_MAX_LINE, StreamEvent, StreamSender, StreamStart, line_error};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse};
@@ -42,6 +43,9 @@ use crate::error::{Error, Result};
 
 /// How many answers the reading task may hold for a caller that has not taken them yet.
 pub const READ_AHEAD: usize = 4;
+
+/// The most request bytes gathered into one body piece from requests that are ready at once.
+const BATCH_BYTES: usize = 16 * 1024;
 
 /// The per-request deadline given to reqwest for a stream, in place of the client's total
 /// timeout: long enough never to end a healthy batch (the idle bounds above apply instead).
@@ -248,26 +252,44 @@ fn request_body(
     })
 }
 
-/// The next chunk of the body: the caller's next request sealed as a line, or the final
-/// chunk when its stream has ended.
+/// The next piece of the body: the caller's next request sealed as a line (one chunk),
+/// together with the lines of any further requests its stream has ready at once, up to
+/// [`BATCH_BYTES`], so a fast input makes few large HTTP/2 DATA frames rather than many small
+/// ones; then the final chunk when its stream has ended. Nothing waits for a batch to fill:
+/// a request that is not ready yet ends the piece.
 async fn next_line(
     mut sender: StreamSender,
     mut requests: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
     sent: &AtomicU64,
 ) -> Option<(std::result::Result<Vec<u8>, Abandoned>, Body)> {
-    let sealed = match requests.next().await {
-        Some(request) => {
-            // serde_json writes no raw line break, so the core accepts every line it makes.
-            let line = serde_json::to_vec(&request).map(zeroize::Zeroizing::new);
-            let Ok(sealed) = line.map_err(drop).and_then(|line| sender.line(&line).map_err(drop)) else {
-                return Some((Err(Abandoned), Body::Done));
-            };
-            sent.fetch_add(1, Ordering::Release);
-            return Some((Ok(sealed), Body::Lines(sender, requests)));
+    let mut piece = Vec::new();
+    let mut next = requests.next().await;
+    loop {
+        match next {
+            Some(request) => {
+                let line = serde_json::to_vec(&request).map(zeroize::Zeroizing::new);
+                // serde_json writes no raw line break, so the core accepts every line it makes.
+                let Ok(sealed) = line.map_err(drop).and_then(|line| sender.line(&line).map_err(drop)) else {
+                    return Some((Err(Abandoned), Body::Done));
+                };
+                piece.extend_from_slice(&sealed);
+                sent.fetch_add(1, Ordering::Release);
+            }
+            None => {
+                let Ok(last) = sender.finish() else { return Some((Err(Abandoned), Body::Done)) };
+                piece.extend_from_slice(&last);
+                return Some((Ok(piece), Body::Done));
+            }
         }
-        None => sender.finish(),
-    };
-    Some((sealed.map_err(|_| Abandoned), Body::Done))
+        if piece.len() >= BATCH_BYTES {
+            break;
+        }
+        match requests.next().now_or_never() {
+            Some(ready) => next = ready,
+            None => break,
+        }
+    }
+    Some((Ok(piece), Body::Lines(sender, requests)))
 }
 
 #[cfg(test)]
@@ -325,7 +347,8 @@ mod tests {
         let body = request_body(first, sender, go_rx, input.clone(), sent.clone());
         go.send(()).unwrap();
         let pieces: Vec<Vec<u8>> = body.map(|piece| piece.unwrap()).collect().await;
-        assert_eq!(pieces.len(), 1 + 3 + 1, "head, one chunk per request, final chunk");
+        // The three requests are ready at once, so their chunks and the final one go together.
+        assert_eq!(pieces.len(), 2, "head, then the lines and the final chunk");
         assert_eq!(sent.load(Ordering::Acquire), 3);
         assert!(input.lock().unwrap().is_none(), "the input was taken");
 

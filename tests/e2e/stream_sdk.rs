@@ -2,7 +2,8 @@
 //! chunked OHTTP with an NDJSON body, one answer per request in order, the same answers the
 //! single-request API gives; a refused request is one `Err` and the stream goes on; answers
 //! arrive while the caller's input is still open; a stream refused as a whole (an unknown
-//! model) is one `Err`.
+//! model, a bad token) is one `Err`; a retired key is refetched and the untouched input sent
+//! again; many short lines at full speed, and a slow reader, get every answer.
 
 use futures_util::StreamExt;
 use sealgate_client::inference::{InferenceRequest, InferenceResponse};
@@ -149,4 +150,51 @@ async fn a_retired_key_is_refetched_once_and_the_untouched_input_sent_again() {
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     assert_eq!(fetches(), before + 1, "exactly one refetch:\n{}", gateway.logs());
     assert_ne!(client.key_config().await.unwrap().key_id(), held.key_id());
+}
+
+/// The demo example cut to its first row: a request line shorter than 256 bytes.
+fn one_row() -> InferenceRequest {
+    let mut request = example_request("credit-risk");
+    request.inputs[0].shape = vec![1, 20];
+    if let sealgate_client::inference::TensorData::Float(data) = &mut request.inputs[0].data {
+        data.truncate(20);
+    }
+    request
+}
+
+/// Short lines sent faster than the gateway scores them: one per piece and unpadded, each an HTTP/2
+/// DATA frame under 256 bytes, and the gateway's h2 closes a connection with GOAWAY
+/// `ENHANCE_YOUR_CALM` after about a thousand such frames not yet consumed (seen with
+/// 20,000 rows before the client core padded lines).
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_thousand_short_lines_at_full_speed_are_all_answered() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let request = one_row();
+    assert!(serde_json::to_vec(&request).unwrap().len() < 256);
+    let requests = futures_util::stream::iter(std::iter::repeat_n(request, 20_000));
+    let mut answers = Box::pin(gateway.client().infer_stream("credit-risk", requests));
+    let mut count = 0;
+    while let Some(answer) = answers.next().await {
+        answer.unwrap_or_else(|e| panic!("answer {}: {}", count + 1, sealgate_client::Report(&e)));
+        count += 1;
+    }
+    assert_eq!(count, 20_000);
+}
+
+/// A caller that reads slowly while the gateway answers fast: the answers wait in the
+/// connection's flow-control window and the SDK's read-ahead, and all of them arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_reader_gets_every_answer() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let requests = futures_util::stream::iter(vec![one_row(); 3000]);
+    let mut answers = Box::pin(gateway.client().infer_stream("credit-risk", requests));
+    let mut count = 0;
+    while let Some(answer) = answers.next().await {
+        answer.unwrap_or_else(|e| panic!("answer {}: {}", count + 1, sealgate_client::Report(&e)));
+        count += 1;
+        if count % 10 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(count, 3000);
 }
