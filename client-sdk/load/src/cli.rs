@@ -74,6 +74,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub stream: Option<u64>,
 
+    /// With --stream and --compare-plaintext: how the plaintext run sends the same rows,
+    /// as one KServe batch request per stream (`batch`: one inference over all rows) or as
+    /// one NDJSON request of the same N lines (`ndjson`: scored line by line like the
+    /// stream, so the ratio is what the encryption costs).
+    #[arg(long, value_name = "HOW", default_value = "batch", requires = "stream", value_parser = ["batch", "ndjson"])]
+    pub plaintext_as: String,
+
     /// Closed loop: N requests in flight, each sent as soon as the previous answer arrives
     /// [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -261,6 +268,8 @@ mod tests {
             &["--max-in-flight", "2"],
             &["--concurrency", "0"],
             &["--stream", "0"],
+            &["--plaintext-as", "ndjson"],
+            &["--stream", "5", "--plaintext-as", "lines"],
         ] {
             let args = ["sealgate-load", "--model", "m"].iter().chain(conflict);
             assert!(Cli::try_parse_from(args).is_err(), "{conflict:?}");

@@ -97,6 +97,10 @@ async fn run(cli: Cli) -> Result<()> {
     if cli.compare_plaintext {
         let plaintext = match cli.stream {
             // The same rows as the streams, as one batch request per stream.
+            Some(lines) if cli.plaintext_as == "ndjson" => {
+                let (body, rows) = target::ndjson_body(&bodies, lines)?;
+                Target::plaintext(&settings, &cli.model, vec![body])?.as_ndjson(lines).counting_rows(rows)
+            }
             Some(lines) => {
                 let (batch, rows) = target::batch_body(&bodies, lines)?;
                 Target::plaintext(&settings, &cli.model, vec![batch])?.counting_rows(rows)
@@ -257,6 +261,7 @@ fn config_json(cli: &Cli) -> serde_json::Value {
         "http": if cli.http1 { "1.1" } else if cli.http2 { "2" } else { "alpn" },
         "server_pid": cli.server_pid,
         "stream": cli.stream,
+        "plaintext_as": cli.stream.is_some().then_some(cli.plaintext_as.as_str()),
     })
 }
 

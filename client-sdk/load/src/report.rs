@@ -338,7 +338,7 @@ pub fn run_text(run: &RunResult) -> String {
     let title = match run.mode {
         "encrypted" if streamed => "encrypted stream (chunked Oblivious HTTP, NDJSON lines inside)",
         "encrypted" => "encrypted (Oblivious HTTP, fresh HPKE encapsulation per request)",
-        _ if run.rows.is_some() => "plaintext batches (benchmark path, no Oblivious HTTP)",
+        _ if run.rows.is_some() => "plaintext rows (benchmark path, no Oblivious HTTP)",
         _ => "plaintext (benchmark path, no Oblivious HTTP)",
     };
     let _ = writeln!(out, "{title}");
@@ -395,7 +395,7 @@ pub fn run_text(run: &RunResult) -> String {
 
 /// The human-readable comparison.
 pub fn ratio_text(ratio: &Ratio) -> String {
-    let rows = ratio.rows_per_s.map_or(String::new(), |r| format!("  rows/s        {r:.3}× (streamed vs batches)\n"));
+    let rows = ratio.rows_per_s.map_or(String::new(), |r| format!("  rows/s        {r:.3}× (streamed vs plaintext)\n"));
     rows + &format!(
         "encrypted vs plaintext\n  throughput    {:.3}×\n  p50 latency   {:.3}× ({}{})\n  p99 latency   {:.3}×\n",
         ratio.throughput,
@@ -470,7 +470,7 @@ mod tests {
         plain.record(Duration::from_millis(5), Outcome::Ok { crypto: None });
         let plain = plain.finish(Mode::Plaintext, Duration::from_secs(2));
         assert_eq!(plain.rows.as_ref().unwrap().ok, 100);
-        assert!(run_text(&plain).contains("plaintext batches"));
+        assert!(run_text(&plain).contains("plaintext rows"));
         let ratio = Ratio::of(&run, &plain);
         assert!((ratio.rows_per_s.unwrap() - 19.0 / 50.0).abs() < 1e-9);
         assert!(ratio_text(&ratio).contains("rows/s        0.380×"));

@@ -160,6 +160,9 @@ pub enum Target {
         bodies: Vec<Vec<u8>>,
         /// Rows per body, counted when the run reports rows (`--stream`).
         rows: Option<u64>,
+        /// The bodies are NDJSON (`--stream N --plaintext-as ndjson`): one answer line per
+        /// request line is expected.
+        ndjson: Option<u64>,
     },
 }
 
@@ -242,7 +245,7 @@ impl Target {
             .token
             .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).context("--token is not a valid header value"))
             .transpose()?;
-        Ok(Target::Plaintext { http, url, authorization, bodies, rows: None })
+        Ok(Target::Plaintext { http, url, authorization, bodies, rows: None, ndjson: None })
     }
 
     /// Counts `rows` rows per successful request in the report (the plaintext side of a
@@ -250,6 +253,15 @@ impl Target {
     pub fn counting_rows(mut self, rows_per_request: u64) -> Self {
         if let Target::Plaintext { rows, .. } = &mut self {
             *rows = Some(rows_per_request);
+        }
+        self
+    }
+
+    /// Sends the bodies as NDJSON of `lines` lines each (the plaintext side of `--stream N
+    /// --plaintext-as ndjson`): the same per-line scoring as the stream, without OHTTP.
+    pub fn as_ndjson(mut self, lines: u64) -> Self {
+        if let Target::Plaintext { ndjson, .. } = &mut self {
+            *ndjson = Some(lines);
         }
         self
     }
@@ -283,12 +295,11 @@ impl Target {
             Target::Stream { client, model, requests, lines, rows_per_line } => {
                 stream(client, model, requests, *lines, *rows_per_line).await
             }
-            Target::Plaintext { http, url, authorization, bodies, .. } => {
+            Target::Plaintext { http, url, authorization, bodies, ndjson, .. } => {
                 let Some(body) = pick(bodies, index) else { return no_body() };
-                let mut request = http
-                    .post(url.clone())
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .body(body.clone());
+                let content_type = if ndjson.is_some() { "application/x-ndjson" } else { "application/json" };
+                let mut request =
+                    http.post(url.clone()).header(CONTENT_TYPE, HeaderValue::from_static(content_type)).body(body.clone());
                 if let Some(value) = authorization {
                     request = request.header(AUTHORIZATION, value.clone());
                 }
@@ -319,10 +330,26 @@ impl Target {
                         status: Some(status),
                         message: format!("HTTP {status} problem"),
                     },
+                    200 if ndjson.is_some() => ndjson_answered(&body, ndjson.unwrap_or(0)),
                     _ => answered(bhttp::Response::new(status, Vec::new(), body.to_vec()), None),
                 }
             }
         }
+    }
+}
+
+/// A plaintext NDJSON answer: complete when it has one line per request line and no error
+/// line among them.
+fn ndjson_answered(body: &[u8], lines: u64) -> Outcome {
+    let answers: Vec<&[u8]> = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let failed = answers.iter().filter(|l| sealgate_client::line_error(l).is_some()).count();
+    if answers.len() as u64 == lines && failed == 0 {
+        return Outcome::Ok { crypto: None };
+    }
+    Outcome::Failed {
+        kind: ErrorKind::InvalidResponse,
+        status: Some(200),
+        message: format!("{} answer lines for {lines} request lines, {failed} of them errors", answers.len()),
     }
 }
 
@@ -379,6 +406,20 @@ async fn stream(
 /// The rows of a request: the first dimension of its first input.
 fn rows_of(request: &InferenceRequest) -> u64 {
     request.inputs.first().and_then(|input| input.shape.first().copied()).unwrap_or(1)
+}
+
+/// One NDJSON body of `lines` lines (the bodies in turn, each on one line) and its rows.
+pub fn ndjson_body(bodies: &[Vec<u8>], lines: u64) -> Result<(Vec<u8>, u64)> {
+    let mut out = Vec::new();
+    let mut rows = 0;
+    for i in 0..lines {
+        let body = pick(bodies, i).context("no input body")?;
+        let request: InferenceRequest = serde_json::from_slice(body).context("an input body is not an inference request")?;
+        out.extend(serde_json::to_vec(&request).context("serializing a line")?);
+        out.push(b'\n');
+        rows += rows_of(&request);
+    }
+    Ok((out, rows))
 }
 
 /// One batch request holding the rows of `lines` lines (the bodies in turn): every input's
@@ -534,6 +575,12 @@ mod tests {
         let batch: InferenceRequest = serde_json::from_slice(&body).unwrap();
         assert_eq!(batch.inputs[0].shape, [4, 2]);
         assert_eq!(batch.inputs[0].data, TensorData::Float(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0]));
+        let (body, rows) = ndjson_body(&[line(vec![1.0, 2.0]), line(vec![3.0, 4.0, 5.0, 6.0])], 3).unwrap();
+        assert_eq!((body.iter().filter(|&&b| b == b'\n').count(), rows), (3, 4));
+        assert!(matches!(ndjson_answered(b"{}\n{}\n", 2), Outcome::Ok { .. }));
+        let error_line = br#"{"error":"bad","status":400,"line":2}"#;
+        assert!(matches!(ndjson_answered(&[&b"{}\n"[..], error_line].concat(), 2), Outcome::Failed { .. }));
+        assert!(matches!(ndjson_answered(b"{}\n", 2), Outcome::Failed { .. }));
         assert_eq!(pick::<u8>(&[], 4), None);
     }
 }

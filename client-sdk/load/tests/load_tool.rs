@@ -226,12 +226,35 @@ fn streams_report_rows_first_line_and_line_latency_against_plaintext_batches() {
     assert_eq!((plain["ok"].as_u64(), plain["rows"]["ok"].as_u64()), (Some(4), Some(2400)), "{plain}");
     assert!(plain["rows"]["line_latency_us"].is_null());
     assert!(report["ratio"]["rows_per_s"].as_f64().is_some_and(|r| r > 0.0), "{report}");
-    for needle in ["encrypted stream", "plaintext batches", "rows/s", "first line", "per line", "(streamed vs batches)"]
+    for needle in ["encrypted stream", "plaintext rows", "rows/s", "first line", "per line", "(streamed vs plaintext)"]
     {
         assert!(stdout.contains(needle), "'{needle}' in the report:\n{stdout}");
     }
     let log = gateway.logs();
     assert!(log.contains("served chunked encapsulated request"), "{log}");
+
+    // The plaintext side as NDJSON: the same lines scored line by line, without OHTTP.
+    let (report, _) = run_json(
+        &base,
+        &[
+            "--model",
+            "credit-risk",
+            "--stream",
+            "50",
+            "--requests",
+            "2",
+            "--warmup",
+            "0s",
+            "--compare-plaintext",
+            "--plaintext-as",
+            "ndjson",
+        ],
+    );
+    assert_eq!(report["config"]["plaintext_as"], "ndjson");
+    let plain = &report["runs"][1];
+    // Generated inputs are one row per line.
+    assert_eq!((plain["ok"].as_u64(), plain["rows"]["ok"].as_u64()), (Some(2), Some(100)), "{plain}");
+    assert_eq!(report["runs"][0]["rows"]["ok"], 100);
 
     // An input the model would refuse on every line is caught before any stream is sent.
     let dir = tempfile::tempdir().unwrap();
