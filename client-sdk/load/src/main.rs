@@ -99,7 +99,7 @@ async fn run(cli: Cli) -> Result<()> {
             // The same rows as the streams, as one batch request per stream.
             Some(lines) if cli.plaintext_as == "ndjson" => {
                 let (body, rows) = target::ndjson_body(&bodies, lines)?;
-                Target::plaintext(&settings, &cli.model, vec![body])?.as_ndjson(lines).counting_rows(rows)
+                Target::plaintext(&settings, &cli.model, vec![body])?.sending_ndjson(lines).counting_rows(rows)
             }
             Some(lines) => {
                 let (batch, rows) = target::batch_body(&bodies, lines)?;

@@ -259,7 +259,7 @@ impl Target {
 
     /// Sends the bodies as NDJSON of `lines` lines each (the plaintext side of `--stream N
     /// --plaintext-as ndjson`): the same per-line scoring as the stream, without OHTTP.
-    pub fn as_ndjson(mut self, lines: u64) -> Self {
+    pub fn sending_ndjson(mut self, lines: u64) -> Self {
         if let Target::Plaintext { ndjson, .. } = &mut self {
             *ndjson = Some(lines);
         }
@@ -298,8 +298,10 @@ impl Target {
             Target::Plaintext { http, url, authorization, bodies, ndjson, .. } => {
                 let Some(body) = pick(bodies, index) else { return no_body() };
                 let content_type = if ndjson.is_some() { "application/x-ndjson" } else { "application/json" };
-                let mut request =
-                    http.post(url.clone()).header(CONTENT_TYPE, HeaderValue::from_static(content_type)).body(body.clone());
+                let mut request = http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+                    .body(body.clone());
                 if let Some(value) = authorization {
                     request = request.header(AUTHORIZATION, value.clone());
                 }
@@ -414,7 +416,8 @@ pub fn ndjson_body(bodies: &[Vec<u8>], lines: u64) -> Result<(Vec<u8>, u64)> {
     let mut rows = 0;
     for i in 0..lines {
         let body = pick(bodies, i).context("no input body")?;
-        let request: InferenceRequest = serde_json::from_slice(body).context("an input body is not an inference request")?;
+        let request: InferenceRequest =
+            serde_json::from_slice(body).context("an input body is not an inference request")?;
         out.extend(serde_json::to_vec(&request).context("serializing a line")?);
         out.push(b'\n');
         rows += rows_of(&request);
