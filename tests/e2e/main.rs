@@ -9,8 +9,8 @@
 //! into one test binary: one link instead of one per file.
 
 mod admission;
-mod chunked;
 mod bad_input;
+mod chunked;
 mod config;
 mod connections;
 mod happy_path;
