@@ -88,6 +88,29 @@ pub enum Error {
         /// The KServe `{"error": ...}` message, or a sentence saying there was none.
         message: String,
     },
+    /// One line of an NDJSON stream failed inside the encryption (the gateway's error line
+    /// `{"error", "status", "line"}`); the lines before and after it are unaffected, except
+    /// for the error line that ends a request stream the gateway could not read to its end.
+    #[error("line {line} failed ({status}): {message}")]
+    Line {
+        /// The 1-based number of the request line (blank lines counted).
+        line: u64,
+        /// The status a single request would have had (400, 403, 413, 429, 503 ...).
+        status: u16,
+        /// The gateway's fixed error text; never a request value.
+        message: String,
+    },
+    /// A line of a streamed answer is longer than the limit the caller set; the stream is
+    /// abandoned, since what follows can no longer be matched to the requests.
+    #[error("a line of the streamed answer is longer than {max} bytes")]
+    LineTooLong {
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A request line given to a stream contains a line break, which would make it two
+    /// lines; nothing of it was sealed.
+    #[error("a streamed request line contains a line break")]
+    InvalidLine,
 }
 
 impl Error {
@@ -103,6 +126,9 @@ impl Error {
             Error::Decrypt => "decrypt",
             Error::Protocol(_) => "protocol",
             Error::Inference { .. } => "inference",
+            Error::Line { .. } => "line",
+            Error::LineTooLong { .. } => "line-too-long",
+            Error::InvalidLine => "invalid-line",
         }
     }
 
@@ -110,7 +136,9 @@ impl Error {
     /// answers, inner for inference errors.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Problem { status, .. } | Error::Inference { status, .. } => Some(*status),
+            Error::Problem { status, .. } | Error::Inference { status, .. } | Error::Line { status, .. } => {
+                Some(*status)
+            }
             Error::UnexpectedResponse { status, .. } => Some(*status),
             Error::Overloaded { .. } => Some(503),
             _ => None,
@@ -135,9 +163,15 @@ impl Error {
 
     /// True when sending the same request later may succeed and nothing ran this time: the
     /// gateway shed it (outer 503), the tenant is over its rate (inner 429) or the model was
-    /// busy past the queue timeout (inner 503).
+    /// busy past the queue timeout (inner 503); for a stream's error line, the same for that
+    /// line alone.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Overloaded { .. } | Error::Inference { status: 429 | 503, .. })
+        matches!(
+            self,
+            Error::Overloaded { .. }
+                | Error::Inference { status: 429 | 503, .. }
+                | Error::Line { status: 429 | 503, .. }
+        )
     }
 }
 

@@ -1,5 +1,6 @@
-//! Reading the few strings a client needs from the gateway's small JSON bodies: `type`,
-//! `title` and `detail` of RFC 9457 problem details, and `error` of a KServe error body.
+//! Reading the few members a client needs from the gateway's small JSON bodies: `type`,
+//! `title` and `detail` of RFC 9457 problem details, `error` of a KServe error body, and
+//! `error`, `status` and `line` of an NDJSON stream's error line.
 //!
 //! Why not serde: the browser package would pay about 60 KB of deserializer for these four
 //! fields, and it parses the answers it returns with the engine's `JSON.parse` anyway. So this
@@ -14,10 +15,29 @@ use alloc::vec::Vec;
 /// Deeper nesting than this is refused (the bodies read here are flat objects).
 const MAX_DEPTH: usize = 32;
 
+/// A member value the reader keeps; every other kind is checked and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// A string, unescaped.
+    String(String),
+    /// A non-negative integer written without fraction or exponent that fits in a `u64`.
+    Unsigned(u64),
+}
+
 /// The string values of `keys` in the top-level JSON object `body` (`None` for a key that is
 /// absent or not a string), or `None` when `body` is not a single valid JSON object.
 pub fn string_members<const N: usize>(body: &[u8], keys: [&str; N]) -> Option<[Option<String>; N]> {
-    let mut found: [Option<String>; N] = core::array::from_fn(|_| None);
+    Some(members(body, keys)?.map(|m| match m {
+        Some(Member::String(s)) => Some(s),
+        _ => None,
+    }))
+}
+
+/// The values of `keys` in the top-level JSON object `body` that are strings or unsigned
+/// integers (`None` for a key that is absent or of another kind), or `None` when `body` is
+/// not a single valid JSON object.
+pub fn members<const N: usize>(body: &[u8], keys: [&str; N]) -> Option<[Option<Member>; N]> {
+    let mut found: [Option<Member>; N] = core::array::from_fn(|_| None);
     let mut r = Reader { bytes: body, at: 0 };
     r.whitespace();
     r.expect(b'{')?;
@@ -34,7 +54,14 @@ pub fn string_members<const N: usize>(body: &[u8], keys: [&str; N]) -> Option<[O
             match slot {
                 Some(slot) if r.peek() == Some(b'"') => {
                     r.at += 1;
-                    *slot = Some(r.string()?);
+                    *slot = Some(Member::String(r.string()?));
+                }
+                Some(slot) if matches!(r.peek(), Some(b'0'..=b'9')) => {
+                    let start = r.at;
+                    r.number()?;
+                    let text = r.bytes.get(start..r.at).and_then(|t| core::str::from_utf8(t).ok());
+                    // A fraction, an exponent or an overflow is checked but not kept.
+                    *slot = text.and_then(|t| t.parse().ok()).map(Member::Unsigned);
                 }
                 _ => r.skip_value(0)?,
             }
@@ -234,6 +261,25 @@ mod tests {
             string_members(br#"{"error":"model 'x' not found"}"#, ["error"]),
             Some([some("model 'x' not found")])
         );
+    }
+
+    #[test]
+    fn unsigned_members_are_read() {
+        let line = br#"{"error":"bad \"x\"","status":400,"line":18446744073709551615,"extra":[1]}"#;
+        let got = members(line, ["error", "status", "line"]);
+        let expected =
+            [Some(Member::String("bad \"x\"".into())), Some(Member::Unsigned(400)), Some(Member::Unsigned(u64::MAX))];
+        assert_eq!(got, Some(expected));
+        for (body, why) in [
+            (&br#"{"status":-1}"#[..], "negative"),
+            (br#"{"status":4.5}"#, "fraction"),
+            (br#"{"status":4e2}"#, "exponent"),
+            (br#"{"status":18446744073709551616}"#, "overflow"),
+        ] {
+            assert_eq!(members(body, ["status"]), Some([None]), "{why}");
+        }
+        assert_eq!(members(br#"{"status":"400"}"#, ["status"]), Some([Some(Member::String("400".into()))]));
+        assert_eq!(members(br#"{"status":01}"#, ["status"]), None, "not JSON");
     }
 
     #[test]

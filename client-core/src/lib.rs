@@ -5,7 +5,9 @@
 //! inner request carries (JSON, the bearer token, only inside the encryption), and what an
 //! answer means (decrypted response, "refetch the keys and retry once", overloaded, refused,
 //! not a gateway, tampered), and when the cached key configuration is fetched again
-//! ([`KeyCache`]: max-age, generations). The Rust SDK (`client-sdk`, with reqwest), the
+//! ([`KeyCache`]: max-age, generations). Streamed NDJSON exchanges (chunked OHTTP) are
+//! written here once too: [`Session::start_stream`], [`StreamSender`], [`StreamReceiver`]
+//! and [`line_error`]. The Rust SDK (`client-sdk`, with reqwest), the
 //! browser package (`wasm-client`, with `fetch`), `sealgate-load` (through the SDK) and the
 //! end-to-end harness are shells around it that only move bytes.
 //!
@@ -59,12 +61,17 @@ mod error;
 mod json;
 mod key_cache;
 mod session;
+mod stream;
 
 use alloc::string::String;
 
 pub use error::{Error, Result};
 pub use key_cache::{Cached, KeyCache};
 pub use session::{Finished, OuterResponse, Pending, Preferences, Prepared, Session, check_status, choose, essence};
+pub use stream::{
+    DEFAULT_MAX_LINE, MIN_LINE_BYTES, NDJSON, STREAM_MAX_CHUNK, StreamEvent, StreamReceiver, StreamSender, StreamStart,
+    line_error,
+};
 
 use sealgate_protocol::{Aead, Kem};
 

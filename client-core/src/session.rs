@@ -151,11 +151,11 @@ pub fn choose(configs: &[KeyConfig], pin: Option<[u8; 32]>, kem: Kem, aead: Aead
 /// by. Cheap to share; every request sealed to it is independent.
 #[derive(Debug, Clone)]
 pub struct Session {
-    preferences: Preferences,
-    gateway_url: String,
-    config: KeyConfig,
-    suite: SymmetricSuite,
-    max_age: Option<Duration>,
+    pub(crate) preferences: Preferences,
+    pub(crate) gateway_url: String,
+    pub(crate) config: KeyConfig,
+    pub(crate) suite: SymmetricSuite,
+    pub(crate) max_age: Option<Duration>,
 }
 
 impl Session {
@@ -238,11 +238,10 @@ impl Pending {
     /// 400, or a 422 a relay stripped of its problem type) also means [`Finished::RefetchKeys`]
     /// — the gateway may have rotated the key away.
     pub fn finish_at(self, answer: &OuterResponse<'_>, config_age: Duration) -> Result<Finished> {
-        let expired = self.max_age.is_some_and(|max_age| config_age >= max_age);
-        match check_outer(answer, media_type::OHTTP_RESPONSE, &self.gateway_url) {
-            Err(e) if e.is_key_config_mismatch() => return Ok(Finished::RefetchKeys(e)),
-            Err(e) if expired && matches!(answer.status, 400 | 422) => return Ok(Finished::RefetchKeys(e)),
-            other => other?,
+        if let Some(e) =
+            classify_outer(answer, media_type::OHTTP_RESPONSE, &self.gateway_url, self.max_age, config_age)?
+        {
+            return Ok(Finished::RefetchKeys(e));
         }
         let plaintext = Zeroizing::new(self.response.decapsulate(answer.body)?);
         Ok(Finished::Answer(bhttp::Response::decode(&plaintext)?))
@@ -291,6 +290,26 @@ impl<'a> OuterResponse<'a> {
     pub fn cache_control(mut self, value: Option<&'a str>) -> Self {
         self.cache_control = value;
         self
+    }
+}
+
+/// [`check_outer`] with the refetch rules of [`Pending::finish_at`], for one-shot and
+/// streamed exchanges alike: `Ok(None)` to go on reading the answer, `Ok(Some(e))` to refetch
+/// the key configuration (the `ohttp-key` problem, or a 400/422 once the configuration is
+/// `config_age` old and past `max_age`), or the error.
+pub(crate) fn classify_outer(
+    answer: &OuterResponse<'_>,
+    expected: &'static str,
+    url: &str,
+    max_age: Option<Duration>,
+    config_age: Duration,
+) -> Result<Option<Error>> {
+    let expired = max_age.is_some_and(|max_age| config_age >= max_age);
+    match check_outer(answer, expected, url) {
+        Err(e) if e.is_key_config_mismatch() => Ok(Some(e)),
+        Err(e) if expired && matches!(answer.status, 400 | 422) => Ok(Some(e)),
+        Err(e) => Err(e),
+        Ok(()) => Ok(None),
     }
 }
 

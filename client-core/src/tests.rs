@@ -6,7 +6,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use sealgate_protocol::{Aead, GatewayKey, GatewayKeys, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, media_type};
+use sealgate_protocol::bhttp::stream as bstream;
+use sealgate_protocol::{
+    Aead, GatewayKey, GatewayKeys, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, chunked, media_type,
+};
 
 use super::*;
 
@@ -320,4 +323,312 @@ fn a_fetch_never_replaces_a_newer_configuration() {
     assert_eq!(cache.current().map(|c| c.session().key_config().key_id()), Some(2));
     // A fetch for generation 2 installs generation 3.
     assert_eq!(cache.install(2, discovered(&old, None).into(), secs(20)).generation(), 3);
+}
+
+/// The gateway side of a streamed exchange, from the protocol crate: opens the whole request
+/// and returns its head, its body and the responder.
+fn open_stream(gw: &GatewayKeys, wire: &[u8]) -> (bhttp::Request, Vec<u8>, chunked::ChunkedServerResponse) {
+    let mut header = chunked::RequestHeaderReader::new();
+    let used = header.push(wire).unwrap();
+    let (mut opener, responder) = gw.decapsulate_chunked(header).unwrap();
+    opener = opener.with_max_chunk(STREAM_MAX_CHUNK);
+    let mut plaintext = Vec::new();
+    for chunk in opener.push(&wire[used..]).unwrap() {
+        plaintext.extend_from_slice(&chunk);
+    }
+    plaintext.extend_from_slice(&opener.finish().unwrap());
+    let mut decoder = bstream::Decoder::request();
+    let mut parts = decoder.push(&plaintext).unwrap();
+    parts.extend(decoder.finish().unwrap());
+    let (mut head, mut body) = (None, Vec::new());
+    for part in parts {
+        match part {
+            bstream::Part::Request(h) => head = Some(h),
+            bstream::Part::Body(piece) => body.extend_from_slice(&piece),
+            _ => {}
+        }
+    }
+    (head.unwrap(), body, responder)
+}
+
+/// A chunked answer with inner `status` whose body is `body` cut into chunks at `cuts`
+/// (offsets into the body), with or without its final chunk.
+fn stream_answer(
+    responder: chunked::ChunkedServerResponse,
+    status: u16,
+    body: &[u8],
+    cuts: &[usize],
+    final_chunk: bool,
+) -> Vec<u8> {
+    let (mut wire, mut sealer) = responder.with_max_chunk(STREAM_MAX_CHUNK).start(&mut rng()).unwrap();
+    let head = bhttp::Response::new(status, vec![bhttp::Field::new("content-type", NDJSON)], vec![]);
+    let (encoded_head, mut encoder) = bstream::Encoder::response(&head);
+    wire.extend(sealer.seal(&encoded_head).unwrap());
+    let mut from = 0;
+    for &cut in cuts.iter().chain([body.len()].iter()) {
+        if cut > from {
+            wire.extend(sealer.seal(&encoder.body(&body[from..cut])).unwrap());
+            from = cut;
+        }
+    }
+    if final_chunk {
+        wire.extend(sealer.finish(&encoder.finish(&[])).unwrap());
+    }
+    wire
+}
+
+fn stream_session(gw: &GatewayKeys) -> Session {
+    let token = zeroize::Zeroizing::new("sg_streamtoken".to_string());
+    Preferences::new(AUTHORITY).token(Some(token)).session(&gw.encoded_configs()).unwrap()
+}
+
+/// Sends `lines`, answers with `answer` cut at `cuts`, and reads it back `feed` bytes at a time.
+fn stream_round_trip(lines: &[&[u8]], answer: &[u8], cuts: &[usize], feed: usize) -> Result<Vec<StreamEvent>> {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let (mut wire, mut sender, mut receiver) =
+        stream_session(&gw).start_stream("POST", "/v2/models/m/infer", &[], DEFAULT_MAX_LINE, &mut rng())?;
+    for line in lines {
+        wire.extend(sender.line(line)?);
+    }
+    wire.extend(sender.finish()?);
+    let (_, _, responder) = open_stream(&gw, &wire);
+    let outer = stream_answer(responder, 200, answer, cuts, true);
+    let mut events = Vec::new();
+    for piece in outer.chunks(feed) {
+        events.extend(receiver.push(piece)?);
+    }
+    events.extend(receiver.finish()?);
+    Ok(events)
+}
+
+fn lines_of(events: &[StreamEvent]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Line(line) => Some(line.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_round_trips_one_chunk_per_line_with_the_token_inside() {
+    let gw = gateway(7, Kem::XWing, SymmetricSuite::ALL.to_vec());
+    let session = stream_session(&gw);
+    let (first, mut sender, mut receiver) =
+        session.start_stream("POST", "/v2/models/m/infer", &[("x-trace", "7")], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let mut wire = first.clone();
+    let mut sizes = Vec::new();
+    for line in [&b"{\"a\":1}"[..], b"{\"a\":2}\n", b"{\"b\":[1,2,3]}"] {
+        let sealed = sender.line(line).unwrap();
+        sizes.push(sealed.len());
+        wire.extend(sealed);
+    }
+    assert_eq!(sender.lines(), 3);
+    wire.extend(sender.finish().unwrap());
+    assert!(!wire.windows(14).any(|w| w == b"sg_streamtoken"), "the token travels encrypted");
+    // One line is one chunk: varint(len) | ciphertext of varint(len) | line | padding | \n,
+    // tag 16 bytes; short lines padded so that no chunk is a small HTTP/2 DATA frame.
+    assert_eq!(sizes, [2 + 2 + MIN_LINE_BYTES + 16; 3]);
+    assert!(sizes.iter().all(|&size| size >= 256));
+
+    let (head, body, responder) = open_stream(&gw, &wire);
+    assert_eq!(
+        (head.method.as_str(), head.authority.as_str(), head.path.as_str()),
+        ("POST", AUTHORITY, "/v2/models/m/infer")
+    );
+    assert_eq!(head.header("content-type"), Some(NDJSON.as_bytes()));
+    assert_eq!(head.header("accept"), Some(NDJSON.as_bytes()));
+    assert_eq!(head.header("authorization"), Some(&b"Bearer sg_streamtoken"[..]));
+    assert_eq!(head.header("x-trace"), Some(&b"7"[..]));
+    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 4, "three lines, each ending with a line break");
+    for (line, text) in lines.iter().zip([&b"{\"a\":1}"[..], b"{\"a\":2}", b"{\"b\":[1,2,3]}"]) {
+        assert_eq!(line.len() + 1, MIN_LINE_BYTES);
+        assert!(line.starts_with(text) && line[text.len()..].iter().all(|&b| b == b' '), "padded with spaces");
+    }
+    // A line longer than the minimum is sent as it is.
+    let long = alloc::format!("{{\"x\":\"{}\"}}", "y".repeat(MIN_LINE_BYTES));
+    let (_, mut sender, _) = session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    assert_eq!(sender.line(long.as_bytes()).unwrap().len(), 2 + 2 + long.len() + 1 + 16);
+
+    let outer = stream_answer(
+        responder,
+        200,
+        b"{\"o\":1}\n{\"error\":\"bad\",\"status\":400,\"line\":2}\n{\"o\":3}\n",
+        &[],
+        true,
+    );
+    assert!(matches!(
+        receiver.check_outer(&OuterResponse::new(200, media_type::OHTTP_CHUNKED_RESPONSE, &[])),
+        Ok(StreamStart::Answering)
+    ));
+    let mut events = receiver.push(&outer).unwrap();
+    events.extend(receiver.finish().unwrap());
+    assert!(matches!(events[0], StreamEvent::Head { status: 200 }), "{events:?}");
+    let lines = lines_of(&events);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(line_error(&lines[0]), None);
+    assert_eq!(line_error(&lines[1]), Some(Error::Line { line: 2, status: 400, message: "bad".to_string() }));
+    assert_eq!(lines[2], b"{\"o\":3}");
+}
+
+#[test]
+fn answer_lines_split_anywhere_read_the_same() {
+    let answer = b"{\"o\":1}\n{\"o\":22}\r\n\n{\"o\":333}\n{\"last\":true}";
+    let expected = [&b"{\"o\":1}"[..], b"{\"o\":22}", b"{\"o\":333}", b"{\"last\":true}"];
+    // Every single cut point, each chunk one byte, and every feed size from one byte up.
+    for cut in 0..answer.len() {
+        let events = stream_round_trip(&[b"{}"], answer, &[cut], 7).unwrap();
+        assert_eq!(lines_of(&events), expected, "cut at {cut}");
+    }
+    let every_byte: Vec<usize> = (1..answer.len()).collect();
+    for feed in [1, 2, 3, 5, 64, 10_000] {
+        let events = stream_round_trip(&[b"{}"], answer, &every_byte, feed).unwrap();
+        assert_eq!(lines_of(&events), expected, "fed {feed} bytes at a time");
+    }
+}
+
+#[test]
+fn a_truncated_stream_is_an_error_never_a_quiet_end() {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let session = stream_session(&gw);
+    // Without the final chunk, and cut inside the nonce or inside a chunk.
+    for cut in [None, Some(3), Some(40)] {
+        let (mut wire, mut sender, mut receiver) =
+            session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+        wire.extend(sender.line(b"{}").unwrap());
+        wire.extend(sender.finish().unwrap());
+        let (_, _, responder) = open_stream(&gw, &wire);
+        let mut outer = stream_answer(responder, 200, b"{\"o\":1}\n{\"o\":2}\n", &[], cut.is_some());
+        if let Some(cut) = cut {
+            outer.truncate(cut);
+        }
+        let events = receiver.push(&outer).unwrap();
+        assert!(events.iter().all(|e| !matches!(e, StreamEvent::Line(_))) || cut.is_none());
+        let e = receiver.finish().unwrap_err();
+        assert_eq!(e, Error::Protocol(sealgate_protocol::Error::MissingFinalChunk), "cut {cut:?}");
+        assert_eq!(e.code(), "protocol");
+    }
+
+    // A flipped bit anywhere after the nonce: the stream fails and stays failed.
+    let (mut wire, mut sender, mut receiver) =
+        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    wire.extend(sender.line(b"{}").unwrap());
+    wire.extend(sender.finish().unwrap());
+    let (_, _, responder) = open_stream(&gw, &wire);
+    let mut outer = stream_answer(responder, 200, b"{\"o\":1}\n", &[], true);
+    let at = outer.len() - 3;
+    outer[at] ^= 1;
+    let result = receiver.push(&outer).and_then(|mut events| {
+        events.extend(receiver.finish()?);
+        Ok(events)
+    });
+    assert_eq!(result.unwrap_err(), Error::Decrypt);
+}
+
+#[test]
+fn answer_lines_are_bounded() {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let session = stream_session(&gw);
+    let read_in = |answer: &[u8], max_line: usize, step: usize| {
+        let (mut wire, mut sender, mut receiver) =
+            session.start_stream("POST", "/p", &[], max_line, &mut rng()).unwrap();
+        wire.extend(sender.line(b"{}").unwrap());
+        wire.extend(sender.finish().unwrap());
+        let (_, _, responder) = open_stream(&gw, &wire);
+        // Cut into `step`-byte chunks, so the limit must hold across chunks.
+        let cuts: Vec<usize> = (step..answer.len()).step_by(step).collect();
+        let outer = stream_answer(responder, 200, answer, &cuts, true);
+        let mut events = Vec::new();
+        for piece in outer.chunks(step + 3) {
+            events.extend(receiver.push(piece)?);
+        }
+        events.extend(receiver.finish()?);
+        Ok::<_, Error>(lines_of(&events))
+    };
+    let read = |answer: &[u8], max_line| read_in(answer, max_line, 10);
+    let exactly = alloc::format!("\"{}\"", "x".repeat(98));
+    assert_eq!(read(alloc::format!("{exactly}\n{{}}\n").as_bytes(), 100).unwrap().len(), 2);
+    let over = alloc::format!("\"{}\"\n{{}}\n", "x".repeat(99));
+    let e = read(over.as_bytes(), 100).unwrap_err();
+    assert_eq!((e.clone(), e.code()), (Error::LineTooLong { max: 100 }, "line-too-long"));
+    // The last line, without its newline, is held to the bound too.
+    assert_eq!(
+        read(alloc::format!("{{}}\n\"{}\"", "x".repeat(99)).as_bytes(), 100).unwrap_err(),
+        Error::LineTooLong { max: 100 }
+    );
+    // A 10 MB line is refused long before it is buffered whole.
+    let huge = alloc::format!("\"{}\"\n", "x".repeat(10 << 20));
+    assert_eq!(
+        read_in(huge.as_bytes(), DEFAULT_MAX_LINE, 60_000).unwrap_err(),
+        Error::LineTooLong { max: DEFAULT_MAX_LINE }
+    );
+}
+
+#[test]
+fn a_stream_refused_as_a_whole_reads_like_a_single_request() {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let session = stream_session(&gw);
+    let (mut wire, mut sender, mut receiver) =
+        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    wire.extend(sender.line(b"{}").unwrap());
+    wire.extend(sender.finish().unwrap());
+    let (_, _, responder) = open_stream(&gw, &wire);
+    let outer = stream_answer(responder, 404, br#"{"error":"model 'm' not found"}"#, &[5, 9], true);
+    let mut events = Vec::new();
+    for piece in outer.chunks(1) {
+        events.extend(receiver.push(piece).unwrap());
+    }
+    events.extend(receiver.finish().unwrap());
+    assert!(matches!(events[0], StreamEvent::Head { status: 404 }), "{events:?}");
+    match &events[1..] {
+        [StreamEvent::Refused(e)] => {
+            assert_eq!(e, &Error::Inference { status: 404, message: "model 'm' not found".to_string() })
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_outer_answer_to_a_stream_is_classified_like_a_single_one() {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let (_, _, receiver) = stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let check = |status, content_type, body: &'static [u8]| {
+        receiver.check_outer(&OuterResponse::new(status, content_type, body))
+    };
+    let key =
+        br#"{"type":"https://iana.org/assignments/http-problem-types#ohttp-key","title":"key configuration mismatch"}"#;
+    assert!(
+        matches!(check(422, media_type::PROBLEM_JSON, key), Ok(StreamStart::RefetchKeys(e)) if e.is_key_config_mismatch())
+    );
+    assert!(matches!(check(503, "text/plain", b""), Err(Error::Overloaded { .. })));
+    let e = check(200, media_type::OHTTP_RESPONSE, b"").unwrap_err();
+    assert!(e.to_string().contains("not message/ohttp-chunked-res"), "{e}");
+    let e = check(415, media_type::PROBLEM_JSON, br#"{"title":"unsupported media type"}"#).unwrap_err();
+    assert_eq!(e.to_string(), "the gateway refused the request (415): unsupported media type");
+}
+
+#[test]
+fn request_lines_with_line_breaks_and_odd_error_lines_are_refused() {
+    let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
+    let (_, mut sender, _) = stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    for bad in [&b"{}\n{}"[..], b"{}\r", b"\n\n"] {
+        assert_eq!(sender.line(bad).unwrap_err(), Error::InvalidLine, "{bad:?}");
+    }
+    assert_eq!(sender.lines(), 0, "nothing was sealed");
+    for not_an_error in [
+        &br#"{"outputs":[{"name":"error","data":[1]}]}"#[..],
+        br#"{"error":"x","status":400}"#,
+        br#"{"error":"x","status":70000,"line":1}"#,
+        br#"{"error":1,"status":400,"line":1}"#,
+        br#"{"error":"x","status":400,"line":1"#,
+    ] {
+        assert_eq!(line_error(not_an_error), None, "{}", core::str::from_utf8(not_an_error).unwrap());
+    }
+    let e = line_error(br#" {"line": 9, "status": 429, "error": "over the rate"} "#).unwrap();
+    assert_eq!(
+        (e.to_string(), e.code(), e.status(), e.is_retryable()),
+        ("line 9 failed (429): over the rate".to_string(), "line", Some(429), true)
+    );
 }

@@ -6,7 +6,8 @@
 //! carries a generation so a caller that saw an older one never fetches again over a newer
 //! one. Both rules, and when a configuration is too old to use, are the client core's
 //! (`KeyCache`, shared with the browser client); this file adds the clock (time since the
-//! client was built), the locks that make the refetch single-flight, and the I/O.
+//! client was built), the locks that make the refetch single-flight, and the I/O. Streamed
+//! calls (`Client::infer_stream`) are in `stream.rs`, on the same cache.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -181,6 +182,7 @@ impl ClientBuilder {
                 gateway_url,
                 preferences,
                 connect_retries: self.connect_retries,
+                timeout: self.timeout,
                 keys: RwLock::new(KeyCache::new()),
                 refetch: Mutex::new(()),
                 epoch: Instant::now(),
@@ -241,6 +243,8 @@ struct Inner {
     gateway_url: url::Url,
     preferences: Preferences,
     connect_retries: u32,
+    /// The time allowed for one call (for a stream: for each wait, see `stream.rs`).
+    timeout: Duration,
     /// The key configuration in use, chosen by the client core; empty until first use.
     keys: RwLock<KeyCache<Arc<Session>>>,
     /// Held while a key configuration is being fetched: one fetch at a time.
@@ -284,13 +288,13 @@ impl Client {
     }
 
     /// Now, on the key cache's clock.
-    fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.inner.epoch.elapsed()
     }
 
     /// The cached configuration; fetched first when there is none, or when the key list's
     /// max-age has run out (the gateway may have rotated its keys since).
-    async fn session(&self) -> Result<Cached> {
+    pub(crate) async fn session(&self) -> Result<Cached> {
         let seen = {
             let keys = self.inner.keys.read().await;
             if let Some(cached) = keys.fresh(self.now()) {
@@ -304,7 +308,7 @@ impl Client {
     /// Replaces the cached configuration of generation `seen` (0: none) with a fresh one.
     /// Single-flight: when another caller has already replaced it while this one waited for
     /// the fetch lock, that newer configuration is returned and nothing is fetched.
-    async fn refresh_session(&self, seen: u64) -> Result<Cached> {
+    pub(crate) async fn refresh_session(&self, seen: u64) -> Result<Cached> {
         let _fetching = self.inner.refetch.lock().await;
         if let Some(cached) = self.inner.keys.read().await.newer_than(seen) {
             return Ok(cached.clone());
@@ -367,6 +371,26 @@ impl Client {
         Ok(finished?)
     }
 
+    /// The HTTP client, for the streamed exchange in `stream.rs`.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The gateway resource all exchanges are posted to.
+    pub(crate) fn gateway_url(&self) -> &url::Url {
+        &self.inner.gateway_url
+    }
+
+    /// The configured time allowed for one call.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// How often a failed connection is retried.
+    pub(crate) fn connect_retries(&self) -> u32 {
+        self.inner.connect_retries
+    }
+
     async fn with_retries<F, Fut>(&self, mut send: F) -> Result<reqwest::Response>
     where
         F: FnMut() -> Fut,
@@ -415,12 +439,12 @@ impl Client {
 
 /// Model names travel in the inner path: refuse anything that could change the route (the
 /// protocol's rule, shared with the browser client).
-fn path_segment(name: &str) -> Result<&str> {
+pub(crate) fn path_segment(name: &str) -> Result<&str> {
     crate::inference::check::check_model_name(name).map_err(|_| Error::InvalidModelName(name.to_owned()))
 }
 
 /// The parts of an outer answer the client core judges.
-fn outer<'a>(status: u16, headers: &'a HeaderMap, body: &'a [u8]) -> OuterResponse<'a> {
+pub(crate) fn outer<'a>(status: u16, headers: &'a HeaderMap, body: &'a [u8]) -> OuterResponse<'a> {
     let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     OuterResponse::new(status, header(CONTENT_TYPE).unwrap_or(""), body)
         .retry_after(header(RETRY_AFTER))

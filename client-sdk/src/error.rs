@@ -70,6 +70,13 @@ pub enum Error {
     /// [`ExchangeError`] for the kind.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    /// A streamed call waited longer than the client's timeout for the gateway: for the
+    /// outer answer, or for the next piece of the answer while answers were still owed.
+    #[error("the gateway sent nothing for {} s while answers were owed", waited.as_secs())]
+    StreamStalled {
+        /// How long the client waited.
+        waited: std::time::Duration,
+    },
     /// The inference request could not be encoded as JSON.
     #[error("the inference request cannot be encoded as JSON")]
     InvalidRequest(#[source] serde_json::Error),

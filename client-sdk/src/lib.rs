@@ -29,14 +29,21 @@
 //!
 //! The client fetches the gateway's key configuration once and caches it; when the gateway
 //! answers with the `ohttp-key` problem (keys were rotated) it refetches once and retries.
+//!
+//! Batches stream: [`Client::infer_stream`] sends a [`Stream`] of requests as one chunked
+//! OHTTP request (NDJSON inside the encryption) and yields each answer as it arrives, in
+//! order; a bad request is one `Err` and the stream goes on.
 
 mod client;
 mod error;
+mod stream;
 mod token;
 
 pub use client::{Client, ClientBuilder, ExchangeTimings, HttpVersion};
 pub use error::{BoxedCause, Error, ExchangeError, Report, Result};
-pub use sealgate_client_core::check_status;
+pub use futures_core::Stream;
+pub use sealgate_client_core::{check_status, line_error};
 pub use sealgate_protocol::inference;
 pub use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp};
+pub use stream::READ_AHEAD;
 pub use token::read_token_file;

@@ -21,6 +21,7 @@ mod no_plaintext_in_logs;
 mod rotation;
 mod sealed_artifacts;
 mod shutdown;
+mod stream_sdk;
 mod streaming;
 mod tenants;
 mod tls;

@@ -1,4 +1,4 @@
-//! What both examples share: where the gateway is, which CA to trust, which token to send,
+//! What the examples share: where the gateway is, which CA to trust, which token to send,
 //! how one row of features becomes a request and an answer a label, and how an error is
 //! shown (with its causes, which the SDK keeps as `source()`).
 
@@ -26,6 +26,31 @@ pub async fn exit_code(run: impl Future<Output = Result<(), Error>>) -> std::pro
         }
     }
 }
+
+/// The credit-risk model's 20 input columns, in order (models/demo/README.md).
+#[allow(dead_code)] // Only the credit-risk examples use it; each example compiles this module.
+pub const CREDIT_RISK_FEATURES: [&str; 20] = [
+    "age",
+    "annual_income",
+    "employment_years",
+    "home_ownership",
+    "loan_amount",
+    "loan_term_months",
+    "interest_rate",
+    "monthly_installment",
+    "debt_to_income",
+    "credit_history_years",
+    "num_open_accounts",
+    "total_credit_limit",
+    "revolving_balance",
+    "credit_utilization",
+    "num_credit_inquiries_6m",
+    "num_late_payments_12m",
+    "num_delinquencies_2y",
+    "months_since_last_delinquency",
+    "savings_balance",
+    "has_cosigner",
+];
 
 /// `POST /v2/models/{model}/infer` for one row of named FP32 features, in column order.
 pub fn one_row(id: &str, features: &[(&str, f64)]) -> InferenceRequest {

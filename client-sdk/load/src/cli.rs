@@ -66,6 +66,21 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, conflicts_with = "input", value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch: u64,
 
+    /// Streaming: every request is one chunked OHTTP stream of N NDJSON lines (the input
+    /// body, or the generated ones in turn, one per line), scored line by line; the report
+    /// adds rows per second, the time to the first answer line and the latency of each line
+    /// from when it was sent to when its answer arrived. With --compare-plaintext the
+    /// plaintext run sends the same N lines' rows as one batch request per request.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub stream: Option<u64>,
+
+    /// With --stream and --compare-plaintext: how the plaintext run sends the same rows,
+    /// as one KServe batch request per stream (`batch`: one inference over all rows) or as
+    /// one NDJSON request of the same N lines (`ndjson`: scored line by line like the
+    /// stream, so the ratio is what the encryption costs).
+    #[arg(long, value_name = "HOW", default_value = "batch", requires = "stream", value_parser = ["batch", "ndjson"])]
+    pub plaintext_as: String,
+
     /// Closed loop: N requests in flight, each sent as soon as the previous answer arrives
     /// [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -242,6 +257,8 @@ mod tests {
         assert_eq!(cli.load(), Load::Open { rate: 100.0, max_in_flight: 1024 });
         assert_eq!(cli.stop(), Stop::Requests(5));
         assert_eq!(cli.http_version(), HttpVersion::Http1);
+        let cli = Cli::try_parse_from(["sealgate-load", "--model", "m", "--stream", "1000"]).unwrap();
+        assert_eq!(cli.stream, Some(1000));
 
         for conflict in [
             &["--rate", "1", "--concurrency", "2"][..],
@@ -250,6 +267,9 @@ mod tests {
             &["--input", "x.json", "--batch", "2"],
             &["--max-in-flight", "2"],
             &["--concurrency", "0"],
+            &["--stream", "0"],
+            &["--plaintext-as", "ndjson"],
+            &["--stream", "5", "--plaintext-as", "lines"],
         ] {
             let args = ["sealgate-load", "--model", "m"].iter().chain(conflict);
             assert!(Cli::try_parse_from(args).is_err(), "{conflict:?}");

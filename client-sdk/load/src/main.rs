@@ -5,7 +5,10 @@
 //! SDK exactly as an application's would (a fresh HPKE encapsulation per request, TLS 1.3,
 //! pooled connections) while the tool records whole-request latency and, separately, the
 //! client's own HPKE time; `--compare-plaintext` runs the same load against the gateway's
-//! benchmark-only plaintext path and prints the ratio.
+//! benchmark-only plaintext path and prints the ratio. `--stream N` makes every request one
+//! chunked OHTTP stream of N NDJSON lines (`Client::infer_stream`) and reports rows per
+//! second, the time to the first line and each line's latency, against plaintext batches of
+//! the same rows.
 //!
 //! Before any load, a preflight turns every configuration mistake into one clear line and
 //! exit status 1: unreachable gateway, unreadable or wrong CA, unknown model, input file
@@ -87,9 +90,24 @@ async fn run(cli: Cli) -> Result<()> {
         None => inputs::generate(&metadata, cli.batch)?,
     };
 
-    let mut targets = vec![Arc::new(Target::encrypted(client, &cli.model, &bodies))];
+    let mut targets = match cli.stream {
+        Some(lines) => vec![Arc::new(Target::stream(client, &cli.model, &bodies, lines)?)],
+        None => vec![Arc::new(Target::encrypted(client, &cli.model, &bodies))],
+    };
     if cli.compare_plaintext {
-        targets.push(Arc::new(Target::plaintext(&settings, &cli.model, bodies)?));
+        let plaintext = match cli.stream {
+            // The same rows as the streams, as one batch request per stream.
+            Some(lines) if cli.plaintext_as == "ndjson" => {
+                let (body, rows) = target::ndjson_body(&bodies, lines)?;
+                Target::plaintext(&settings, &cli.model, vec![body])?.sending_ndjson(lines).counting_rows(rows)
+            }
+            Some(lines) => {
+                let (batch, rows) = target::batch_body(&bodies, lines)?;
+                Target::plaintext(&settings, &cli.model, vec![batch])?.counting_rows(rows)
+            }
+            None => Target::plaintext(&settings, &cli.model, bodies)?,
+        };
+        targets.push(Arc::new(plaintext));
     }
     for target in &targets {
         preflight_request(target, &cli).await?;
@@ -173,6 +191,11 @@ async fn preflight_metadata(client: &Client, cli: &Cli) -> Result<ModelMetadata>
 async fn preflight_request(target: &Target, cli: &Cli) -> Result<()> {
     match (target.send(0).await, target.mode()) {
         (Outcome::Ok { .. }, _) => Ok(()),
+        (Outcome::Streamed(stats), _) if stats.rows_ok > 0 || stats.rows_failed == 0 => Ok(()),
+        (Outcome::Streamed(stats), _) => bail!(
+            "every line of the first stream failed: {}",
+            stats.first_error.unwrap_or_else(|| "no error line".into())
+        ),
         (Outcome::Failed { status: Some(404), .. }, Mode::Plaintext) => bail!(
             "the gateway has no plaintext benchmark path; start it with `sealgate serve --danger-plaintext-bench` \
              (loopback addresses only) to use --compare-plaintext"
@@ -194,10 +217,13 @@ fn print_header(cli: &Cli) {
         Stop::After(d) => format!("{:.1} s", d.as_secs_f64()),
         Stop::Requests(n) => format!("{n} requests"),
     };
-    let input = match &cli.input {
+    let mut input = match &cli.input {
         Some(path) => path.display().to_string(),
         None => format!("generated, batch {}", cli.batch),
     };
+    if let Some(lines) = cli.stream {
+        input.push_str(&format!(", streams of {lines} lines"));
+    }
     println!(
         "sealgate-load {}: {} model {} ({input}), {load}, {stop} after {:.1} s warm-up, {}",
         env!("CARGO_PKG_VERSION"),
@@ -234,6 +260,8 @@ fn config_json(cli: &Cli) -> serde_json::Value {
         "warmup_s": cli.warmup.as_secs_f64(),
         "http": if cli.http1 { "1.1" } else if cli.http2 { "2" } else { "alpn" },
         "server_pid": cli.server_pid,
+        "stream": cli.stream,
+        "plaintext_as": cli.stream.is_some().then_some(cli.plaintext_as.as_str()),
     })
 }
 

@@ -27,6 +27,25 @@ pub struct Recorder {
     ok: u64,
     errors: BTreeMap<ErrorKind, ErrorTally>,
     max_schedule_lag: Option<Duration>,
+    rows: Option<RowTally>,
+}
+
+/// Rows counted by a `--stream` comparison: streamed rows line by line, or plain requests
+/// of a known number of rows.
+struct RowTally {
+    /// Rows per successful plain request (0 for streams, which carry their own counts).
+    per_request: u64,
+    ok: u64,
+    failed: u64,
+    first_error: Option<String>,
+    first_line: Histogram<u64>,
+    line_latency: Histogram<u64>,
+}
+
+impl RowTally {
+    fn new(per_request: u64) -> Self {
+        Self { per_request, ok: 0, failed: 0, first_error: None, first_line: histogram(), line_latency: histogram() }
+    }
 }
 
 /// Errors of one kind: how many, by status, and the first message.
@@ -60,7 +79,14 @@ impl Recorder {
             ok: 0,
             errors: BTreeMap::new(),
             max_schedule_lag: None,
+            rows: None,
         }
+    }
+
+    /// A recorder that also counts rows: `per_request` for each successful plain request,
+    /// and each stream's own counts.
+    pub fn counting_rows(per_request: u64) -> Self {
+        Self { rows: Some(RowTally::new(per_request)), ..Self::new() }
     }
 
     /// Records one request: its latency and outcome.
@@ -72,6 +98,25 @@ impl Recorder {
                 self.ok_latency.saturating_record(nanos(latency));
                 if let Some(crypto) = crypto {
                     self.crypto.saturating_record(nanos(crypto));
+                }
+                if let Some(rows) = &mut self.rows {
+                    rows.ok += rows.per_request;
+                }
+            }
+            Outcome::Streamed(stats) => {
+                self.ok += 1;
+                self.ok_latency.saturating_record(nanos(latency));
+                let rows = self.rows.get_or_insert_with(|| RowTally::new(0));
+                rows.ok += stats.rows_ok;
+                rows.failed += stats.rows_failed;
+                if rows.first_error.is_none() {
+                    rows.first_error = stats.first_error;
+                }
+                if let Some(first) = stats.first_line {
+                    rows.first_line.saturating_record(nanos(first));
+                }
+                for line in stats.line_latencies {
+                    rows.line_latency.saturating_record(nanos(line));
                 }
             }
             Outcome::Failed { kind, status, message } => {
@@ -120,9 +165,34 @@ impl Recorder {
             client_crypto_us: (mode == Mode::Encrypted && !self.crypto.is_empty())
                 .then(|| Percentiles::of(&self.crypto)),
             max_schedule_lag_us: self.max_schedule_lag.map(|d| d.as_secs_f64() * 1e6),
+            rows: self.rows.as_ref().map(|rows| Rows {
+                ok: rows.ok,
+                failed: rows.failed,
+                rows_per_s: if secs > 0.0 { rows.ok as f64 / secs } else { 0.0 },
+                first_error: rows.first_error.clone(),
+                first_line_us: (!rows.first_line.is_empty()).then(|| Percentiles::of(&rows.first_line)),
+                line_latency_us: (!rows.line_latency.is_empty()).then(|| Percentiles::of(&rows.line_latency)),
+            }),
             server: None,
         }
     }
+}
+
+/// Rows of a `--stream` run (streamed) or of its plaintext comparison (batches).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rows {
+    /// Rows answered with an inference response.
+    pub ok: u64,
+    /// Rows answered with an error line (streams only).
+    pub failed: u64,
+    /// Successful rows per second of the measured run.
+    pub rows_per_s: f64,
+    /// The first error line's message.
+    pub first_error: Option<String>,
+    /// Per stream: from its start to its first answer line (streams only).
+    pub first_line_us: Option<Percentiles>,
+    /// Per line: from when it was sent to when its answer arrived (streams only).
+    pub line_latency_us: Option<Percentiles>,
 }
 
 /// Summary of a histogram, in microseconds.
@@ -183,6 +253,9 @@ pub struct RunResult {
     pub client_crypto_us: Option<Percentiles>,
     /// Open loop: how late the scheduler sent its latest request.
     pub max_schedule_lag_us: Option<f64>,
+    /// Rows (`--stream`): streamed rows and their line latencies, or the plaintext batches'
+    /// rows.
+    pub rows: Option<Rows>,
     /// The gateway's CPU and memory over the run (`--server-pid`).
     pub server: Option<ServerUsage>,
 }
@@ -198,6 +271,8 @@ pub struct Ratio {
     pub p99_latency: f64,
     /// Encrypted minus plaintext median latency, microseconds.
     pub p50_added_us: f64,
+    /// Streamed encrypted rows per second / plaintext batch rows per second (`--stream`).
+    pub rows_per_s: Option<f64>,
 }
 
 impl Ratio {
@@ -209,6 +284,10 @@ impl Ratio {
             p50_latency: div(encrypted.latency_us.p50, plaintext.latency_us.p50),
             p99_latency: div(encrypted.latency_us.p99, plaintext.latency_us.p99),
             p50_added_us: encrypted.latency_us.p50 - plaintext.latency_us.p50,
+            rows_per_s: match (&encrypted.rows, &plaintext.rows) {
+                (Some(e), Some(p)) => Some(div(e.rows_per_s, p.rows_per_s)),
+                _ => None,
+            },
         }
     }
 }
@@ -255,8 +334,11 @@ fn percentiles_line(label: &str, p: &Percentiles) -> String {
 /// The human-readable text of one run.
 pub fn run_text(run: &RunResult) -> String {
     let mut out = String::new();
+    let streamed = run.rows.as_ref().is_some_and(|rows| rows.line_latency_us.is_some());
     let title = match run.mode {
+        "encrypted" if streamed => "encrypted stream (chunked Oblivious HTTP, NDJSON lines inside)",
         "encrypted" => "encrypted (Oblivious HTTP, fresh HPKE encapsulation per request)",
+        _ if run.rows.is_some() => "plaintext rows (benchmark path, no Oblivious HTTP)",
         _ => "plaintext (benchmark path, no Oblivious HTTP)",
     };
     let _ = writeln!(out, "{title}");
@@ -278,6 +360,18 @@ pub fn run_text(run: &RunResult) -> String {
     let _ = writeln!(out, "{}", percentiles_line("latency", &run.latency_us));
     if let Some(ok) = run.ok_latency_us.as_ref().filter(|_| run.failed > 0) {
         let _ = writeln!(out, "{}", percentiles_line("answered", ok));
+    }
+    if let Some(rows) = &run.rows {
+        let _ = writeln!(out, "  {:<13} {} ok, {} failed: {:.1} rows/s", "rows", rows.ok, rows.failed, rows.rows_per_s);
+        if let Some(error) = &rows.first_error {
+            let _ = writeln!(out, "    error lines: first: {error}");
+        }
+        if let Some(first) = &rows.first_line_us {
+            let _ = writeln!(out, "{}", percentiles_line("first line", first));
+        }
+        if let Some(line) = &rows.line_latency_us {
+            let _ = writeln!(out, "{}", percentiles_line("per line", line));
+        }
     }
     if let Some(crypto) = &run.client_crypto_us {
         let _ = writeln!(out, "{}", percentiles_line("client HPKE", crypto));
@@ -301,7 +395,8 @@ pub fn run_text(run: &RunResult) -> String {
 
 /// The human-readable comparison.
 pub fn ratio_text(ratio: &Ratio) -> String {
-    format!(
+    let rows = ratio.rows_per_s.map_or(String::new(), |r| format!("  rows/s        {r:.3}× (streamed vs plaintext)\n"));
+    rows + &format!(
         "encrypted vs plaintext\n  throughput    {:.3}×\n  p50 latency   {:.3}× ({}{})\n  p99 latency   {:.3}×\n",
         ratio.throughput,
         ratio.p50_latency,
@@ -346,6 +441,39 @@ mod tests {
         assert!(text.contains("client HPKE"), "{text}");
         let json = serde_json::to_value(&run).unwrap();
         assert_eq!(json["errors"]["inference"]["count"], 2);
+    }
+
+    #[test]
+    fn streamed_rows_and_line_latencies_are_reported() {
+        let mut r = Recorder::new();
+        let stats = |first_ms, failed| crate::target::StreamStats {
+            rows_ok: 10 - failed,
+            rows_failed: failed,
+            first_line: Some(Duration::from_millis(first_ms)),
+            line_latencies: (1..=10).map(Duration::from_millis).collect(),
+            first_error: (failed > 0).then(|| "line 3 failed (400): bad".to_owned()),
+        };
+        r.record(Duration::from_millis(50), Outcome::Streamed(stats(2, 0)));
+        r.record(Duration::from_millis(50), Outcome::Streamed(stats(4, 1)));
+        let run = r.finish(Mode::Encrypted, Duration::from_secs(1));
+        let rows = run.rows.as_ref().unwrap();
+        assert_eq!((run.ok, rows.ok, rows.failed), (2, 19, 1));
+        assert!((rows.rows_per_s - 19.0).abs() < 1e-9);
+        assert_eq!(rows.line_latency_us.unwrap().count, 20);
+        assert!((rows.first_line_us.unwrap().max - 4000.0).abs() < 10.0);
+        let text = run_text(&run);
+        for needle in ["encrypted stream", "19 ok, 1 failed: 19.0 rows/s", "first line", "per line", "line 3 failed"] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+
+        let mut plain = Recorder::counting_rows(100);
+        plain.record(Duration::from_millis(5), Outcome::Ok { crypto: None });
+        let plain = plain.finish(Mode::Plaintext, Duration::from_secs(2));
+        assert_eq!(plain.rows.as_ref().unwrap().ok, 100);
+        assert!(run_text(&plain).contains("plaintext rows"));
+        let ratio = Ratio::of(&run, &plain);
+        assert!((ratio.rows_per_s.unwrap() - 19.0 / 50.0).abs() < 1e-9);
+        assert!(ratio_text(&ratio).contains("rows/s        0.380×"));
     }
 
     #[test]

@@ -23,7 +23,8 @@ use crate::target::Target;
 
 /// Runs one phase (warm-up or measured) and returns its result.
 pub async fn run(target: Arc<Target>, load: Load, stop: Stop, label: &str, show_progress: bool) -> RunResult {
-    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let recorder = target.rows_per_request().map_or_else(Recorder::new, Recorder::counting_rows);
+    let recorder = Arc::new(Mutex::new(recorder));
     let started = Instant::now();
     let progress = show_progress.then(|| Progress::start(label.to_owned(), recorder.clone(), started));
     match load {

@@ -1,19 +1,20 @@
-//! The two things `sealgate-load` can load: the encrypted OHTTP endpoint through the SDK,
-//! and the gateway's benchmark-only plaintext path (`--compare-plaintext`).
+//! The things `sealgate-load` can load: the encrypted OHTTP endpoint through the SDK, one
+//! request per call or (`--stream N`) one chunked NDJSON stream of N lines per call, and the
+//! gateway's benchmark-only plaintext path (`--compare-plaintext`).
 //!
 //! Both send the same pre-serialized KServe bodies over the same kind of connection
 //! (TLS 1.3, same HTTP version, connections reused), so the difference between their
 //! results is what Oblivious HTTP costs. Every answer is classified into one [`Outcome`]:
 //! a success (a 2xx inference response that parses) or an error of one [`ErrorKind`].
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sealgate_client::inference::InferenceResponse;
+use sealgate_client::inference::{InferenceRequest, InferenceResponse, TensorData};
 use sealgate_client::{Client, Error, ExchangeError, HttpVersion, Report, bhttp, check_status};
 
 /// Path prefix of the gateway's plaintext benchmark route (`sealgate serve
@@ -77,6 +78,8 @@ pub enum Outcome {
         /// Client-side encapsulation + decapsulation time.
         crypto: Option<Duration>,
     },
+    /// A stream that ran to its end (some of its lines may have failed).
+    Streamed(StreamStats),
     /// A failure of this kind, with the HTTP status when there was one and a message that
     /// never holds request data.
     Failed {
@@ -87,6 +90,21 @@ pub enum Outcome {
         /// What went wrong.
         message: String,
     },
+}
+
+/// What one streamed request measured, line by line.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Rows in the lines answered with an inference response.
+    pub rows_ok: u64,
+    /// Rows in the lines answered with an error line.
+    pub rows_failed: u64,
+    /// From starting the request to the first answer line.
+    pub first_line: Option<Duration>,
+    /// For each answered line, from when the SDK took it from the input to its answer.
+    pub line_latencies: Vec<Duration>,
+    /// The first error line's message (never request data).
+    pub first_error: Option<String>,
 }
 
 /// Which endpoint a run loads.
@@ -117,6 +135,19 @@ pub enum Target {
         /// One inner request per body, built once.
         requests: Vec<bhttp::Request>,
     },
+    /// Through the SDK's `infer_stream`: one chunked OHTTP request of `lines` NDJSON lines.
+    Stream {
+        /// The SDK client.
+        client: Client,
+        /// The model.
+        model: String,
+        /// The request of each line, used in turn.
+        requests: Arc<Vec<InferenceRequest>>,
+        /// Lines per stream.
+        lines: u64,
+        /// Rows per line (the first dimension of the line's first input).
+        rows_per_line: u64,
+    },
     /// Plain HTTPS to the benchmark path.
     Plaintext {
         /// The HTTPS client (connections pooled inside).
@@ -127,6 +158,11 @@ pub enum Target {
         authorization: Option<HeaderValue>,
         /// The KServe bodies.
         bodies: Vec<Vec<u8>>,
+        /// Rows per body, counted when the run reports rows (`--stream`).
+        rows: Option<u64>,
+        /// The bodies are NDJSON (`--stream N --plaintext-as ndjson`): one answer line per
+        /// request line is expected.
+        ndjson: Option<u64>,
     },
 }
 
@@ -166,6 +202,16 @@ impl Target {
         Target::Encrypted { client, requests }
     }
 
+    /// The streaming target for `model`: `lines` lines per request, the bodies in turn.
+    pub fn stream(client: Client, model: &str, bodies: &[Vec<u8>], lines: u64) -> Result<Self> {
+        let requests: Vec<InferenceRequest> = bodies
+            .iter()
+            .map(|body| serde_json::from_slice(body).context("an input body is not an inference request"))
+            .collect::<Result<_>>()?;
+        let rows_per_line = requests.first().map_or(1, rows_of);
+        Ok(Target::Stream { client, model: model.to_owned(), requests: Arc::new(requests), lines, rows_per_line })
+    }
+
     /// The plaintext target for `model`: the same TLS 1.3 settings as the SDK's.
     pub fn plaintext(settings: &Settings<'_>, model: &str, bodies: Vec<Vec<u8>>) -> Result<Self> {
         let base = reqwest::Url::parse(settings.url).context("--url")?;
@@ -199,13 +245,39 @@ impl Target {
             .token
             .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).context("--token is not a valid header value"))
             .transpose()?;
-        Ok(Target::Plaintext { http, url, authorization, bodies })
+        Ok(Target::Plaintext { http, url, authorization, bodies, rows: None, ndjson: None })
+    }
+
+    /// Counts `rows` rows per successful request in the report (the plaintext side of a
+    /// `--stream` comparison).
+    pub fn counting_rows(mut self, rows_per_request: u64) -> Self {
+        if let Target::Plaintext { rows, .. } = &mut self {
+            *rows = Some(rows_per_request);
+        }
+        self
+    }
+
+    /// Sends the bodies as NDJSON of `lines` lines each (the plaintext side of `--stream N
+    /// --plaintext-as ndjson`): the same per-line scoring as the stream, without OHTTP.
+    pub fn sending_ndjson(mut self, lines: u64) -> Self {
+        if let Target::Plaintext { ndjson, .. } = &mut self {
+            *ndjson = Some(lines);
+        }
+        self
+    }
+
+    /// Rows per successful plain request, when the run reports rows.
+    pub fn rows_per_request(&self) -> Option<u64> {
+        match self {
+            Target::Plaintext { rows, .. } => *rows,
+            _ => None,
+        }
     }
 
     /// Which endpoint this is.
     pub fn mode(&self) -> Mode {
         match self {
-            Target::Encrypted { .. } => Mode::Encrypted,
+            Target::Encrypted { .. } | Target::Stream { .. } => Mode::Encrypted,
             Target::Plaintext { .. } => Mode::Plaintext,
         }
     }
@@ -220,11 +292,15 @@ impl Target {
                     Err(e) => classify(&e),
                 }
             }
-            Target::Plaintext { http, url, authorization, bodies } => {
+            Target::Stream { client, model, requests, lines, rows_per_line } => {
+                stream(client, model, requests, *lines, *rows_per_line).await
+            }
+            Target::Plaintext { http, url, authorization, bodies, ndjson, .. } => {
                 let Some(body) = pick(bodies, index) else { return no_body() };
+                let content_type = if ndjson.is_some() { "application/x-ndjson" } else { "application/json" };
                 let mut request = http
                     .post(url.clone())
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
                     .body(body.clone());
                 if let Some(value) = authorization {
                     request = request.header(AUTHORIZATION, value.clone());
@@ -256,11 +332,135 @@ impl Target {
                         status: Some(status),
                         message: format!("HTTP {status} problem"),
                     },
+                    200 if ndjson.is_some() => ndjson_answered(&body, ndjson.unwrap_or(0)),
                     _ => answered(bhttp::Response::new(status, Vec::new(), body.to_vec()), None),
                 }
             }
         }
     }
+}
+
+/// A plaintext NDJSON answer: complete when it has one line per request line and no error
+/// line among them.
+fn ndjson_answered(body: &[u8], lines: u64) -> Outcome {
+    let answers: Vec<&[u8]> = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let failed = answers.iter().filter(|l| sealgate_client::line_error(l).is_some()).count();
+    if answers.len() as u64 == lines && failed == 0 {
+        return Outcome::Ok { crypto: None };
+    }
+    Outcome::Failed {
+        kind: ErrorKind::InvalidResponse,
+        status: Some(200),
+        message: format!("{} answer lines for {lines} request lines, {failed} of them errors", answers.len()),
+    }
+}
+
+/// One stream of `lines` lines: each line's send time is taken when the SDK pulls it from
+/// the input (which is when it is sealed and handed to the connection), its answer time
+/// when the SDK yields the answer.
+async fn stream(
+    client: &Client,
+    model: &str,
+    requests: &Arc<Vec<InferenceRequest>>,
+    lines: u64,
+    rows_per_line: u64,
+) -> Outcome {
+    use futures_util::StreamExt as _;
+    let started = Instant::now();
+    let sent_at = Arc::new(Mutex::new(Vec::with_capacity(usize::try_from(lines).unwrap_or(0).min(1 << 24))));
+    let input = {
+        let (requests, sent_at) = (requests.clone(), sent_at.clone());
+        futures_util::stream::iter(0..lines).filter_map(move |i| {
+            let request = pick(&requests, i).cloned();
+            sent_at.lock().unwrap_or_else(PoisonError::into_inner).push(Instant::now());
+            std::future::ready(request)
+        })
+    };
+    let mut answers = std::pin::pin!(client.infer_stream(model, input));
+    let mut stats = StreamStats::default();
+    let mut answered = 0usize;
+    while let Some(answer) = answers.next().await {
+        let now = Instant::now();
+        stats.first_line.get_or_insert(now - started);
+        match answer {
+            Ok(_) => stats.rows_ok += rows_per_line,
+            Err(Error::Exchange(e @ ExchangeError::Line { .. })) => {
+                stats.rows_failed += rows_per_line;
+                stats.first_error.get_or_insert_with(|| e.to_string());
+            }
+            // The stream as a whole failed: nothing after this.
+            Err(e) => return classify(&e),
+        }
+        let sent = sent_at.lock().unwrap_or_else(PoisonError::into_inner).get(answered).copied();
+        stats.line_latencies.push(now.saturating_duration_since(sent.unwrap_or(started)));
+        answered += 1;
+    }
+    if answered as u64 != lines {
+        return Outcome::Failed {
+            kind: ErrorKind::InvalidResponse,
+            status: None,
+            message: format!("the stream ended after {answered} of {lines} answers"),
+        };
+    }
+    Outcome::Streamed(stats)
+}
+
+/// The rows of a request: the first dimension of its first input.
+fn rows_of(request: &InferenceRequest) -> u64 {
+    request.inputs.first().and_then(|input| input.shape.first().copied()).unwrap_or(1)
+}
+
+/// One NDJSON body of `lines` lines (the bodies in turn, each on one line) and its rows.
+pub fn ndjson_body(bodies: &[Vec<u8>], lines: u64) -> Result<(Vec<u8>, u64)> {
+    let mut out = Vec::new();
+    let mut rows = 0;
+    for i in 0..lines {
+        let body = pick(bodies, i).context("no input body")?;
+        let request: InferenceRequest =
+            serde_json::from_slice(body).context("an input body is not an inference request")?;
+        out.extend(serde_json::to_vec(&request).context("serializing a line")?);
+        out.push(b'\n');
+        rows += rows_of(&request);
+    }
+    Ok((out, rows))
+}
+
+/// One batch request holding the rows of `lines` lines (the bodies in turn): every input's
+/// data concatenated, its first dimension summed. The plaintext side of `--stream`.
+pub fn batch_body(bodies: &[Vec<u8>], lines: u64) -> Result<(Vec<u8>, u64)> {
+    let requests: Vec<InferenceRequest> = bodies
+        .iter()
+        .map(|body| serde_json::from_slice(body).context("an input body is not an inference request"))
+        .collect::<Result<_>>()?;
+    let first = requests.first().context("no input body")?;
+    let mut batch = first.clone();
+    for input in &mut batch.inputs {
+        match input.shape.first_mut() {
+            Some(first) => *first = 0,
+            None => anyhow::bail!("input '{}' has no batch dimension to put rows in", input.name),
+        }
+        input.data = match input.data {
+            TensorData::Bool(_) => TensorData::Bool(Vec::new()),
+            TensorData::Int(_) => TensorData::Int(Vec::new()),
+            TensorData::Float(_) => TensorData::Float(Vec::new()),
+        };
+    }
+    for i in 0..lines {
+        let request = pick(&requests, i).context("no input body")?;
+        for (into, from) in batch.inputs.iter_mut().zip(&request.inputs) {
+            if let Some(first) = into.shape.first_mut() {
+                *first += from.shape.first().copied().unwrap_or(1);
+            }
+            match (&mut into.data, &from.data) {
+                (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
+                (TensorData::Int(a), TensorData::Int(b)) => a.extend_from_slice(b),
+                (TensorData::Float(a), TensorData::Float(b)) => a.extend_from_slice(b),
+                _ => anyhow::bail!("input '{}' changes its kind of data between bodies", into.name),
+            }
+        }
+    }
+    let rows = rows_of(&batch);
+    Ok((serde_json::to_vec(&batch).context("serializing the batch request")?, rows))
 }
 
 fn pick<T>(items: &[T], index: u64) -> Option<&T> {
@@ -327,7 +527,7 @@ mod tests {
     fn sdk_errors_land_in_their_kind() {
         let kind = |e: Error| match classify(&e) {
             Outcome::Failed { kind, .. } => kind,
-            Outcome::Ok { .. } => unreachable!(),
+            Outcome::Ok { .. } | Outcome::Streamed(_) => unreachable!(),
         };
         let exchange = |e: ExchangeError| kind(Error::Exchange(e));
         let problem = ExchangeError::Problem { status: 422, problem_type: "x".into(), title: "t".into(), detail: None };
@@ -356,9 +556,34 @@ mod tests {
                 assert_eq!((kind, status), (ErrorKind::Inference, Some(404)));
                 assert!(message.contains("unknown model"));
             }
-            Outcome::Ok { .. } => panic!("an error status is not a success"),
+            Outcome::Ok { .. } | Outcome::Streamed(_) => panic!("an error status is not a success"),
         }
         assert_eq!(pick(&[1, 2, 3], 4), Some(&2));
+        let line = |data: Vec<f64>| {
+            let rows = data.len() as u64 / 2;
+            let request = InferenceRequest {
+                id: None,
+                inputs: vec![sealgate_client::inference::InputTensor {
+                    name: "input".into(),
+                    shape: vec![rows, 2],
+                    datatype: sealgate_client::inference::DataType::Fp32,
+                    data: TensorData::Float(data),
+                }],
+                outputs: None,
+            };
+            serde_json::to_vec(&request).unwrap()
+        };
+        let (body, rows) = batch_body(&[line(vec![1.0, 2.0]), line(vec![3.0, 4.0, 5.0, 6.0])], 3).unwrap();
+        assert_eq!(rows, 1 + 2 + 1);
+        let batch: InferenceRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(batch.inputs[0].shape, [4, 2]);
+        assert_eq!(batch.inputs[0].data, TensorData::Float(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0]));
+        let (body, rows) = ndjson_body(&[line(vec![1.0, 2.0]), line(vec![3.0, 4.0, 5.0, 6.0])], 3).unwrap();
+        assert_eq!((body.iter().filter(|&&b| b == b'\n').count(), rows), (3, 4));
+        assert!(matches!(ndjson_answered(b"{}\n{}\n", 2), Outcome::Ok { .. }));
+        let error_line = br#"{"error":"bad","status":400,"line":2}"#;
+        assert!(matches!(ndjson_answered(&[&b"{}\n"[..], error_line].concat(), 2), Outcome::Failed { .. }));
+        assert!(matches!(ndjson_answered(b"{}\n", 2), Outcome::Failed { .. }));
         assert_eq!(pick::<u8>(&[], 4), None);
     }
 }

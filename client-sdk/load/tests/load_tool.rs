@@ -111,6 +111,7 @@ fn help_documents_every_option() {
         "--timeout",
         "--json",
         "--compare-plaintext",
+        "--stream",
         "--quiet",
         "coordinated omission",
         "Exit status",
@@ -185,6 +186,84 @@ fn load_runs_encrypted_and_plaintext_against_the_real_gateway() {
     );
     let run = &report["runs"][0];
     assert!(run["ok"].as_u64().is_some_and(|n| n > 0) && errors_total(run) == 0, "{run}");
+}
+
+#[test]
+fn streams_report_rows_first_line_and_line_latency_against_plaintext_batches() {
+    let gateway = Gateway::start(GatewayOptions::new(gateway_binary()).arg("--danger-plaintext-bench"));
+    let base = at(&gateway);
+    let example = example_path("credit-risk").display().to_string();
+    let (report, stdout) = run_json(
+        &base,
+        &[
+            "--model",
+            "credit-risk",
+            "--input",
+            &example,
+            "--stream",
+            "300",
+            "--concurrency",
+            "2",
+            "--requests",
+            "4",
+            "--warmup",
+            "0s",
+            "--compare-plaintext",
+        ],
+    );
+    assert_eq!(report["config"]["stream"], 300);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    let (streamed, plain) = (&runs[0], &runs[1]);
+    assert_eq!((streamed["ok"].as_u64(), errors_total(streamed)), (Some(4), 0), "{streamed}");
+    // The example request holds two rows, so 4 streams of 300 lines are 2,400 rows.
+    assert_eq!((streamed["rows"]["ok"].as_u64(), streamed["rows"]["failed"].as_u64()), (Some(2400), Some(0)));
+    assert_eq!(streamed["rows"]["line_latency_us"]["count"], 1200, "one latency per line: {streamed}");
+    assert_eq!(streamed["rows"]["first_line_us"]["count"], 4, "one first line per stream: {streamed}");
+    let line_p50 = streamed["rows"]["line_latency_us"]["p50"].as_f64().unwrap();
+    assert!(line_p50 > 0.0 && line_p50 <= streamed["latency_us"]["max"].as_f64().unwrap(), "{streamed}");
+    // The plaintext side sent the same rows as one batch per request.
+    assert_eq!((plain["ok"].as_u64(), plain["rows"]["ok"].as_u64()), (Some(4), Some(2400)), "{plain}");
+    assert!(plain["rows"]["line_latency_us"].is_null());
+    assert!(report["ratio"]["rows_per_s"].as_f64().is_some_and(|r| r > 0.0), "{report}");
+    for needle in ["encrypted stream", "plaintext rows", "rows/s", "first line", "per line", "(streamed vs plaintext)"]
+    {
+        assert!(stdout.contains(needle), "'{needle}' in the report:\n{stdout}");
+    }
+    let log = gateway.logs();
+    assert!(log.contains("served chunked encapsulated request"), "{log}");
+
+    // The plaintext side as NDJSON: the same lines scored line by line, without OHTTP.
+    let (report, _) = run_json(
+        &base,
+        &[
+            "--model",
+            "credit-risk",
+            "--stream",
+            "50",
+            "--requests",
+            "2",
+            "--warmup",
+            "0s",
+            "--compare-plaintext",
+            "--plaintext-as",
+            "ndjson",
+        ],
+    );
+    assert_eq!(report["config"]["plaintext_as"], "ndjson");
+    let plain = &report["runs"][1];
+    // Generated inputs are one row per line.
+    assert_eq!((plain["ok"].as_u64(), plain["rows"]["ok"].as_u64()), (Some(2), Some(100)), "{plain}");
+    assert_eq!(report["runs"][0]["rows"]["ok"], 100);
+
+    // An input the model would refuse on every line is caught before any stream is sent.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    let body = std::fs::read_to_string(example_path("credit-risk")).unwrap().replace("\"input\"", "\"other\"");
+    std::fs::write(&bad, body).unwrap();
+    let bad = bad.display().to_string();
+    let output = load(&args(&base, &["--model", "credit-risk", "--input", &bad, "--stream", "5", "--requests", "1"]));
+    assert_one_line_error(&output, "other");
 }
 
 #[test]
