@@ -13,7 +13,9 @@
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use sealgate_protocol::inference::check::check_request;
-use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelMetadata, TensorMetadata};
+use sealgate_protocol::inference::{
+    InferenceRequest, InferenceResponse, ModelMetadata, OutputTensor, TensorData, TensorMetadata,
+};
 
 use crate::error::{ModelError, Result};
 use crate::pool::Pool;
@@ -190,6 +192,90 @@ impl Model {
         })
     }
 
+    /// Runs several requests with one call into the runtime when they can be stacked: the
+    /// same inputs in the same order, each with the same type and the same shape past its
+    /// first (row) dimension, the same outputs asked for, and a model whose every input and
+    /// output has a free first dimension. Their rows are concatenated, run once, and each
+    /// output split back by rows, so each request gets the answer it would get alone (row-wise
+    /// models compute each row on its own). Anything else, or a stacked run that fails (one
+    /// request's values may be what the runtime refuses), runs the requests one by one, so
+    /// every error belongs to the request that caused it. One answer per request, in order;
+    /// `max_output_elements` bounds each answer, as in [`Model::infer_limited`].
+    pub fn infer_batch(
+        &self,
+        requests: &[InferenceRequest],
+        max_output_elements: u64,
+    ) -> Vec<Result<InferenceResponse>> {
+        let one_by_one = || requests.iter().map(|r| self.infer_limited(r, max_output_elements)).collect();
+        let Some((stacked, rows)) = self.stack(requests) else { return one_by_one() };
+        let total = max_output_elements.saturating_mul(requests.len() as u64);
+        match self.infer_limited(&stacked, total).ok().and_then(|answer| split(answer, requests, &rows)) {
+            Some(answers) => answers
+                .into_iter()
+                .map(|answer| {
+                    let elements: u64 = answer.outputs.iter().map(|o| o.data.len() as u64).sum();
+                    if elements > max_output_elements {
+                        Err(ModelError::TooLarge(format!(
+                            "the answer would hold {elements} output values, more than this gateway returns at once \
+                             ({max_output_elements}); send fewer rows or ask for fewer outputs"
+                        )))
+                    } else {
+                        Ok(answer)
+                    }
+                })
+                .collect(),
+            None => one_by_one(),
+        }
+    }
+
+    /// True when [`Model::infer_batch`] would run `requests` as one stacked run.
+    pub fn stacks(&self, requests: &[InferenceRequest]) -> bool {
+        self.stack(requests).is_some()
+    }
+
+    /// The requests as one, and the rows each brought; `None` when they cannot be stacked.
+    fn stack(&self, requests: &[InferenceRequest]) -> Option<(InferenceRequest, Vec<u64>)> {
+        let free_rows = |specs: &[TensorMetadata]| specs.iter().all(|s| s.shape.first() == Some(&-1));
+        if requests.len() < 2 || !free_rows(&self.inputs) || !free_rows(&self.outputs) {
+            return None;
+        }
+        let first = &requests[0];
+        let mut rows = Vec::with_capacity(requests.len());
+        let mut stacked = first.clone();
+        stacked.id = None;
+        for (i, request) in requests.iter().enumerate() {
+            if request.inputs.len() != first.inputs.len() || request.outputs != first.outputs {
+                return None;
+            }
+            let mut count = None;
+            for (input, model) in request.inputs.iter().zip(&first.inputs) {
+                let same = input.name == model.name
+                    && input.datatype == model.datatype
+                    && input.shape.len() == model.shape.len()
+                    && input.shape.get(1..) == model.shape.get(1..)
+                    && std::mem::discriminant(&input.data) == std::mem::discriminant(&model.data);
+                let n = *input.shape.first()?;
+                if !same || count.is_some_and(|c| c != n) {
+                    return None;
+                }
+                count = Some(n);
+            }
+            rows.push(count?);
+            if i > 0 {
+                for (into, input) in stacked.inputs.iter_mut().zip(&request.inputs) {
+                    into.shape[0] = into.shape[0].checked_add(input.shape[0])?;
+                    match (&mut into.data, &input.data) {
+                        (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
+                        (TensorData::Int(a), TensorData::Int(b)) => a.extend_from_slice(b),
+                        (TensorData::Float(a), TensorData::Float(b)) => a.extend_from_slice(b),
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        Some((stacked, rows))
+    }
+
     /// The outputs a request asks for (all when it names none); unknown and repeated names
     /// are refused.
     fn wanted_outputs<'r>(&'r self, request: &'r InferenceRequest) -> Result<Vec<&'r str>> {
@@ -223,4 +309,42 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Splits the answer of stacked requests back into one answer per request by `rows`; `None`
+/// when an output does not have one row per stacked row (then the caller runs them alone).
+fn split(answer: InferenceResponse, requests: &[InferenceRequest], rows: &[u64]) -> Option<Vec<InferenceResponse>> {
+    let total: u64 = rows.iter().sum();
+    let mut answers: Vec<InferenceResponse> = requests
+        .iter()
+        .map(|r| InferenceResponse {
+            model_name: answer.model_name.clone(),
+            model_version: answer.model_version.clone(),
+            id: r.id.clone(),
+            outputs: Vec::with_capacity(answer.outputs.len()),
+        })
+        .collect();
+    for output in answer.outputs {
+        if output.shape.first() != Some(&total) {
+            return None;
+        }
+        let per_row: usize = output.shape[1..].iter().product::<u64>().try_into().ok()?;
+        let mut start = 0usize;
+        for (into, &n) in answers.iter_mut().zip(rows) {
+            let end = start.checked_add(usize::try_from(n).ok()?.checked_mul(per_row)?)?;
+            let data = match &output.data {
+                TensorData::Bool(v) => TensorData::Bool(v.get(start..end)?.to_vec()),
+                TensorData::Int(v) => TensorData::Int(v.get(start..end)?.to_vec()),
+                TensorData::Float(v) => TensorData::Float(v.get(start..end)?.to_vec()),
+            };
+            let mut shape = output.shape.clone();
+            shape[0] = n;
+            into.outputs.push(OutputTensor { name: output.name.clone(), shape, datatype: output.datatype, data });
+            start = end;
+        }
+        if start != output.data.len() {
+            return None;
+        }
+    }
+    Some(answers)
 }

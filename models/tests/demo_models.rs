@@ -224,3 +224,55 @@ fn a_runtime_failure_carries_only_its_error_class() {
     let answer = model.infer(&request(1)).unwrap();
     assert_eq!(answer.outputs[0].data.as_f64().unwrap(), [1.5]);
 }
+
+/// Stacked requests get, each, the answer they get alone; ones that cannot be stacked (other
+/// outputs asked for, a bad one among them) still get their own answer or their own error.
+#[test]
+fn a_batch_answers_each_request_as_it_would_be_answered_alone() {
+    for name in ["credit-risk", "breast-cancer"] {
+        let model = model(name);
+        let whole = example(name);
+        // One request per example row, plus the whole example (several rows) as one.
+        let rows = whole.inputs[0].shape[0] as usize;
+        let per_row = whole.inputs[0].data.len() / rows;
+        let row = |i: usize| {
+            let mut r = whole.clone();
+            r.id = Some(format!("row-{i}"));
+            r.inputs[0].shape[0] = 1;
+            r.inputs[0].data = match &whole.inputs[0].data {
+                TensorData::Float(v) => TensorData::Float(v[i * per_row..(i + 1) * per_row].to_vec()),
+                TensorData::Int(v) => TensorData::Int(v[i * per_row..(i + 1) * per_row].to_vec()),
+                TensorData::Bool(v) => TensorData::Bool(v[i * per_row..(i + 1) * per_row].to_vec()),
+            };
+            r
+        };
+        let mut requests: Vec<InferenceRequest> = (0..rows).map(row).collect();
+        requests.push(whole.clone());
+        assert!(model.stacks(&requests), "{name}: rows of one shape stack");
+        let mut other_outputs = row(1);
+        other_outputs.outputs = Some(vec![sealgate_protocol::inference::RequestedOutput { name: "x".into() }]);
+        assert!(!model.stacks(&[row(0), other_outputs]), "{name}: other outputs asked for do not");
+        let alone: Vec<_> = requests.iter().map(|r| model.infer_limited(r, 1 << 20).unwrap()).collect();
+        let batched: Vec<_> = model.infer_batch(&requests, 1 << 20).into_iter().map(Result::unwrap).collect();
+        for (a, b) in alone.iter().zip(&batched) {
+            assert_eq!(a.id, b.id, "{name}");
+            for (x, y) in a.outputs.iter().zip(&b.outputs) {
+                assert_eq!((&x.name, &x.shape, x.datatype), (&y.name, &y.shape, y.datatype), "{name}");
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                for (p, q) in x.iter().zip(&y) {
+                    assert!((p - q).abs() <= 1e-6 * p.abs().max(1.0), "{name}: {p} alone, {q} stacked");
+                }
+            }
+        }
+        // A bad request among them: it alone gets the error.
+        let mut bad = row(0);
+        bad.inputs[0].shape = vec![1, 3];
+        bad.inputs[0].data = TensorData::Float(vec![0.0; 3]);
+        let answers = model.infer_batch(&[row(0), bad, row(1)], 1 << 20);
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{name}");
+        assert!(matches!(answers[1], Err(sealgate_models::ModelError::InvalidInput(_))), "{name}: {:?}", answers[1]);
+        // The per-answer cap holds for each stacked answer.
+        let capped = model.infer_batch(&[row(0), whole.clone()], 3);
+        assert!(capped[0].is_ok() && capped[1].is_err(), "{name}: {capped:?}");
+    }
+}

@@ -293,8 +293,17 @@ async fn dispatch(
 
 /// Parses, queues for a session of `served`, runs and serializes one inference request.
 async fn score_with(served: &Served, limits: InnerLimits, body: &[u8]) -> Result<Vec<u8>, InnerError> {
-    let request: InferenceRequest = serde_json::from_slice(body).map_err(|e| {
-        // serde_json's own message may quote a value from the body; report only where.
+    let request = parse_request(body)?;
+    run_requests(served, limits, vec![request])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed")))
+}
+
+/// Parses one KServe V2 inference request. serde_json's own message may quote a value from
+/// the body, so only where it failed is reported.
+pub fn parse_request(body: &[u8]) -> Result<InferenceRequest, InnerError> {
+    serde_json::from_slice(body).map_err(|e| {
         InnerError::new(
             StatusCode::BAD_REQUEST,
             format!(
@@ -309,7 +318,32 @@ async fn score_with(served: &Served, limits: InnerLimits, body: &[u8]) -> Result
                 e.column()
             ),
         )
-    })?;
+    })
+}
+
+impl Models {
+    /// Runs parsed requests for `name` (`version`, or the newest) with one session: stacked
+    /// into one run of the runtime when they can be ([`Model::infer_batch`]), each answer
+    /// serialized under the size cap. The outer error (the model busy or unknown) concerns
+    /// them all; each inner one concerns its request.
+    pub async fn score_requests(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        requests: Vec<InferenceRequest>,
+    ) -> Result<Vec<Result<Vec<u8>, InnerError>>, InnerError> {
+        let served = self.find(name, version)?.clone();
+        run_requests(&served, self.limits, requests).await
+    }
+}
+
+/// Waits at most the queue timeout for a session of `served`, then runs `requests` on a
+/// blocking thread that holds it, and serializes each answer with the size cap.
+async fn run_requests(
+    served: &Served,
+    limits: InnerLimits,
+    requests: Vec<InferenceRequest>,
+) -> Result<Vec<Result<Vec<u8>, InnerError>>, InnerError> {
     let queue_timeout = limits.queue_timeout;
     let metrics = sealgate_server::metrics::global();
     let metrics_model = metrics.model(Some(served.model.name()));
@@ -339,16 +373,21 @@ async fn score_with(served: &Served, limits: InnerLimits, body: &[u8]) -> Result
         let _permit = permit;
         let _busy = metrics.session_busy(metrics_model);
         let started = std::time::Instant::now();
-        tracing::debug!(model = model.name(), "inference started");
-        let answer = model.infer_limited(&request, limits.max_output_elements());
-        drop(request);
+        tracing::debug!(model = model.name(), requests = requests.len(), "inference started");
+        let answers = model.infer_batch(&requests, limits.max_output_elements());
+        drop(requests);
         tracing::debug!(model = model.name(), "inference finished");
-        let body = answer.map_err(InnerError::from).and_then(|a| serialize_capped(&a, limits.max_response_bytes));
+        let bodies = answers
+            .into_iter()
+            .map(|answer| {
+                answer.map_err(InnerError::from).and_then(|a| serialize_capped(&a, limits.max_response_bytes))
+            })
+            .collect();
         metrics.inference(metrics_model, started.elapsed());
-        body
+        bodies
     })
     .await
-    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))?
+    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))
 }
 
 /// Serializes `value` as JSON, stopping as soon as it passes `max` bytes, so an answer over

@@ -4,10 +4,12 @@
 //!
 //! The request body is read as it arrives and cut into lines by [`LineSplitter`] (bounded:
 //! a line longer than the limit is skipped to its end, never buffered whole, and answered
-//! with an error line). Each line is scored as its own inference (the same code as a single
-//! request: parse, queue for a session, run, serialize with the size cap) with at most
-//! `--stream-window` lines in flight; answers go out in request order as soon as each is
-//! ready. Nothing is read ahead of what the client reads back: the response body is a
+//! with an error line). Each line is checked and parsed on its own; the lines already read
+//! are then scored together, up to half of `--stream-window` at a time with two such groups
+//! in flight, through the same code as a single request (queue for a session, run, serialize
+//! with the size cap), stacked into one run of the runtime when the model and the lines allow
+//! it (`Model::infer_batch`: each line still gets the answer it would get alone). Answers go
+//! out in request order as soon as their group is scored. Nothing is read ahead of what the client reads back: the response body is a
 //! stream the transport pulls, and lines are taken from the request only when a window slot
 //! is free, so a client that stops reading stops the scoring and holds at most a window of
 //! lines in memory. Tenant checks and rate limits apply to every line (the stream itself
@@ -203,49 +205,87 @@ pub fn score(
     let reader =
         Reader { body, splitter: LineSplitter::new(limits.max_line_bytes), ready: VecDeque::new(), ended: false };
     let lines = stream::unfold(reader, |mut reader| async move { reader.next().await.map(|next| (next, reader)) });
-    let window = limits.stream_window.max(1);
+    // Lines already read are scored together, up to half the window at a time, and two such
+    // groups are in flight: at most the window's lines are held.
+    let group = (limits.stream_window / 2).max(1);
     let answers = lines
-        .map(move |next| {
-            let (models, name, version, reauthorize) =
-                (models.clone(), name.clone(), version.clone(), reauthorize.clone());
-            async move {
-                match next {
-                    Next::Line(Line::Text { number, bytes }) => {
-                        // The stream's own authorization charged the first line.
-                        if number > 1
-                            && let Some(check) = &reauthorize
-                            && let Err(refused) = check.again(&name)
-                        {
-                            return error_line(&refused, number);
-                        }
-                        match models.score(&name, version.as_deref(), &bytes).await {
-                            Ok(mut answer) => {
-                                answer.push(b'\n');
-                                Bytes::from(answer)
-                            }
-                            Err(e) => error_line(&e, number),
-                        }
-                    }
-                    Next::Line(Line::TooLong { number }) => error_line(
-                        &InnerError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("the line is longer than {} bytes; it was not read", limits.max_line_bytes),
-                        ),
-                        number,
-                    ),
-                    Next::Failed { lines, why } => error_line(
-                        &InnerError::new(
-                            StatusCode::BAD_REQUEST,
-                            format!("the request stream failed after line {lines} ({why}); nothing after it was read"),
-                        ),
-                        lines + 1,
-                    ),
-                }
-            }
-        })
-        .buffered(window)
+        .ready_chunks(group)
+        .map(move |nexts| score_group(models.clone(), name.clone(), version.clone(), reauthorize.clone(), nexts))
+        .buffered(2)
+        .flat_map(stream::iter)
         .map(Ok::<_, std::convert::Infallible>);
     ([(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], Body::from_stream(answers)).into_response()
+}
+
+/// Scores a group of lines: each is checked for the tenant and parsed on its own; those
+/// that parse run together ([`Models::score_requests`]: one session, stacked into one run of
+/// the runtime when they can be); the answers come back in line order.
+async fn score_group(
+    models: Arc<Models>,
+    name: String,
+    version: Option<String>,
+    reauthorize: Option<Reauthorize>,
+    nexts: Vec<Next>,
+) -> Vec<Bytes> {
+    let limits = models.limits();
+    let mut answers: Vec<Option<Bytes>> = Vec::with_capacity(nexts.len());
+    let mut parsed = Vec::new();
+    for next in nexts {
+        let answer = match next {
+            Next::Line(Line::Text { number, bytes }) => {
+                // The stream's own authorization charged the first line.
+                let checked = match &reauthorize {
+                    Some(check) if number > 1 => check.again(&name),
+                    _ => Ok(()),
+                };
+                match checked.and_then(|()| crate::inference::parse_request(&bytes)) {
+                    Ok(request) => {
+                        parsed.push((answers.len(), number, request));
+                        None
+                    }
+                    Err(e) => Some(error_line(&e, number)),
+                }
+            }
+            Next::Line(Line::TooLong { number }) => Some(error_line(
+                &InnerError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the line is longer than {} bytes; it was not read", limits.max_line_bytes),
+                ),
+                number,
+            )),
+            Next::Failed { lines, why } => Some(error_line(
+                &InnerError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request stream failed after line {lines} ({why}); nothing after it was read"),
+                ),
+                lines + 1,
+            )),
+        };
+        answers.push(answer);
+    }
+    if !parsed.is_empty() {
+        let (places, requests): (Vec<(usize, u64)>, Vec<_>) =
+            parsed.into_iter().map(|(at, number, request)| ((at, number), request)).unzip();
+        match models.score_requests(&name, version.as_deref(), requests).await {
+            Ok(results) => {
+                for ((at, number), result) in places.into_iter().zip(results) {
+                    answers[at] = Some(match result {
+                        Ok(mut answer) => {
+                            answer.push(b'\n');
+                            Bytes::from(answer)
+                        }
+                        Err(e) => error_line(&e, number),
+                    });
+                }
+            }
+            Err(e) => {
+                for (at, number) in places {
+                    answers[at] = Some(error_line(&e, number));
+                }
+            }
+        }
+    }
+    answers.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

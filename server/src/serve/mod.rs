@@ -78,7 +78,7 @@ pub struct ServeArgs {
     max_body_bytes: usize,
     /// Lines of an NDJSON stream (`content-type: application/x-ndjson`) scored at once, and so
     /// the most held in memory per stream; the client's reading paces the rest.
-    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     stream_window: usize,
     /// Largest inner answer, in bytes; larger answers get an inner 413 before they are built.
     #[arg(long, default_value_t = 16 << 20)]
