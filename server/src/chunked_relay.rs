@@ -160,6 +160,10 @@ async fn read_request(
         head_tx: &mut Option<oneshot::Sender<Result<bhttp::Request, &'static str>>>,
         pieces: &mpsc::Sender<Piece>,
     ) -> bool {
+        // The body pieces of one outer frame go on as one: one hand-off per frame, not per
+        // line (an outer frame is at most the transport's frame size).
+        let mut body = Vec::new();
+        let mut ended = false;
         for part in parts {
             match part {
                 bstream::Part::Request(head) => {
@@ -167,16 +171,15 @@ async fn read_request(
                         let _ = tx.send(Ok(head));
                     }
                 }
-                bstream::Part::Body(bytes) => {
-                    if pieces.send(Ok(Frame::data(Bytes::copy_from_slice(&bytes)))).await.is_err() {
-                        return false;
-                    }
-                }
+                bstream::Part::Body(bytes) => body.extend_from_slice(&bytes),
                 bstream::Part::Response(_) => {}
-                bstream::Part::End { .. } => return false,
+                bstream::Part::End { .. } => ended = true,
             }
         }
-        true
+        if !body.is_empty() && pieces.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+            return false;
+        }
+        !ended
     }
     let fail = |head_tx: &mut Option<oneshot::Sender<Result<bhttp::Request, &'static str>>>, why: &'static str| {
         if let Some(tx) = head_tx.take() {
@@ -210,21 +213,22 @@ async fn read_request(
         // bytes fails: their lines are answered, then the error.
         let mut opened = Vec::new();
         let failed = opener.push_into(&data, &mut opened).is_err();
+        let mut parts = Vec::new();
         for chunk in opened {
             match decoder.push(&chunk) {
-                Ok(parts) => {
-                    if !deliver(parts, &mut head_tx, &pieces).await {
-                        // Answered without the rest of the body (a refusal), or the message
-                        // ended early: what the client still sends is read and dropped.
-                        return drain(body, idle).await;
-                    }
-                }
+                Ok(more) => parts.extend(more),
                 Err(_) => {
+                    deliver(parts, &mut head_tx, &pieces).await;
                     let why = fail(&mut head_tx, "the decrypted request is not valid Binary HTTP (RFC 9292)");
                     let _ = pieces.send(Err(BodyFailed(why))).await;
                     return drain(body, idle).await;
                 }
             }
+        }
+        if !deliver(parts, &mut head_tx, &pieces).await {
+            // Answered without the rest of the body (a refusal), or the message ended early:
+            // what the client still sends is read and dropped.
+            return drain(body, idle).await;
         }
         if failed {
             let why = fail(&mut head_tx, "a request chunk did not decrypt or was malformed");
@@ -335,30 +339,49 @@ async fn produce(
         }
     };
     let mut trailers = Vec::new();
-    loop {
+    let mut ended = false;
+    while !ended {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
             Ok(None) => break,
             // The inner routers' bodies do not fail; a stalled one is given up on.
             Ok(Some(Err(_))) | Err(_) => return (model, status, false),
         };
-        match frame.into_data() {
-            Ok(data) => {
-                // Half the chunk size leaves room for each piece's length prefix.
-                for piece in data.chunks(RESPONSE_CHUNK / 2) {
-                    let Ok(sealed) = sealer.seal(&encoder.body(piece)) else { return (model, status, false) };
-                    if !send(sealed).await {
-                        // The client stopped reading: everything this request holds is dropped.
-                        return (model, status, false);
+        // Each frame (an answer line) is sealed as its own chunk, and the chunks of the
+        // frames that are ready now go out in one write: one transport frame for a group of
+        // lines scored together, not one per line.
+        let mut out = Vec::new();
+        let mut next = Some(frame);
+        while let Some(frame) = next.take() {
+            match frame.into_data() {
+                Ok(data) => {
+                    // Half the chunk size leaves room for each piece's length prefix.
+                    for piece in data.chunks(RESPONSE_CHUNK / 2) {
+                        let Ok(sealed) = sealer.seal(&encoder.body(piece)) else { return (model, status, false) };
+                        out.extend_from_slice(&sealed);
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(fields) = frame.into_trailers() {
+                        trailers = fields
+                            .iter()
+                            .map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes()))
+                            .collect();
                     }
                 }
             }
-            Err(frame) => {
-                if let Ok(fields) = frame.into_trailers() {
-                    trailers =
-                        fields.iter().map(|(name, value)| bhttp::Field::new(name.as_str(), value.as_bytes())).collect();
+            if out.len() < RESPONSE_CHUNK {
+                match futures_util::FutureExt::now_or_never(body.frame()) {
+                    Some(Some(Ok(frame))) => next = Some(frame),
+                    Some(None) => ended = true,
+                    Some(Some(Err(_))) => return (model, status, false),
+                    None => {}
                 }
             }
+        }
+        if !out.is_empty() && !send(out).await {
+            // The client stopped reading: everything this request holds is dropped.
+            return (model, status, false);
         }
     }
     let Ok(last) = sealer.finish(&encoder.finish(&trailers)) else { return (model, status, false) };
