@@ -1,4 +1,5 @@
-//! `Sealgate`, the class a page uses: `connect`, then `infer`, `models`, `modelMetadata`.
+//! `Sealgate`, the class a page uses: `connect`, then `infer`, `inferStream`, `models`,
+//! `modelMetadata`.
 //!
 //! The policy is the client core's (`sealgate-client-core`, shared with the Rust SDK): it
 //! chooses and pin-checks the key configuration once (RFC 9540 discovery), builds and seals
@@ -428,7 +429,12 @@ pub(crate) mod tests {
         response_with(status, content_type, None, body)
     }
 
-    pub(crate) fn response_with(status: u16, content_type: &str, cache_control: Option<&str>, mut body: Vec<u8>) -> JsValue {
+    pub(crate) fn response_with(
+        status: u16,
+        content_type: &str,
+        cache_control: Option<&str>,
+        mut body: Vec<u8>,
+    ) -> JsValue {
         let headers = Headers::new().unwrap();
         headers.set("content-type", content_type).unwrap();
         if let Some(value) = cache_control {
@@ -524,8 +530,10 @@ pub(crate) mod tests {
         }
 
         fn key_problem() -> JsValue {
-            let problem =
-                format!(r#"{{"type":"{}","title":"key configuration mismatch","status":422}}"#, problem_type::OHTTP_KEY);
+            let problem = format!(
+                r#"{{"type":"{}","title":"key configuration mismatch","status":422}}"#,
+                problem_type::OHTTP_KEY
+            );
             response(422, media_type::PROBLEM_JSON, problem.into_bytes())
         }
 
@@ -559,8 +567,11 @@ pub(crate) mod tests {
             }
             let (mut out, mut sealer) = answer.start(&mut rng()).unwrap();
             if path != "/v2/models/breast-cancer/infer" {
-                let (head, encoder) =
-                    bstream::Encoder::response(&bhttp::Response::new(404, vec![], br#"{"error":"model not found"}"#.to_vec()));
+                let (head, encoder) = bstream::Encoder::response(&bhttp::Response::new(
+                    404,
+                    vec![],
+                    br#"{"error":"model not found"}"#.to_vec(),
+                ));
                 out.extend(sealer.seal(&head).unwrap());
                 out.extend(sealer.finish(&encoder.finish(&[])).unwrap());
                 return response(200, media_type::OHTTP_CHUNKED_RESPONSE, out);

@@ -128,6 +128,8 @@ struct State {
     batches: RefCell<VecDeque<Rc<Batch>>>,
     /// Whether the pulling task was started (on the first `next()`).
     started: Cell<bool>,
+    /// Whether the source said it is done (then it needs no closing).
+    source_done: Cell<bool>,
     /// Whether the pulling task has ended (the source is done, or failed, or was stopped).
     pulled: Cell<bool>,
     /// Why the pulling failed (the source threw, or a request was invalid), thrown once
@@ -173,10 +175,17 @@ impl State {
         .await;
     }
 
-    /// Stops everything: no more pulling, the outstanding fetches aborted, nothing held.
+    /// Stops everything: no more pulling, the source closed (its `return()`, as `for await`
+    /// does) unless it has ended, the outstanding fetches aborted, nothing held.
     fn end(&self) {
         if self.ended.replace(true) {
             return;
+        }
+        let close = Reflect::get(&self.source, &JsValue::from_str("return")).ok();
+        if let Some(close) = close.filter(|_| !self.source_done.get()).and_then(|f| f.dyn_into::<Function>().ok()) {
+            // What the source's own `return()` answers or throws is not the page's concern
+            // here: the stream is over.
+            let _ = close.call0(&self.source);
         }
         for batch in self.batches.take() {
             if let Some(abort) = &batch.abort {
@@ -208,17 +217,7 @@ impl InferStream {
     /// aborts the batches in flight, and resolves `{ done: true }`.
     #[wasm_bindgen(js_name = "return", unchecked_return_type = "Promise<IteratorResult<never, undefined>>")]
     pub fn return_(&self) -> Promise {
-        let already = self.state.ended.get();
         self.state.end();
-        if !already {
-            if let Ok(close) = Reflect::get(&self.state.source, &JsValue::from_str("return")) {
-                if let Some(close) = close.dyn_ref::<Function>() {
-                    // What the source's own `return()` answers or throws is not the page's
-                    // concern here: it asked to stop.
-                    let _ = close.call0(&self.state.source);
-                }
-            }
-        }
         let done: JsValue = iterator_result(None).into();
         Promise::resolve(&done)
     }
@@ -240,7 +239,8 @@ pub(crate) fn start(
     options: &JsValue,
 ) -> core::result::Result<JsValue, JsValue> {
     let options = StreamOptions::from_js(options)?;
-    let not_iterable = || ClientError::InvalidInput("the source must be an iterable or async iterable of requests".into());
+    let not_iterable =
+        || ClientError::InvalidInput("the source must be an iterable or async iterable of requests".into());
     let method = |symbol: Symbol| {
         let key: JsValue = symbol.into();
         Reflect::get(source, &key).ok().and_then(|f| f.dyn_into::<Function>().ok()).filter(|_| source.is_object())
@@ -263,6 +263,7 @@ pub(crate) fn start(
         sync_source,
         batches: RefCell::new(VecDeque::new()),
         started: Cell::new(false),
+        source_done: Cell::new(false),
         pulled: Cell::new(false),
         pull_failure: RefCell::new(None),
         ended: Cell::new(false),
@@ -336,6 +337,7 @@ async fn pull(state: Rc<State>) {
             match pulled {
                 Ok(Some(line)) => lines.push(line),
                 Ok(None) => {
+                    state.source_done.set(true);
                     source_done = true;
                     break;
                 }
@@ -410,8 +412,10 @@ async fn exchange(state: &State, batch: &Batch, lines: &[Zeroizing<Vec<u8>>]) ->
         body.extend(sender.finish()?);
         let url = &inner.gateway_url;
         let (chunked_req, chunked_res) = (media_type::OHTTP_CHUNKED_REQUEST, media_type::OHTTP_CHUNKED_RESPONSE);
-        let mut response =
-            inner.transport.post_open(url, chunked_req, chunked_res, &body, batch.abort.as_ref().map(AbortController::signal)).await?;
+        let mut response = inner
+            .transport
+            .post_open(url, chunked_req, chunked_res, &body, batch.abort.as_ref().map(AbortController::signal))
+            .await?;
         drop(body);
         match receiver.check_outer_at(&response.head.outer(), cached.age(instant(now())))? {
             StreamStart::Answering => {}
@@ -565,7 +569,8 @@ mod tests {
     async fn an_error_line_is_yielded_with_its_stream_line_number_and_the_stream_goes_on() {
         let fake = Fake::new(kserve);
         let gw = connect(&fake, &[]).await.unwrap();
-        let stream = gw.infer_stream("breast-cancer".into(), rows(&[1.0, 2.0, -1.0, 4.0]), stream_options(2, 2)).unwrap();
+        let stream =
+            gw.infer_stream("breast-cancer".into(), rows(&[1.0, 2.0, -1.0, 4.0]), stream_options(2, 2)).unwrap();
         assert_eq!(echoed(&next_of(&stream).await.unwrap().unwrap()), 1.0);
         assert_eq!(echoed(&next_of(&stream).await.unwrap().unwrap()), 2.0);
         let e = next_of(&stream).await.unwrap().unwrap();

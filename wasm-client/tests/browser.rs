@@ -37,7 +37,7 @@ use sealgate_test_support::{
 };
 use serde_json::Value;
 
-/// A regression guard on the `.wasm` the package ships (242,295 bytes since `inferStream`:
+/// A regression guard on the `.wasm` the package ships (242,330 bytes since `inferStream`:
 /// chunked OHTTP, the streamed Binary HTTP codec and the core's stream receiver added about
 /// 47 KB to the 195,487 of before). The issue's target is 150 KB, met (149,432 bytes) until
 /// X-Wing joined the portable HPKE backend; docs/PERFORMANCE.md has the figures and what
@@ -383,6 +383,7 @@ async fn check_stream(report: &Value, gateway: &Gateway, rows: &[Vec<f64>]) {
     let answers = stream["answers"].as_array().unwrap_or_else(|| panic!("no stream answers: {stream:#}"));
     assert_eq!(answers.len(), rows.len(), "one item per streamed row");
     // The single-request answers, eight calls at a time.
+    let sdk_started = std::time::Instant::now();
     let client = gateway.client();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..8 {
@@ -390,7 +391,10 @@ async fn check_stream(report: &Value, gateway: &Gateway, rows: &[Vec<f64>]) {
         tasks.spawn(async move {
             let mut answers = Vec::new();
             for i in (worker..rows.len()).step_by(8).filter(|&i| i != STREAM_ERROR_ROW) {
-                let sdk = client.infer("credit-risk", &one_row(&rows[i])).await.unwrap_or_else(|e| panic!("SDK row {i}: {e}"));
+                let sdk = client
+                    .infer("credit-risk", &one_row(&rows[i]))
+                    .await
+                    .unwrap_or_else(|e| panic!("SDK row {i}: {e}"));
                 let labels: Vec<f64> = labels(&sdk).into_iter().map(|l| l as f64).collect();
                 answers.push((i, labels, probabilities(&sdk).concat()));
             }
@@ -401,7 +405,9 @@ async fn check_stream(report: &Value, gateway: &Gateway, rows: &[Vec<f64>]) {
     while let Some(done) = tasks.join_next().await {
         for (i, labels, probabilities) in done.expect("an SDK worker") {
             let numbers = |name: &str| -> Vec<f64> {
-                answers[i][name].as_array().unwrap_or_else(|| panic!("item {i} has no {name}: {:#}", answers[i]))
+                answers[i][name]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("item {i} has no {name}: {:#}", answers[i]))
                     .iter()
                     .map(|v| v.as_f64().expect("a number"))
                     .collect()
@@ -412,6 +418,14 @@ async fn check_stream(report: &Value, gateway: &Gateway, rows: &[Vec<f64>]) {
         }
     }
     assert_eq!(checked, rows.len() - 1);
+    println!(
+        "browser stream: {} rows through inferStream in {:.0} ms (first answer after {} rows pulled); \
+         the single-request reference answers took {:.0} ms",
+        rows.len(),
+        stream["ms"].as_f64().unwrap_or(f64::NAN),
+        stream["pulledAtFirstAnswer"],
+        sdk_started.elapsed().as_secs_f64() * 1000.0
+    );
     let refused = &answers[STREAM_ERROR_ROW];
     assert_eq!(refused["name"], "SealgateError", "{refused:#}");
     assert_eq!((&refused["code"], &refused["status"]), (&Value::from("inference"), &Value::from(400)), "{refused:#}");
