@@ -90,7 +90,8 @@ export interface StreamOptions {
    * a batch's answers only once the batch is sent whole, so a slow source wants smaller
    * batches. */
   batchLines?: number;
-  /** Batches held at once (being filled, sent, answered or read); default 2. */
+  /** Batches held at once (being filled, sent, answered or read); default 2. `connect`'s
+   * `timeoutMs` bounds each batch's exchange, its answer included. */
   inFlight?: number;
 }
 
