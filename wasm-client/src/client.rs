@@ -1,4 +1,5 @@
-//! `Sealgate`, the class a page uses: `connect`, then `infer`, `models`, `modelMetadata`.
+//! `Sealgate`, the class a page uses: `connect`, then `infer`, `inferStream`, `models`,
+//! `modelMetadata`.
 //!
 //! The policy is the client core's (`sealgate-client-core`, shared with the Rust SDK): it
 //! chooses and pin-checks the key configuration once (RFC 9540 discovery), builds and seals
@@ -45,11 +46,11 @@ pub struct Sealgate {
     inner: Rc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     /// `https://host[:port]/.well-known/ohttp-gateway`.
-    gateway_url: String,
+    pub(crate) gateway_url: String,
     preferences: Preferences,
-    transport: Transport,
+    pub(crate) transport: Transport,
     /// The key configuration in use, its generation and when it was fetched.
     keys: RefCell<KeyCache<Rc<Session>>>,
     /// Whether a key-list `GET` is in flight, and the calls waiting for it to end.
@@ -59,7 +60,7 @@ struct Inner {
 }
 
 /// A fetched key configuration, its generation and when it was fetched.
-type Cached = sealgate_client_core::Cached<Rc<Session>>;
+pub(crate) type Cached = sealgate_client_core::Cached<Rc<Session>>;
 
 #[wasm_bindgen]
 impl Sealgate {
@@ -102,6 +103,24 @@ impl Sealgate {
         let body = check_model_name(&model).and_then(|_| request_body_from_js(&request));
         let path = format!("/v2/models/{model}/infer");
         spawn(self.inner.clone(), Answer::Inference, "POST", Ok(path), body, started)
+    }
+
+    /// Runs every request of `source` (an iterable or async iterable of KServe V2 requests)
+    /// on `model`, in batches of `options.batchLines` (default 256), each one chunked OHTTP
+    /// exchange, at most `options.inFlight` (default 2) held at once. Returns an async
+    /// iterator of one result per request, in input order, each yielded as soon as it has
+    /// decrypted (see the `stream` module). Throws at once for a bad model name, options or
+    /// source.
+    #[wasm_bindgen(js_name = inferStream, unchecked_return_type = "InferStream")]
+    pub fn infer_stream(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "AsyncIterable<InferenceRequest> | Iterable<InferenceRequest>")]
+        source: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "StreamOptions")] options: JsValue,
+    ) -> core::result::Result<JsValue, JsValue> {
+        check_model_name(&model)?;
+        crate::stream::start(self.inner.clone(), format!("/v2/models/{model}/infer"), &source, &options)
     }
 
     /// Lists the models the gateway serves (`{ models: [{ name, versions }] }`).
@@ -221,6 +240,19 @@ impl Inner {
         Ok((finished, received))
     }
 
+    /// The configuration to seal with now: the cached one within its max-age, else a fresh
+    /// one (shared with any fetch already in flight).
+    pub(crate) async fn fresh_keys(&self) -> Result<Cached> {
+        let fresh = self.keys.borrow().fresh(instant(now())).cloned();
+        match fresh {
+            Some(cached) => Ok(cached),
+            None => {
+                let seen = self.keys.borrow().generation();
+                self.refetch(seen).await
+            }
+        }
+    }
+
     /// `f` of the configuration in use (there is one from `connect` on).
     fn with_session<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
         self.keys.borrow().current().map(|cached| f(cached.session()))
@@ -230,7 +262,7 @@ impl Inner {
     /// call has already replaced `seen`, else a fresh fetch. Single-flight: while a fetch is
     /// in flight, callers wait for it to end and look again, so concurrent calls make one
     /// `GET`; a failed fetch leaves the next caller to try its own.
-    async fn refetch(&self, seen: u64) -> Result<Cached> {
+    pub(crate) async fn refetch(&self, seen: u64) -> Result<Cached> {
         loop {
             if let Some(cached) = self.keys.borrow().newer_than(seen) {
                 return Ok(cached.clone());
@@ -298,13 +330,13 @@ async fn discover(transport: &Transport, url: &str, preferences: &Preferences) -
 }
 
 /// A [`now`] reading as the key cache's instant.
-fn instant(ms: f64) -> Duration {
+pub(crate) fn instant(ms: f64) -> Duration {
     // `as` saturates: a negative or NaN reading is zero, never a panic.
     Duration::from_micros((ms * 1000.0) as u64)
 }
 
 /// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     let performance =
         Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok().filter(JsValue::is_object);
     match performance {
@@ -313,7 +345,7 @@ fn now() -> f64 {
     }
 }
 
-fn set(object: &Object, key: &str, value: JsValue) {
+pub(crate) fn set(object: &Object, key: &str, value: JsValue) {
     // Defining a property on a fresh plain object cannot fail.
     let _ = Reflect::set(object, &JsValue::from_str(key), &value);
 }
@@ -344,7 +376,7 @@ fn exchange_object(info: &ExchangeInfo) -> Object {
 /// protocol crate's gateway side, passed through the `fetch` option. Runs in Node and in
 /// Chromium (wasm-bindgen-test).
 #[cfg(all(test, target_arch = "wasm32"))]
-mod tests {
+pub(crate) mod tests {
     use std::cell::Cell;
 
     use js_sys::{Array, Function, Uint8Array};
@@ -355,13 +387,13 @@ mod tests {
 
     use super::*;
 
-    const URL: &str = "https://gateway.test:8443";
+    pub(crate) const URL: &str = "https://gateway.test:8443";
 
-    fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    pub(crate) fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
         rand_core::UnwrapErr(getrandom::SysRng)
     }
 
-    fn keys(key_id: u8) -> GatewayKeys {
+    pub(crate) fn keys(key_id: u8) -> GatewayKeys {
         let key =
             GatewayKey::generate(key_id, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), &mut rng()).unwrap();
         GatewayKeys::new(vec![key]).unwrap()
@@ -374,28 +406,35 @@ mod tests {
     /// advertises (they differ to simulate a stale configuration or a substituted key).
     /// With `hold_gets` or `hold_posts` set, answers of that kind are decided when the
     /// request comes but delivered only by `release`, so a test orders them.
-    struct Fake {
-        served: RefCell<GatewayKeys>,
-        published: RefCell<Vec<u8>>,
-        cache_control: RefCell<Option<&'static str>>,
-        gets: Cell<u32>,
-        posts: Cell<u32>,
-        bodies: RefCell<Vec<Vec<u8>>>,
-        tamper: Cell<bool>,
+    pub(crate) struct Fake {
+        pub(crate) served: RefCell<GatewayKeys>,
+        pub(crate) published: RefCell<Vec<u8>>,
+        pub(crate) cache_control: RefCell<Option<&'static str>>,
+        pub(crate) gets: Cell<u32>,
+        pub(crate) posts: Cell<u32>,
+        pub(crate) bodies: RefCell<Vec<Vec<u8>>>,
+        pub(crate) tamper: Cell<bool>,
         /// Answers an unknown key with a bare 400, as a relay that rewrites the 422 does.
-        relay_400: Cell<bool>,
-        hold_gets: Cell<bool>,
-        hold_posts: Cell<bool>,
-        held_gets: RefCell<Vec<(Function, JsValue)>>,
-        held_posts: RefCell<Vec<(Function, JsValue)>>,
-        handler: Box<Handler>,
+        pub(crate) relay_400: Cell<bool>,
+        pub(crate) hold_gets: Cell<bool>,
+        pub(crate) hold_posts: Cell<bool>,
+        pub(crate) held_gets: RefCell<Vec<(Function, JsValue)>>,
+        pub(crate) held_posts: RefCell<Vec<(Function, JsValue)>>,
+        pub(crate) handler: Box<Handler>,
+        /// Chunked (stream) posts answer without their final chunk: a truncated response.
+        pub(crate) truncate: Cell<bool>,
     }
 
-    fn response(status: u16, content_type: &str, body: Vec<u8>) -> JsValue {
+    pub(crate) fn response(status: u16, content_type: &str, body: Vec<u8>) -> JsValue {
         response_with(status, content_type, None, body)
     }
 
-    fn response_with(status: u16, content_type: &str, cache_control: Option<&str>, mut body: Vec<u8>) -> JsValue {
+    pub(crate) fn response_with(
+        status: u16,
+        content_type: &str,
+        cache_control: Option<&str>,
+        mut body: Vec<u8>,
+    ) -> JsValue {
         let headers = Headers::new().unwrap();
         headers.set("content-type", content_type).unwrap();
         if let Some(value) = cache_control {
@@ -409,7 +448,7 @@ mod tests {
     }
 
     impl Fake {
-        fn new(handler: impl Fn(&bhttp::Request) -> bhttp::Response + 'static) -> Rc<Self> {
+        pub(crate) fn new(handler: impl Fn(&bhttp::Request) -> bhttp::Response + 'static) -> Rc<Self> {
             let served = keys(1);
             let published = served.encoded_configs();
             Rc::new(Fake {
@@ -426,24 +465,25 @@ mod tests {
                 held_gets: RefCell::new(Vec::new()),
                 held_posts: RefCell::new(Vec::new()),
                 handler: Box::new(handler),
+                truncate: Cell::new(false),
             })
         }
 
         /// The gateway rotates to a new key and retires the old one at once.
-        fn rotate(&self, key_id: u8) {
+        pub(crate) fn rotate(&self, key_id: u8) {
             let rotated = keys(key_id);
             *self.published.borrow_mut() = rotated.encoded_configs();
             *self.served.borrow_mut() = rotated;
         }
 
         /// Delivers the held answers of one kind, in the order the requests came.
-        fn release(held: &RefCell<Vec<(Function, JsValue)>>) {
+        pub(crate) fn release(held: &RefCell<Vec<(Function, JsValue)>>) {
             for (resolve, answer) in held.take() {
                 resolve.call1(&JsValue::NULL, &answer).unwrap();
             }
         }
 
-        fn sha256(&self) -> String {
+        pub(crate) fn sha256(&self) -> String {
             to_hex(&self.served.borrow().configs()[0].sha256())
         }
 
@@ -458,13 +498,17 @@ mod tests {
             self.posts.set(self.posts.get() + 1);
             let headers = Reflect::get(&init, &"headers".into()).unwrap();
             let content_type = Reflect::get(&headers, &"content-type".into()).unwrap();
-            assert_eq!(content_type.as_string().as_deref(), Some(media_type::OHTTP_REQUEST));
+            let chunked = content_type.as_string().as_deref() == Some(media_type::OHTTP_CHUNKED_REQUEST);
+            assert!(chunked || content_type.as_string().as_deref() == Some(media_type::OHTTP_REQUEST));
             for forbidden in ["credentials", "cache", "redirect", "referrerPolicy"] {
                 assert!(Reflect::get(&init, &forbidden.into()).unwrap().is_string(), "{forbidden} is set");
             }
             assert_eq!(Reflect::get(&init, &"credentials".into()).unwrap(), "omit");
             let body = Uint8Array::new(&Reflect::get(&init, &"body".into()).unwrap()).to_vec();
             self.bodies.borrow_mut().push(body.clone());
+            if chunked {
+                return self.stream(&body);
+            }
             let (inner, responder) = match self.served.borrow().decapsulate(&body) {
                 Ok(opened) => opened,
                 Err(_) if self.relay_400.get() => return response(400, "text/plain", b"Bad Request".to_vec()),
@@ -485,7 +529,74 @@ mod tests {
             response(200, media_type::OHTTP_RESPONSE, encrypted)
         }
 
-        fn fetch(self: &Rc<Self>) -> Function {
+        fn key_problem() -> JsValue {
+            let problem = format!(
+                r#"{{"type":"{}","title":"key configuration mismatch","status":422}}"#,
+                problem_type::OHTTP_KEY
+            );
+            response(422, media_type::PROBLEM_JSON, problem.into_bytes())
+        }
+
+        /// Answers a chunked request like the gateway's NDJSON scoring: each line
+        /// `{"inputs":[{"data":[x, ...]}]}` gets `{"outputs":[{"name":"echo","data":[x]}]}`, or
+        /// an error line when `x` is negative; a model other than breast-cancer is a 404.
+        fn stream(&self, body: &[u8]) -> JsValue {
+            use sealgate_protocol::bhttp::stream as bstream;
+            use sealgate_protocol::chunked::RequestHeaderReader;
+            let mut header = RequestHeaderReader::new();
+            let used = header.push(body).unwrap();
+            let Ok((mut opener, answer)) = self.served.borrow().decapsulate_chunked(header) else {
+                return Self::key_problem();
+            };
+            let mut plaintext = Vec::new();
+            for chunk in opener.push(&body[used..]).unwrap() {
+                plaintext.extend_from_slice(&chunk);
+            }
+            plaintext.extend_from_slice(&opener.finish().unwrap());
+            let mut decoder = bstream::Decoder::request();
+            let mut parts = decoder.push(&plaintext).unwrap();
+            parts.extend(decoder.finish().unwrap());
+            let mut path = String::new();
+            let mut lines = Vec::new();
+            for part in parts {
+                match part {
+                    bstream::Part::Request(head) => path = head.path.clone(),
+                    bstream::Part::Body(piece) => lines.extend_from_slice(&piece),
+                    _ => {}
+                }
+            }
+            let (mut out, mut sealer) = answer.start(&mut rng()).unwrap();
+            if path != "/v2/models/breast-cancer/infer" {
+                let (head, encoder) = bstream::Encoder::response(&bhttp::Response::new(
+                    404,
+                    vec![],
+                    br#"{"error":"model not found"}"#.to_vec(),
+                ));
+                out.extend(sealer.seal(&head).unwrap());
+                out.extend(sealer.finish(&encoder.finish(&[])).unwrap());
+                return response(200, media_type::OHTTP_CHUNKED_RESPONSE, out);
+            }
+            let (head, mut encoder) = bstream::Encoder::response(&bhttp::Response::new(200, vec![], vec![]));
+            out.extend(sealer.seal(&head).unwrap());
+            for (number, line) in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+                let request: serde_json::Value = serde_json::from_slice(line).unwrap();
+                let x = request["inputs"][0]["data"][0].as_f64().unwrap();
+                let answer = if x < 0.0 {
+                    format!(r#"{{"error":"row refused","status":400,"line":{}}}"#, number + 1)
+                } else {
+                    format!(
+                        r#"{{"model_name":"breast-cancer","outputs":[{{"name":"echo","shape":[1],"datatype":"FP64","data":[{x}]}}]}}"#
+                    )
+                };
+                out.extend(sealer.seal(&encoder.body(format!("{answer}\n").as_bytes())).unwrap());
+            }
+            if !self.truncate.get() {
+                out.extend(sealer.finish(&encoder.finish(&[])).unwrap());
+            }
+            response(200, media_type::OHTTP_CHUNKED_RESPONSE, out)
+        }
+
+        pub(crate) fn fetch(self: &Rc<Self>) -> Function {
             let fake = self.clone();
             let closure = Closure::<dyn Fn(String, JsValue) -> Promise>::new(move |url, init: JsValue| {
                 let get = Reflect::get(&init, &"method".into()).unwrap() == "GET";
@@ -502,7 +613,7 @@ mod tests {
     }
 
     /// Answers `infer` like the gateway's inner router: label 1 for one row, 404 otherwise.
-    fn kserve(request: &bhttp::Request) -> bhttp::Response {
+    pub(crate) fn kserve(request: &bhttp::Request) -> bhttp::Response {
         let json = |status, body: &str| bhttp::Response::new(status, vec![], body.as_bytes().to_vec());
         match request.path.as_str() {
             "/v2/models/breast-cancer/infer" => json(
@@ -516,7 +627,7 @@ mod tests {
         }
     }
 
-    fn options(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> JsValue {
+    pub(crate) fn options(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> JsValue {
         let o = Object::new();
         set(&o, "fetch", fake.fetch().into());
         for (k, v) in extra {
@@ -527,33 +638,33 @@ mod tests {
 
     const ONE_ROW: &str = r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[17.99,20.66,117.8]}]}"#;
 
-    fn one_row() -> JsValue {
+    pub(crate) fn one_row() -> JsValue {
         js_sys::JSON::parse(ONE_ROW).unwrap()
     }
 
-    async fn rejected(promise: Promise) -> JsValue {
+    pub(crate) async fn rejected(promise: Promise) -> JsValue {
         match JsFuture::from(promise).await {
             Ok(v) => panic!("expected a rejection, got {v:?}"),
             Err(e) => e,
         }
     }
 
-    fn code(error: &JsValue) -> String {
+    pub(crate) fn code(error: &JsValue) -> String {
         assert!(error.is_instance_of::<js_sys::Error>(), "{error:?} is a JS Error");
         assert_eq!(Reflect::get(error, &"name".into()).unwrap(), "SealgateError");
         Reflect::get(error, &"code".into()).unwrap().as_string().unwrap()
     }
 
-    fn message(error: &JsValue) -> String {
+    pub(crate) fn message(error: &JsValue) -> String {
         Reflect::get(error, &"message".into()).unwrap().as_string().unwrap()
     }
 
-    async fn connect(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> core::result::Result<Sealgate, JsValue> {
+    pub(crate) async fn connect(fake: &Rc<Fake>, extra: &[(&str, JsValue)]) -> core::result::Result<Sealgate, JsValue> {
         Sealgate::connect(URL.into(), options(fake, extra)).await
     }
 
     /// Lets every call run until it waits on the network, and `ms` milliseconds pass.
-    async fn settle(ms: i32) {
+    pub(crate) async fn settle(ms: i32) {
         let timer = Promise::new(&mut |resolve, _| {
             let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().unchecked_into();
             set_timeout.call2(&JsValue::NULL, &resolve, &ms.into()).unwrap();
@@ -564,7 +675,7 @@ mod tests {
     /// Waits until `done` holds (at most about 5 s). How many turns of the event loop a fetch
     /// answer takes differs between runtimes (Chromium reads a body in tasks, Node in
     /// microtasks), so tests wait for the state they need rather than for a fixed time.
-    async fn settle_until(what: &str, done: impl Fn() -> bool) {
+    pub(crate) async fn settle_until(what: &str, done: impl Fn() -> bool) {
         for _ in 0..500 {
             if done() {
                 return;

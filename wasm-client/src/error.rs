@@ -57,6 +57,9 @@ impl ClientError {
             ClientError::Network { .. } => "network",
             ClientError::Timeout { .. } => "timeout",
             ClientError::NotAResponse { .. } => "unexpected-response",
+            // A stream's error line is an inference error of one request, as for `infer`;
+            // its `line` property says which.
+            ClientError::Exchange(sealgate_client_core::Error::Line { .. }) => "inference",
             ClientError::Exchange(e) => e.code(),
             ClientError::InvalidResponse(_) => "invalid-response",
         }
@@ -146,8 +149,14 @@ impl From<ClientError> for wasm_bindgen::JsValue {
         if let Some(status) = e.status() {
             set("status", JsValue::from(status));
         }
-        if let ClientError::Exchange(sealgate_client_core::Error::Problem { problem_type, .. }) = &e {
-            set("problemType", JsValue::from_str(problem_type));
+        match &e {
+            ClientError::Exchange(sealgate_client_core::Error::Problem { problem_type, .. }) => {
+                set("problemType", JsValue::from_str(problem_type));
+            }
+            ClientError::Exchange(sealgate_client_core::Error::Line { line, .. }) => {
+                set("line", JsValue::from(*line as f64));
+            }
+            _ => {}
         }
         error.into()
     }

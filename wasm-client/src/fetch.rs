@@ -1,5 +1,6 @@
-//! The only I/O of the browser client: two kinds of `fetch` to the gateway resource (RFC 9540
-//! discovery `GET`, and `POST` of `message/ohttp-req`), read to the end.
+//! The only I/O of the browser client: three kinds of `fetch` to the gateway resource (RFC
+//! 9540 discovery `GET` and `POST` of `message/ohttp-req`, read to the end; `POST` of one
+//! batch of a stream as `message/ohttp-chunked-req`, whose answer is read as it arrives).
 //!
 //! Requests are made so that nothing but the ciphertext can identify the user: no cookies or
 //! HTTP authentication (`credentials: "omit"`), no referrer, no cache, no redirects (a
@@ -65,6 +66,61 @@ impl Transport {
         self.send(url, init).await
     }
 
+    /// `POST url` with `body` of type `content_type`, cancelled when `abort` fires or the
+    /// timeout runs out (both where the runtime has `AbortSignal.any`, else `abort` alone): the answer's status and
+    /// headers, its body left unread in [`OpenResponse`].
+    ///
+    /// The body is a `Uint8Array`, not a `ReadableStream` with `duplex: "half"`: a batch is
+    /// sealed whole before it is sent (it is held for a resend anyway), so a stream would send
+    /// the same bytes no sooner, and browsers send a streamed body only over HTTP/2.
+    pub async fn post_open(
+        &self,
+        url: &str,
+        content_type: &str,
+        accept: &str,
+        body: &[u8],
+        abort: Option<AbortSignal>,
+    ) -> Result<OpenResponse> {
+        let init = self.init("POST", accept, Some(content_type));
+        init.set_body(&Uint8Array::from(body));
+        let timeout = AbortSignal::timeout_with_u32(self.timeout_ms);
+        init.set_signal(Some(&abort.map_or_else(|| timeout.clone(), |abort| either(&abort, &timeout))));
+        let response = self.start(url, init).await?;
+        let mut head = head(&response);
+        if head.status != 200 {
+            // A refusal is small and read whole, for the client core to judge.
+            head.body = self.read_all(url, &response).await?;
+        }
+        Ok(OpenResponse { head, response, url: url.to_owned(), reader: None, whole_read: false })
+    }
+
+    /// Reads the next bytes of an open answer as they arrive (`response.body.getReader()`);
+    /// `None` at its end. A response object without a `body` stream (a wrapped `fetch`) is
+    /// read whole, as one piece.
+    pub async fn read(&self, open: &mut OpenResponse) -> Result<Option<Vec<u8>>> {
+        let url = open.url.clone();
+        let failure = |e: JsValue| self.failure(&url, &e);
+        if open.reader.is_none() {
+            let body = Reflect::get(&open.response, &JsValue::from_str("body")).unwrap_or(JsValue::UNDEFINED);
+            if !body.is_object() {
+                if open.whole_read {
+                    return Ok(None);
+                }
+                open.whole_read = true;
+                return self.read_all(&url, &open.response).await.map(Some);
+            }
+            open.reader = Some(call(&body, "getReader").map_err(failure)?);
+        }
+        let Some(reader) = &open.reader else { return Ok(None) };
+        let next = call(reader, "read").map_err(failure)?;
+        let next = JsFuture::from(Promise::resolve(&next)).await.map_err(failure)?;
+        if Reflect::get(&next, &JsValue::from_str("done")).is_ok_and(|d| d.is_truthy()) {
+            return Ok(None);
+        }
+        let value = Reflect::get(&next, &JsValue::from_str("value")).unwrap_or(JsValue::UNDEFINED);
+        Ok(Some(value.dyn_into::<Uint8Array>().map(|v| v.to_vec()).unwrap_or_default()))
+    }
+
     fn init(&self, method: &str, accept: &str, content_type: Option<&str>) -> RequestInit {
         let init = RequestInit::new();
         init.set_method(method);
@@ -84,6 +140,14 @@ impl Transport {
     }
 
     async fn send(&self, url: &str, init: RequestInit) -> Result<HttpResponse> {
+        let response = self.start(url, init).await?;
+        let mut head = head(&response);
+        head.body = self.read_all(url, &response).await?;
+        Ok(head)
+    }
+
+    /// Calls `fetch` and waits for the answer's head.
+    async fn start(&self, url: &str, init: RequestInit) -> Result<web_sys::Response> {
         let global = js_sys::global();
         let fetch = match &self.fetch {
             Some(f) => f.clone(),
@@ -99,15 +163,13 @@ impl Transport {
         }
         // Structural: any object with `status`, `headers` and `arrayBuffer()` works, so a
         // polyfilled or wrapped fetch does too.
-        let response: web_sys::Response = response.unchecked_into();
-        let status = response.status();
-        let headers = response.headers();
-        let content_type = headers.get("content-type").ok().flatten().unwrap_or_default();
-        let retry_after = headers.get("retry-after").ok().flatten();
-        let cache_control = headers.get("cache-control").ok().flatten();
+        Ok(response.unchecked_into())
+    }
+
+    async fn read_all(&self, url: &str, response: &web_sys::Response) -> Result<Vec<u8>> {
         let body = response.array_buffer().map_err(|e| self.failure(url, &e))?;
         let body = JsFuture::from(body).await.map_err(|e| self.failure(url, &e))?;
-        Ok(HttpResponse { status, content_type, retry_after, cache_control, body: Uint8Array::new(&body).to_vec() })
+        Ok(Uint8Array::new(&body).to_vec())
     }
 
     /// A rejected fetch: a timeout when our signal fired, a network failure otherwise.
@@ -118,6 +180,50 @@ impl Transport {
         }
         network(url, error)
     }
+}
+
+/// An answer whose head has arrived and whose body is read piece by piece with
+/// [`Transport::read`].
+#[derive(Debug)]
+pub struct OpenResponse {
+    /// Status and headers; the body only when the status is not 200.
+    pub head: HttpResponse,
+    response: web_sys::Response,
+    url: String,
+    reader: Option<JsValue>,
+    whole_read: bool,
+}
+
+/// The status and headers of `response`, with an empty body.
+fn head(response: &web_sys::Response) -> HttpResponse {
+    let headers = response.headers();
+    let get = |name: &str| headers.get(name).ok().flatten();
+    HttpResponse {
+        status: response.status(),
+        content_type: get("content-type").unwrap_or_default(),
+        retry_after: get("retry-after"),
+        cache_control: get("cache-control"),
+        body: Vec::new(),
+    }
+}
+
+/// `object.method()`.
+fn call(object: &JsValue, method: &str) -> core::result::Result<JsValue, JsValue> {
+    let function: Function = Reflect::get(object, &JsValue::from_str(method))?.dyn_into()?;
+    function.call0(object)
+}
+
+/// A signal that fires when either does: `AbortSignal.any` where the runtime has it (every
+/// current browser and Node 20), else `a` alone.
+fn either(a: &AbortSignal, b: &AbortSignal) -> AbortSignal {
+    let signals: js_sys::Array = [a, b].into_iter().collect();
+    let class = Reflect::get(&js_sys::global(), &JsValue::from_str("AbortSignal")).unwrap_or(JsValue::UNDEFINED);
+    Reflect::get(&class, &JsValue::from_str("any"))
+        .ok()
+        .and_then(|any| any.dyn_into::<Function>().ok())
+        .and_then(|any| any.call1(&class, &signals).ok())
+        .and_then(|signal| signal.dyn_into::<AbortSignal>().ok())
+        .unwrap_or_else(|| a.clone())
 }
 
 /// A network failure with the browser's message.

@@ -21,7 +21,7 @@
 //!
 //! Layout: [`client`] is the JS class and the flow; [`exchange`] the I/O-free OHTTP steps;
 //! [`fetch`] the only I/O; [`json`] reads answers with `JSON.parse`; [`tensor`] checks the page's tensors before anything is sent;
-//! [`options`] reads `connect`'s options; `typescript` declares the plain-object types.
+//! [`options`] reads `connect`'s options; [`stream`] is `inferStream`, batches of chunked exchanges behind an async iterator; `typescript` declares the plain-object types.
 //! `cargo xtask wasm` builds the package into `wasm-client/pkg/`.
 
 pub mod client;
@@ -30,6 +30,7 @@ pub mod exchange;
 pub mod fetch;
 pub mod json;
 pub mod options;
+pub mod stream;
 pub mod tensor;
 mod typescript;
 

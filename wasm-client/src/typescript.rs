@@ -84,6 +84,26 @@ export interface ConnectOptions {
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
+/** Options of `gw.inferStream`. Unknown names are refused. */
+export interface StreamOptions {
+  /** Requests per batch, each batch one chunked OHTTP exchange; default 256. Chromium shows
+   * a batch's answers only once the batch is sent whole, so a slow source wants smaller
+   * batches. */
+  batchLines?: number;
+  /** Batches held at once (being filled, sent, answered or read); default 2. `connect`'s
+   * `timeoutMs` bounds each batch's exchange, its answer included. */
+  inFlight?: number;
+}
+
+/** What `gw.inferStream` returns: one item per request, in input order. An item is the
+ * answer, or a `SealgateError` (`code: "inference"`, `status`, `line`) for a request the
+ * gateway refused alone: such an item is yielded, not thrown, and the stream goes on. A
+ * failure of the stream as a whole (refused, truncated, not decrypting, the network, the
+ * source throwing or giving an invalid request) rejects `next()` once, after the answers
+ * before it; the iterator is done after that. `return()` (a `for await` that breaks) stops
+ * pulling from the source and aborts the requests in flight. */
+export interface InferStream extends AsyncIterableIterator<InferenceResponse | SealgateError, undefined> {}
+
 /** HPKE algorithms, named as in RFC 9180. */
 export interface Suite {
   kem: string;
@@ -117,7 +137,8 @@ export type SealgateErrorCode =
   | "problem" | "overloaded" | "key-config-pin-mismatch" | "no-usable-key-config" | "decrypt"
   | "protocol" | "inference" | "invalid-response";
 
-/** The errors `connect`, `infer`, `models` and `modelMetadata` reject with. */
+/** The errors `connect`, `infer`, `models`, `modelMetadata` and `inferStream` reject (or,
+ * for one refused request of a stream, yield) with. */
 export interface SealgateError extends Error {
   name: "SealgateError";
   code: SealgateErrorCode;
@@ -126,5 +147,7 @@ export interface SealgateError extends Error {
   status?: number;
   /** RFC 9457 problem type, for "problem". */
   problemType?: string;
+  /** For an item of `inferStream`: the 1-based number of the request in the whole stream. */
+  line?: number;
 }
 "#;

@@ -21,6 +21,9 @@
 //    a connected client holds) and fires concurrent calls through a counting `fetch`.
 //    The cases that point the client at another origin run in a second page without the
 //    gateway's Content-Security-Policy (whose `connect-src 'self'` would stop them first).
+// 4b. Streams `streamRows` through `gw.inferStream` from an async generator, recording how
+//    far the generator had been pulled when the first answer came; and breaks off a second
+//    stream, recording that the generator was pulled no further and was closed.
 // 5. Checks the page under its Content-Security-Policy: the demo raised no violation, and
 //    an injected inline script, inline event handler and script from another origin are
 //    all refused (none runs; each raises a `securitypolicyviolation` event).
@@ -123,6 +126,17 @@ async function main() {
     await otherOrigins.goto(`${config.url}/?other-origins`);
     await badInput(page, otherOrigins);
     await otherOrigins.close();
+
+    // Streamed scoring under the page's policy: `config.streamRows` through `inferStream`.
+    phase = "stream";
+    report.stream = await page.evaluate(streamRows, {
+      url: config.url,
+      token: config.token,
+      rows: config.streamRows ?? [],
+      errorRow: config.streamErrorRow ?? -1,
+    });
+    log("stream:", report.stream.answers.length, "answers in", Math.round(report.stream.ms), "ms; first after",
+      report.stream.pulledAtFirstAnswer, "of", report.stream.rows, "pulled");
 
     // The demo ran under the policy without a single violation; then scripts injected into
     // the page the way an XSS would (an inline script, an inline event handler, a script
@@ -414,6 +428,68 @@ async function rotation(page, request) {
     },
     { request, calls: ROTATION_CALLS, advertised },
   );
+}
+
+// Streams `rows` (credit-risk feature rows) through `gw.inferStream` from an async generator
+// that counts its pulls, and reports every item (answer or per-line error), how many rows
+// had been pulled when the first answer arrived, and, for a second stream the loop breaks
+// off, how many rows were pulled and whether the generator was closed. Row `errorRow` is
+// sent as FP64, which the gateway refuses for that line alone.
+async function streamRows({ url, token, rows, errorRow }) {
+  const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+  const gw = await Sealgate.connect(url, { token });
+  const request = (row, i) => ({
+    inputs: [{ name: "input", shape: [1, row.length], datatype: i === errorRow ? "FP64" : "FP32", data: row }],
+  });
+  let pulled = 0;
+  async function* source() {
+    for (const [i, row] of rows.entries()) {
+      pulled += 1;
+      yield request(row, i);
+    }
+  }
+  const answers = [];
+  let pulledAtFirstAnswer = null;
+  const started = performance.now();
+  for await (const item of gw.inferStream("credit-risk", source(), { batchLines: 256, inFlight: 2 })) {
+    if (pulledAtFirstAnswer === null) pulledAtFirstAnswer = pulled;
+    if (item instanceof Error) {
+      answers.push({ name: item.name, code: item.code, status: item.status, line: item.line, message: item.message });
+    } else {
+      const output = (name) => item.outputs.find((o) => o.name === name)?.data;
+      answers.push({ label: output("label"), probabilities: output("probabilities") });
+    }
+  }
+  const ms = performance.now() - started;
+
+  // A loop that breaks off: the generator is pulled no further and closed.
+  let brokenPulls = 0;
+  let closed = false;
+  async function* endless() {
+    try {
+      for (let i = 0; ; i++) {
+        brokenPulls += 1;
+        yield request(rows[i % rows.length], -1);
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  let read = 0;
+  for await (const item of gw.inferStream("credit-risk", endless(), { batchLines: 16, inFlight: 2 })) {
+    if (item instanceof Error) throw item;
+    read += 1;
+    if (read === 20) break;
+  }
+  const pulledAtBreak = brokenPulls;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    answers,
+    pulledAtFirstAnswer,
+    rows: rows.length,
+    ms,
+    broken: { read, pulledAtBreak, pulledLater: brokenPulls, closed },
+  };
 }
 
 // Measures the smallest step of performance.now() (Chromium coarsens it).
