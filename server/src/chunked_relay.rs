@@ -9,11 +9,12 @@
 //! - the **reader** opens request chunks as the outer body delivers them, decodes the
 //!   indeterminate-length Binary HTTP message inside (RFC 9292 section 3.2), hands its head
 //!   to the producer and its body pieces to the inner request's body through a channel of
-//!   two pieces (so a slow inner consumer slows the reader, and the reader slows the
-//!   client's sending through TCP);
+//!   two pieces, one piece per outer frame however many lines it holds (so a slow inner
+//!   consumer slows the reader, and the reader slows the client's sending through TCP);
 //! - the **producer** runs the inner request on the inner router, encodes the inner response
 //!   incrementally and seals each body frame as it comes (an NDJSON answer line is one
-//!   chunk), then the final chunk, into the outer body through a channel of two chunks. The
+//!   chunk; the chunks of the frames ready at the same moment go out as one write), then the
+//!   final chunk, into the outer body through a channel of two writes. The
 //!   transport pulls that body, so a client that stops reading stops the producer, which
 //!   stops pulling answer lines, which stops the scoring, which stops taking request lines.
 //!
