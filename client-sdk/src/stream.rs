@@ -27,7 +27,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -37,6 +37,7 @@ use sealgate_client_core::{DEFAULT_MAX_LINE, StreamEvent, StreamSender, StreamSt
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse};
 use sealgate_protocol::media_type;
 use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
 
 use crate::client::{Client, outer, path_segment};
 use crate::error::{Error, Result};
@@ -51,9 +52,16 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// timeout: long enough never to end a healthy batch (the idle bounds above apply instead).
 const NO_DEADLINE: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The request lines (JSON text, one value each), or why the next one could not be made.
+type Lines = Pin<Box<dyn Stream<Item = Result<Zeroizing<Vec<u8>>>> + Send>>;
+
 /// The caller's input, shared between the exchange and the request body so that an exchange
 /// that never got to its lines can hand the input to the next attempt.
-type Input = Arc<Mutex<Option<Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>>>>;
+type Input = Arc<Mutex<Option<Lines>>>;
+
+/// Why the request body ended early on the client's side (a line that could not be made or
+/// sealed): the error the stream ends with, in place of the transport's.
+type Failure = Arc<Mutex<Option<Error>>>;
 
 /// Why the request body stopped early (the exchange is being abandoned or retried).
 #[derive(Debug)]
@@ -89,18 +97,52 @@ impl Client {
     where
         S: Stream<Item = InferenceRequest> + Send + 'static,
     {
+        let lines =
+            requests.map(|request| serde_json::to_vec(&request).map(Zeroizing::new).map_err(Error::InvalidRequest));
+        self.stream_lines(model, Box::pin(lines)).map(parse_answer)
+    }
+
+    /// [`Client::infer_stream`] on JSON text: each item of `lines` is one KServe V2 inference
+    /// request as JSON (one line of NDJSON, without a line break inside; a trailing `\n` is
+    /// allowed), sent as it is; each answer is the gateway's answer line as it came, zeroized
+    /// on drop. For input that is already NDJSON and answers that go to a file, this skips
+    /// parsing and re-encoding each line. Errors are those of `infer_stream`; a line with a
+    /// line break inside, or longer than [`DEFAULT_MAX_LINE`], ends the stream with
+    /// [`ExchangeError::InvalidLine`](sealgate_client_core::Error::InvalidLine) or
+    /// [`ExchangeError::LineTooLong`](sealgate_client_core::Error::LineTooLong), after the
+    /// answers to the lines before it.
+    pub fn infer_stream_lines<S>(
+        &self,
+        model: &str,
+        lines: S,
+    ) -> impl Stream<Item = Result<Zeroizing<Vec<u8>>>> + Send + 'static + use<S>
+    where
+        S: Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        self.stream_lines(model, Box::pin(lines.map(|line| Ok(Zeroizing::new(line)))))
+    }
+
+    fn stream_lines(
+        &self,
+        model: &str,
+        lines: Lines,
+    ) -> impl Stream<Item = Result<Zeroizing<Vec<u8>>>> + Send + 'static + use<> {
         let client = self.clone();
         let path = path_segment(model).map(|model| format!("/v2/models/{model}/infer"));
-        let input: Input = Arc::new(Mutex::new(Some(Box::pin(requests))));
+        let input: Input = Arc::new(Mutex::new(Some(lines)));
+        let failure: Failure = Arc::new(Mutex::new(None));
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         // The task starts on the first poll, so building the stream needs no runtime.
         let mut start = Some(move || {
             tokio::spawn(async move {
                 let outcome = match path {
-                    Ok(path) => client.run_stream(&path, input, &tx).await,
+                    Ok(path) => client.run_stream(&path, input, &failure, &tx).await,
                     Err(e) => Err(e),
                 };
-                if let Err(e) = outcome {
+                // A line that could not be sent is why the exchange ended, whatever the
+                // transport made of the body that stopped.
+                let failed = failure.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(e) = failed.or(outcome.err()) {
                     let _ = tx.send(Err(e)).await;
                 }
             });
@@ -115,7 +157,13 @@ impl Client {
 
     /// One streamed exchange, started again at most once for a key refetch and as often as
     /// the connect retries allow, while the input is still untouched.
-    async fn run_stream(&self, path: &str, input: Input, tx: &mpsc::Sender<Result<InferenceResponse>>) -> Result<()> {
+    async fn run_stream(
+        &self,
+        path: &str,
+        input: Input,
+        failure: &Failure,
+        tx: &mpsc::Sender<Result<Zeroizing<Vec<u8>>>>,
+    ) -> Result<()> {
         let mut cached = self.session().await?;
         let (mut refetched, mut connect_attempts) = (false, 0);
         loop {
@@ -128,7 +176,7 @@ impl Client {
             )?;
             let (go, go_rx) = oneshot::channel();
             let sent = Arc::new(AtomicU64::new(0));
-            let body = request_body(first, sender, go_rx, input.clone(), sent.clone());
+            let body = request_body(first, sender, go_rx, input.clone(), sent.clone(), failure.clone());
             let request = self
                 .http()
                 .post(self.gateway_url().clone())
@@ -196,13 +244,19 @@ impl Client {
     }
 }
 
-/// Hands one event to the caller as an answer or an error; false when the caller is gone.
-async fn deliver(event: StreamEvent, tx: &mpsc::Sender<Result<InferenceResponse>>) -> bool {
+/// An answer line read as an inference response.
+fn parse_answer(answer: Result<Zeroizing<Vec<u8>>>) -> Result<InferenceResponse> {
+    answer.and_then(|line| serde_json::from_slice(&line).map_err(Error::InvalidResponse))
+}
+
+/// Hands one event to the caller as an answer line or an error; false when the caller is
+/// gone.
+async fn deliver(event: StreamEvent, tx: &mpsc::Sender<Result<Zeroizing<Vec<u8>>>>) -> bool {
     let item = match event {
         StreamEvent::Head { .. } => return true,
         StreamEvent::Line(line) => match line_error(&line) {
             Some(e) => Err(Error::Exchange(e)),
-            None => serde_json::from_slice(&line).map_err(Error::InvalidResponse),
+            None => Ok(line),
         },
         StreamEvent::Refused(e) => Err(Error::Exchange(e)),
     };
@@ -216,22 +270,24 @@ enum Body {
     /// Waiting for the gateway to accept the header before touching the input.
     Waiting(StreamSender, oneshot::Receiver<()>),
     /// Sealing the caller's requests as they come.
-    Lines(StreamSender, Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>),
+    Lines(StreamSender, Lines),
     Done,
 }
 
-/// The request body: the first bytes, then (once `go` fires) one chunk per request taken
-/// from `input`, counted in `sent`, then the final chunk. If `go` is dropped instead, the
-/// body fails without touching the input, which stays in its slot for the next attempt.
+/// The request body: the first bytes, then (once `go` fires) one chunk per line taken from
+/// `input`, counted in `sent`, then the final chunk. If `go` is dropped instead, the body
+/// fails without touching the input, which stays in its slot for the next attempt. A line
+/// that cannot be sent ends the request early, its error left in `failure`.
 fn request_body(
     first: Vec<u8>,
     sender: StreamSender,
     go: oneshot::Receiver<()>,
     input: Input,
     sent: Arc<AtomicU64>,
+    failure: Failure,
 ) -> impl Stream<Item = std::result::Result<Vec<u8>, Abandoned>> + Send + 'static {
     futures_util::stream::unfold(Body::First(first, sender, go), move |state| {
-        let (input, sent) = (input.clone(), sent.clone());
+        let (input, sent, failure) = (input.clone(), sent.clone(), failure.clone());
         async move {
             match state {
                 Body::First(first, sender, go) => Some((Ok(first), Body::Waiting(sender, go))),
@@ -241,55 +297,73 @@ fn request_body(
                         Err(_) => None,
                     };
                     match taken {
-                        Some(requests) => next_line(sender, requests, &sent).await,
+                        Some(lines) => next_line(sender, lines, &sent, &failure).await,
                         None => Some((Err(Abandoned), Body::Done)),
                     }
                 }
-                Body::Lines(sender, requests) => next_line(sender, requests, &sent).await,
+                Body::Lines(sender, lines) => next_line(sender, lines, &sent, &failure).await,
                 Body::Done => None,
             }
         }
     })
 }
 
-/// The next piece of the body: the caller's next request sealed as a line (one chunk),
-/// together with the lines of any further requests its stream has ready at once, up to
-/// [`BATCH_BYTES`], so a fast input makes few large HTTP/2 DATA frames rather than many small
-/// ones; then the final chunk when its stream has ended. Nothing waits for a batch to fill:
-/// a request that is not ready yet ends the piece.
+/// The next piece of the body: the caller's next line sealed (one chunk), together with
+/// any further lines its stream has ready at once, up to [`BATCH_BYTES`], so a fast input
+/// makes few large HTTP/2 DATA frames rather than many small ones; then the final chunk when
+/// its stream has ended. Nothing waits for a batch to fill: a line that is not ready yet ends
+/// the piece. A line that cannot be made or sealed ends the request there (the final chunk
+/// follows the lines before it, which are answered), its error left in `failure`.
 async fn next_line(
     mut sender: StreamSender,
-    mut requests: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
+    mut lines: Lines,
     sent: &AtomicU64,
+    failure: &Failure,
 ) -> Option<(std::result::Result<Vec<u8>, Abandoned>, Body)> {
     let mut piece = Vec::new();
-    let mut next = requests.next().await;
+    let mut next = lines.next().await;
     loop {
         match next {
-            Some(request) => {
-                let line = serde_json::to_vec(&request).map(zeroize::Zeroizing::new);
-                // serde_json writes no raw line break, so the core accepts every line it makes.
-                let Ok(sealed) = line.map_err(drop).and_then(|line| sender.line(&line).map_err(drop)) else {
-                    return Some((Err(Abandoned), Body::Done));
-                };
-                piece.extend_from_slice(&sealed);
+            Some(line) => {
+                match line.and_then(|line| sender.line(&line).map_err(Error::Exchange)) {
+                    Ok(sealed) => piece.extend_from_slice(&sealed),
+                    Err(e) => {
+                        // The request ends well formed after the lines before this one, so
+                        // the gateway answers them; the stream then ends with this error.
+                        *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                        return match sender.finish() {
+                            Ok(last) => {
+                                piece.extend_from_slice(&last);
+                                Some((Ok(piece), Body::Done))
+                            }
+                            Err(_) => Some((Err(Abandoned), Body::Done)),
+                        };
+                    }
+                }
                 sent.fetch_add(1, Ordering::Release);
             }
             None => {
-                let Ok(last) = sender.finish() else { return Some((Err(Abandoned), Body::Done)) };
-                piece.extend_from_slice(&last);
-                return Some((Ok(piece), Body::Done));
+                return match sender.finish() {
+                    Ok(last) => {
+                        piece.extend_from_slice(&last);
+                        Some((Ok(piece), Body::Done))
+                    }
+                    Err(e) => {
+                        *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(Error::Exchange(e));
+                        Some((Err(Abandoned), Body::Done))
+                    }
+                };
             }
         }
         if piece.len() >= BATCH_BYTES {
             break;
         }
-        match requests.next().now_or_never() {
+        match lines.next().now_or_never() {
             Some(ready) => next = ready,
             None => break,
         }
     }
-    Some((Ok(piece), Body::Lines(sender, requests)))
+    Some((Ok(piece), Body::Lines(sender, lines)))
 }
 
 #[cfg(test)]
@@ -321,8 +395,10 @@ mod tests {
         let gateway = GatewayKeys::new(vec![key]).unwrap();
         let session = Preferences::new("gw.example").session(&gateway.encoded_configs()).unwrap();
         let (first, sender, _) = session.start_stream("POST", "/v2/models/m/infer", &[], 1024, rng).unwrap();
-        let requests = futures_util::stream::iter((0..n).map(|i| request(i as f64)));
-        (gateway, first, sender, Arc::new(Mutex::new(Some(Box::pin(requests)))))
+        let lines = futures_util::stream::iter(
+            (0..n).map(|i| Ok(Zeroizing::new(serde_json::to_vec(&request(i as f64)).unwrap()))),
+        );
+        (gateway, first, sender, Arc::new(Mutex::new(Some(Box::pin(lines)))))
     }
 
     #[tokio::test]
@@ -330,13 +406,16 @@ mod tests {
         let (_, first, sender, input) = start(3);
         let (go, go_rx) = oneshot::channel::<()>();
         let sent = Arc::new(AtomicU64::new(0));
-        let mut body = Box::pin(request_body(first.clone(), sender, go_rx, input.clone(), sent.clone()));
+        let failure = Failure::default();
+        let mut body =
+            Box::pin(request_body(first.clone(), sender, go_rx, input.clone(), sent.clone(), failure.clone()));
         assert_eq!(body.next().await.unwrap().unwrap(), first);
         drop(go);
         assert!(body.next().await.unwrap().is_err(), "an abandoned body fails the request");
         assert!(body.next().await.is_none());
         assert_eq!(sent.load(Ordering::Acquire), 0);
         assert!(input.lock().unwrap().is_some(), "the input stays for the next attempt");
+        assert!(failure.lock().unwrap().is_none(), "nothing failed on the client's side");
     }
 
     #[tokio::test]
@@ -344,7 +423,7 @@ mod tests {
         let (gateway, first, sender, input) = start(3);
         let (go, go_rx) = oneshot::channel();
         let sent = Arc::new(AtomicU64::new(0));
-        let body = request_body(first, sender, go_rx, input.clone(), sent.clone());
+        let body = request_body(first, sender, go_rx, input.clone(), sent.clone(), Failure::default());
         go.send(()).unwrap();
         let pieces: Vec<Vec<u8>> = body.map(|piece| piece.unwrap()).collect().await;
         // The three requests are ready at once, so their chunks and the final one go together.
@@ -378,6 +457,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_line_that_cannot_be_sent_ends_the_body_with_its_own_error() {
+        let (gateway, first, sender, _) = start(0);
+        let first_bytes = first.clone();
+        let lines: Vec<Result<Zeroizing<Vec<u8>>>> = vec![
+            Ok(Zeroizing::new(b"{\"inputs\":[]}\n".to_vec())),
+            Ok(Zeroizing::new(b"{\"inputs\":\n[]}".to_vec())),
+            Ok(Zeroizing::new(b"{}".to_vec())),
+        ];
+        let input: Input = Arc::new(Mutex::new(Some(Box::pin(futures_util::stream::iter(lines)))));
+        let (go, go_rx) = oneshot::channel();
+        let (sent, failure) = (Arc::new(AtomicU64::new(0)), Failure::default());
+        let mut body = Box::pin(request_body(first, sender, go_rx, input, sent.clone(), failure.clone()));
+        go.send(()).unwrap();
+        assert!(body.next().await.unwrap().is_ok(), "the head");
+        let rest = body.next().await.unwrap().expect("the line before it, then the final chunk");
+        assert!(body.next().await.is_none(), "nothing after the line with a break inside");
+        assert_eq!(sent.load(Ordering::Acquire), 1, "the line before it was sealed");
+        let wire = [first_bytes, rest].concat();
+        let mut header = RequestHeaderReader::new();
+        let used = header.push(&wire).unwrap();
+        let (mut opener, _) = gateway.decapsulate_chunked(header).unwrap();
+        let mut plaintext = Vec::new();
+        for chunk in opener.push(&wire[used..]).unwrap() {
+            plaintext.extend_from_slice(&chunk);
+        }
+        plaintext.extend_from_slice(&opener.finish().expect("the request ends with its final chunk"));
+        assert!(
+            plaintext.windows(13).any(|w| w == b"{\"inputs\":[]}") && !plaintext.windows(2).any(|w| w == b"{}"),
+            "the first line is in the request, the one after the broken line is not"
+        );
+        let e = failure.lock().unwrap().take().expect("the reason is kept");
+        assert!(matches!(e.exchange(), Some(sealgate_client_core::Error::InvalidLine)), "{e}");
+    }
+
+    #[tokio::test]
     async fn answer_lines_become_answers_or_errors() {
         let (tx, mut rx) = mpsc::channel(READ_AHEAD);
         let line = |text: &str| StreamEvent::Line(zeroize::Zeroizing::new(text.as_bytes().to_vec()));
@@ -385,12 +499,14 @@ mod tests {
         assert!(deliver(line(r#"{"model_name":"m","outputs":[]}"#), &tx).await);
         assert!(deliver(line(r#"{"error":"over the rate","status":429,"line":2}"#), &tx).await);
         assert!(deliver(line("not json"), &tx).await);
-        let first = rx.recv().await.unwrap().unwrap();
+        let first = parse_answer(rx.recv().await.unwrap()).unwrap();
         assert_eq!(first.model_name, "m");
         let e = rx.recv().await.unwrap().unwrap_err();
         assert!(e.is_retryable() && e.status() == Some(429), "{e}");
         assert!(matches!(e.exchange(), Some(sealgate_client_core::Error::Line { line: 2, .. })));
-        assert!(matches!(rx.recv().await.unwrap(), Err(Error::InvalidResponse(_))));
+        let raw = rx.recv().await.unwrap().unwrap();
+        assert_eq!(raw.as_slice(), b"not json", "raw lines come as they are");
+        assert!(matches!(parse_answer(Ok(raw)), Err(Error::InvalidResponse(_))));
         drop(rx);
         assert!(!deliver(line("{}"), &tx).await, "a caller that is gone stops the reading");
     }

@@ -294,10 +294,10 @@ async fn dispatch(
 /// Parses, queues for a session of `served`, runs and serializes one inference request.
 async fn score_with(served: &Served, limits: InnerLimits, body: &[u8]) -> Result<Vec<u8>, InnerError> {
     let request = parse_request(body)?;
-    run_requests(served, limits, vec![request])
+    run_on_session(served, limits, move |model| score_parsed(model, limits, vec![request]))
         .await?
         .pop()
-        .unwrap_or_else(|| Err(InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed")))
+        .unwrap_or_else(|| Err(inference_failed()))
 }
 
 /// Parses one KServe V2 inference request. serde_json's own message may quote a value from
@@ -322,28 +322,78 @@ pub fn parse_request(body: &[u8]) -> Result<InferenceRequest, InnerError> {
 }
 
 impl Models {
-    /// Runs parsed requests for `name` (`version`, or the newest) with one session: stacked
-    /// into one run of the runtime when they can be ([`Model::infer_batch`]), each answer
-    /// serialized under the size cap. The outer error (the model busy or unknown) concerns
-    /// them all; each inner one concerns its request.
-    pub async fn score_requests(
+    /// Parses, runs and serializes the request lines `lines` for `name` (`version`, or the
+    /// newest) with one session, all on the blocking thread that holds it (so that two groups
+    /// of lines use two cores): each line is parsed on its own ([`parse_request`]), those that
+    /// parse are stacked into one run of the runtime when they can be ([`Model::infer_batch`]),
+    /// and each answer is serialized under the size cap. One result per line, in order. The
+    /// outer error (the model busy or unknown) concerns them all.
+    pub async fn score_lines(
         &self,
         name: &str,
         version: Option<&str>,
-        requests: Vec<InferenceRequest>,
+        lines: Vec<Vec<u8>>,
     ) -> Result<Vec<Result<Vec<u8>, InnerError>>, InnerError> {
         let served = self.find(name, version)?.clone();
-        run_requests(&served, self.limits, requests).await
+        let limits = self.limits;
+        run_on_session(&served, limits, move |model| {
+            // Per line, the parse error or `None` for a request that goes to the run.
+            let mut refused: Vec<Option<InnerError>> = Vec::with_capacity(lines.len());
+            let mut requests = Vec::with_capacity(lines.len());
+            for line in &lines {
+                match parse_request(line) {
+                    Ok(request) => {
+                        requests.push(request);
+                        refused.push(None);
+                    }
+                    Err(e) => refused.push(Some(e)),
+                }
+            }
+            drop(lines);
+            let mut answers = score_parsed(model, limits, requests).into_iter();
+            refused
+                .into_iter()
+                .map(|refused| match refused {
+                    None => answers.next().unwrap_or_else(|| Err(inference_failed())),
+                    Some(e) => Err(e),
+                })
+                .collect()
+        })
+        .await
     }
 }
 
-/// Waits at most the queue timeout for a session of `served`, then runs `requests` on a
-/// blocking thread that holds it, and serializes each answer with the size cap.
-async fn run_requests(
-    served: &Served,
+fn inference_failed() -> InnerError {
+    InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed")
+}
+
+/// Runs `requests` (stacked when they can be) and serializes each answer with the size cap.
+fn score_parsed(
+    model: &Model,
     limits: InnerLimits,
     requests: Vec<InferenceRequest>,
-) -> Result<Vec<Result<Vec<u8>, InnerError>>, InnerError> {
+) -> Vec<Result<Vec<u8>, InnerError>> {
+    if requests.is_empty() {
+        return Vec::new();
+    }
+    tracing::debug!(model = model.name(), requests = requests.len(), "inference started");
+    let answers = model.infer_batch(&requests, limits.max_output_elements());
+    drop(requests);
+    tracing::debug!(model = model.name(), "inference finished");
+    answers
+        .into_iter()
+        .map(|answer| answer.map_err(InnerError::from).and_then(|a| serialize_capped(&a, limits.max_response_bytes)))
+        .collect()
+}
+
+/// Waits at most the queue timeout for a session of `served`, then runs `job` on a blocking
+/// thread that holds it (the permit is released when the job has really ended, also when the
+/// client gave up), with the queue, busy and inference metrics around it.
+async fn run_on_session<T: Send + 'static>(
+    served: &Served,
+    limits: InnerLimits,
+    job: impl FnOnce(&Model) -> T + Send + 'static,
+) -> Result<T, InnerError> {
     let queue_timeout = limits.queue_timeout;
     let metrics = sealgate_server::metrics::global();
     let metrics_model = metrics.model(Some(served.model.name()));
@@ -368,32 +418,20 @@ async fn run_requests(
     metrics.queue_wait(metrics_model, queued.elapsed());
     let model = served.model.clone();
     tokio::task::spawn_blocking(move || {
-        // Held until the inference has really ended, also when the client gave up; the busy
-        // gauge follows the permit.
         let _permit = permit;
         let _busy = metrics.session_busy(metrics_model);
         let started = std::time::Instant::now();
-        tracing::debug!(model = model.name(), requests = requests.len(), "inference started");
-        let answers = model.infer_batch(&requests, limits.max_output_elements());
-        drop(requests);
-        tracing::debug!(model = model.name(), "inference finished");
-        let bodies = answers
-            .into_iter()
-            .map(|answer| {
-                answer.map_err(InnerError::from).and_then(|a| serialize_capped(&a, limits.max_response_bytes))
-            })
-            .collect();
+        let out = job(&model);
         metrics.inference(metrics_model, started.elapsed());
-        bodies
+        out
     })
     .await
-    .map_err(|_| InnerError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed"))
+    .map_err(|_| inference_failed())
 }
 
-/// Serializes `value` as JSON, stopping as soon as it passes `max` bytes, so an answer over
-/// the cap is never built whole.
 fn serialize_capped(value: &impl Serialize, max: usize) -> Result<Vec<u8>, InnerError> {
-    let mut out = CappedWriter { buf: Vec::new(), max };
+    // Most answers are small: one allocation holds them.
+    let mut out = CappedWriter { buf: Vec::with_capacity(max.min(512)), max };
     serde_json::to_writer(&mut out, value).map_err(|_| {
         InnerError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -410,12 +448,19 @@ struct CappedWriter {
 }
 
 impl Write for CappedWriter {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes).map(|()| bytes.len())
+    }
+
+    // serde_json writes an answer as many small pieces, each through `write_all`.
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.buf.len().saturating_add(bytes.len()) > self.max {
             return Err(std::io::Error::other("answer over the size cap"));
         }
         self.buf.extend_from_slice(bytes);
-        Ok(bytes.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

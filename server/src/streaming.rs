@@ -4,12 +4,15 @@
 //!
 //! The request body is read as it arrives and cut into lines by [`LineSplitter`] (bounded:
 //! a line longer than the limit is skipped to its end, never buffered whole, and answered
-//! with an error line). Each line is checked and parsed on its own; the lines already read
-//! are then scored together, up to half of `--stream-window` at a time with two such groups
-//! in flight, through the same code as a single request (queue for a session, run, serialize
-//! with the size cap), stacked into one run of the runtime when the model and the lines allow
-//! it (`Model::infer_batch`: each line still gets the answer it would get alone). Answers go
-//! out in request order as soon as their group is scored. Nothing is read ahead of what the client reads back: the response body is a
+//! with an error line). The lines already read are scored together, up to half of
+//! `--stream-window` at a time with two such groups in flight: each line is checked for the
+//! tenant here, then the group goes to a session's blocking thread, where each line is parsed
+//! on its own and those that parse run through the same code as a single request (queue for
+//! a session, run, serialize with the size cap), stacked into one run of the runtime when the
+//! model and the lines allow it (`Model::infer_batch`: each line still gets the answer it
+//! would get alone). Parsing there, not on the task that moves the bytes, lets the two groups
+//! in flight use two cores. Answers go out in request order as soon as their group is scored.
+//! Nothing is read ahead of what the client reads back: the response body is a
 //! stream the transport pulls, and lines are taken from the request only when a window slot
 //! is free, so a client that stops reading stops the scoring and holds at most a window of
 //! lines in memory. Tenant checks and rate limits apply to every line (the stream itself
@@ -217,9 +220,10 @@ pub fn score(
     ([(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], Body::from_stream(answers)).into_response()
 }
 
-/// Scores a group of lines: each is checked for the tenant and parsed on its own; those
-/// that parse run together ([`Models::score_requests`]: one session, stacked into one run of
-/// the runtime when they can be); the answers come back in line order.
+/// Scores a group of lines: each is checked for the tenant here, then those allowed are
+/// parsed, run together and serialized on the session's blocking thread
+/// ([`Models::score_lines`]: stacked into one run of the runtime when they can be); the
+/// answers come back in line order.
 async fn score_group(
     models: Arc<Models>,
     name: String,
@@ -229,7 +233,8 @@ async fn score_group(
 ) -> Vec<Bytes> {
     let limits = models.limits();
     let mut answers: Vec<Option<Bytes>> = Vec::with_capacity(nexts.len());
-    let mut parsed = Vec::new();
+    let mut places = Vec::new();
+    let mut lines = Vec::new();
     for next in nexts {
         let answer = match next {
             Next::Line(Line::Text { number, bytes }) => {
@@ -238,9 +243,10 @@ async fn score_group(
                     Some(check) if number > 1 => check.again(&name),
                     _ => Ok(()),
                 };
-                match checked.and_then(|()| crate::inference::parse_request(&bytes)) {
-                    Ok(request) => {
-                        parsed.push((answers.len(), number, request));
+                match checked {
+                    Ok(()) => {
+                        places.push((answers.len(), number));
+                        lines.push(bytes);
                         None
                     }
                     Err(e) => Some(error_line(&e, number)),
@@ -263,10 +269,8 @@ async fn score_group(
         };
         answers.push(answer);
     }
-    if !parsed.is_empty() {
-        let (places, requests): (Vec<(usize, u64)>, Vec<_>) =
-            parsed.into_iter().map(|(at, number, request)| ((at, number), request)).unzip();
-        match models.score_requests(&name, version.as_deref(), requests).await {
+    if !lines.is_empty() {
+        match models.score_lines(&name, version.as_deref(), lines).await {
             Ok(results) => {
                 for ((at, number), result) in places.into_iter().zip(results) {
                     answers[at] = Some(match result {

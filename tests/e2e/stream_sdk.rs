@@ -3,7 +3,9 @@
 //! single-request API gives; a refused request is one `Err` and the stream goes on; answers
 //! arrive while the caller's input is still open; a stream refused as a whole (an unknown
 //! model, a bad token) is one `Err`; a retired key is refetched and the untouched input sent
-//! again; many short lines at full speed, and a slow reader, get every answer.
+//! again; many short lines at full speed, and a slow reader, get every answer;
+//! `Client::infer_stream_lines` sends JSON text as it is, and a line with a line break inside
+//! ends the stream with `ExchangeError::InvalidLine`.
 
 use futures_util::StreamExt;
 use sealgate_client::inference::{InferenceRequest, InferenceResponse};
@@ -197,4 +199,38 @@ async fn a_slow_reader_gets_every_answer() {
         }
     }
     assert_eq!(count, 3000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_lines_in_answer_lines_out_and_a_line_with_a_break_ends_the_stream_with_its_own_error() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let client = gateway.client();
+    let request = example_request("credit-risk");
+    let single = json(&client.infer("credit-risk", &request).await.unwrap());
+    let line = serde_json::to_vec(&request).unwrap();
+    // The same text with its members laid out over two lines: valid JSON, not one NDJSON line.
+    let broken = serde_json::to_vec_pretty(&request).unwrap();
+    let mut lines = vec![line.clone(), b"not json".to_vec(), line.clone()];
+    let answers: Vec<_> =
+        client.infer_stream_lines("credit-risk", futures_util::stream::iter(lines.clone())).collect().await;
+    assert_eq!(answers.len(), 3);
+    for at in [0, 2] {
+        let answer = answers[at].as_ref().unwrap_or_else(|e| panic!("line {}: {}", at + 1, sealgate_client::Report(e)));
+        let answer: serde_json::Value = serde_json::from_slice(answer).expect("an answer line is JSON");
+        assert_eq!(answer, single, "line {} gets the single-request answer", at + 1);
+    }
+    assert!(
+        matches!(&answers[1], Err(Error::Exchange(ExchangeError::Line { line: 2, status: 400, .. }))),
+        "{:?}",
+        answers[1].as_ref().err()
+    );
+
+    lines.push(broken);
+    lines.push(line);
+    let answers: Vec<_> = client.infer_stream_lines("credit-risk", futures_util::stream::iter(lines)).collect().await;
+    // The three lines before the broken one are answered, then the stream ends with its error.
+    assert_eq!(answers.len(), 4);
+    assert!(answers[0].is_ok() && answers[2].is_ok(), "the lines before it were answered");
+    let last = answers[3].as_ref().expect_err("the stream ends with an error");
+    assert!(matches!(last.exchange(), Some(ExchangeError::InvalidLine)), "{}", sealgate_client::Report(last));
 }

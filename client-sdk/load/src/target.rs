@@ -135,14 +135,18 @@ pub enum Target {
         /// One inner request per body, built once.
         requests: Vec<bhttp::Request>,
     },
-    /// Through the SDK's `infer_stream`: one chunked OHTTP request of `lines` NDJSON lines.
+    /// Through the SDK's `infer_stream_lines`: one chunked OHTTP request of `lines` NDJSON
+    /// lines. Like the other targets' bodies, each line's JSON is made once, before the run,
+    /// and each answer line is checked for an error line but not parsed (the plaintext side
+    /// does not parse its answers either): what is measured is the exchange, not the load
+    /// generator's JSON.
     Stream {
         /// The SDK client.
         client: Client,
         /// The model.
         model: String,
-        /// The request of each line, used in turn.
-        requests: Arc<Vec<InferenceRequest>>,
+        /// Each line's JSON (compact, no line break), used in turn.
+        requests: Arc<Vec<Vec<u8>>>,
         /// Lines per stream.
         lines: u64,
         /// Rows per line (the first dimension of the line's first input).
@@ -209,6 +213,10 @@ impl Target {
             .map(|body| serde_json::from_slice(body).context("an input body is not an inference request"))
             .collect::<Result<_>>()?;
         let rows_per_line = requests.first().map_or(1, rows_of);
+        let requests = requests
+            .iter()
+            .map(|request| serde_json::to_vec(request).context("serializing a line"))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Target::Stream { client, model: model.to_owned(), requests: Arc::new(requests), lines, rows_per_line })
     }
 
@@ -358,13 +366,7 @@ fn ndjson_answered(body: &[u8], lines: u64) -> Outcome {
 /// One stream of `lines` lines: each line's send time is taken when the SDK pulls it from
 /// the input (which is when it is sealed and handed to the connection), its answer time
 /// when the SDK yields the answer.
-async fn stream(
-    client: &Client,
-    model: &str,
-    requests: &Arc<Vec<InferenceRequest>>,
-    lines: u64,
-    rows_per_line: u64,
-) -> Outcome {
+async fn stream(client: &Client, model: &str, requests: &Arc<Vec<Vec<u8>>>, lines: u64, rows_per_line: u64) -> Outcome {
     use futures_util::StreamExt as _;
     let started = Instant::now();
     let sent_at = Arc::new(Mutex::new(Vec::with_capacity(usize::try_from(lines).unwrap_or(0).min(1 << 24))));
@@ -376,7 +378,7 @@ async fn stream(
             std::future::ready(request)
         })
     };
-    let mut answers = std::pin::pin!(client.infer_stream(model, input));
+    let mut answers = std::pin::pin!(client.infer_stream_lines(model, input));
     let mut stats = StreamStats::default();
     let mut answered = 0usize;
     while let Some(answer) = answers.next().await {

@@ -53,7 +53,11 @@ impl DataType {
 }
 
 /// Tensor contents, flattened in row-major order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// In JSON, a flat array: all booleans, or all numbers (integers while every element is one,
+/// floats as soon as one is not). It is read in one pass, element by element, without
+/// buffering the array first as an untagged enum would (the array is most of a request).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum TensorData {
     /// Booleans (`BOOL`).
@@ -94,6 +98,116 @@ impl TensorData {
             TensorData::Int(v) => Some(v),
             _ => None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for TensorData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(TensorDataVisitor)
+    }
+}
+
+/// Reads a [`TensorData`] array: the first element decides booleans or numbers; integers
+/// turn into floats when a float (or an integer beyond `i64`) follows.
+struct TensorDataVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TensorDataVisitor {
+    type Value = TensorData;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("an array of booleans or of numbers")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TensorData, A::Error> {
+        // A hint from the input, capped so that a lying length cannot reserve memory.
+        let capacity = seq.size_hint().unwrap_or(0).min(4096);
+        match seq.next_element::<Element>()? {
+            // An empty array: no type to tell, the same value the untagged form gave.
+            None => Ok(TensorData::Bool(Vec::new())),
+            Some(Element::Bool(first)) => {
+                let mut out = Vec::with_capacity(capacity);
+                out.push(first);
+                while let Some(value) = seq.next_element::<bool>()? {
+                    out.push(value);
+                }
+                Ok(TensorData::Bool(out))
+            }
+            Some(Element::Float(first)) => {
+                let mut out = Vec::with_capacity(capacity);
+                out.push(first);
+                read_floats(&mut seq, out)
+            }
+            Some(Element::Int(first)) => {
+                let mut out = Vec::with_capacity(capacity);
+                out.push(first);
+                while let Some(element) = seq.next_element::<Element>()? {
+                    match element {
+                        Element::Int(value) => out.push(value),
+                        Element::Float(value) => {
+                            let mut floats: Vec<f64> = out.iter().map(|&x| x as f64).collect();
+                            floats.push(value);
+                            return read_floats(&mut seq, floats);
+                        }
+                        Element::Bool(_) => return Err(mixed()),
+                    }
+                }
+                Ok(TensorData::Int(out))
+            }
+        }
+    }
+}
+
+fn read_floats<'de, A: serde::de::SeqAccess<'de>>(seq: &mut A, mut out: Vec<f64>) -> Result<TensorData, A::Error> {
+    while let Some(value) = seq.next_element::<Element>()? {
+        match value {
+            Element::Float(x) => out.push(x),
+            Element::Int(x) => out.push(x as f64),
+            Element::Bool(_) => return Err(mixed()),
+        }
+    }
+    Ok(TensorData::Float(out))
+}
+
+fn mixed<E: serde::de::Error>() -> E {
+    E::custom("tensor data mixes booleans and numbers")
+}
+
+/// One element of a tensor's data array.
+enum Element {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl serde::de::Visitor<'_> for ElementVisitor {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("a boolean or a number")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Element, E> {
+        Ok(Element::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Element, E> {
+        Ok(Element::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Element, E> {
+        Ok(i64::try_from(v).map_or(Element::Float(v as f64), Element::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Element, E> {
+        Ok(Element::Float(v))
     }
 }
 
@@ -219,4 +333,84 @@ pub struct ModelList {
 pub struct ErrorBody {
     /// A short, human-readable message. Never contains request data.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::{String, ToString};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::TensorData;
+
+    /// What `TensorData` read before it had its own reader: the derived untagged form.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(untagged)]
+    enum Untagged {
+        Bool(Vec<bool>),
+        Int(Vec<i64>),
+        Float(Vec<f64>),
+    }
+
+    fn read(json: &str) -> Result<TensorData, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_kind_is_read_and_integers_turn_into_floats_when_a_float_follows() {
+        assert_eq!(read("[true, false]"), Ok(TensorData::Bool(vec![true, false])));
+        assert_eq!(read("[1, -2, 3]"), Ok(TensorData::Int(vec![1, -2, 3])));
+        assert_eq!(read("[1.5, 2]"), Ok(TensorData::Float(vec![1.5, 2.0])));
+        assert_eq!(read("[1, 2, 3.5]"), Ok(TensorData::Float(vec![1.0, 2.0, 3.5])));
+        assert_eq!(read("[1, 18446744073709551615]"), Ok(TensorData::Float(vec![1.0, u64::MAX as f64])));
+        assert_eq!(read("[]"), Ok(TensorData::Bool(vec![])));
+    }
+
+    #[test]
+    fn anything_but_a_flat_array_of_one_kind_is_refused_with_a_clear_error() {
+        for (json, says) in [
+            ("[true, 1]", "invalid type: integer `1`, expected a boolean"),
+            ("[1, true]", "mixes booleans and numbers"),
+            ("[1.5, false]", "mixes booleans and numbers"),
+            ("[[1, 2], [3, 4]]", "expected a boolean or a number"),
+            ("[\"1\"]", "expected a boolean or a number"),
+            ("[null]", "expected a boolean or a number"),
+            ("{\"a\": 1}", "expected an array of booleans or of numbers"),
+            ("3", "expected an array of booleans or of numbers"),
+            ("[1, 2", "EOF"),
+        ] {
+            let error = read(json).expect_err(json);
+            assert!(error.contains(says), "{json}: {error}");
+        }
+    }
+
+    fn element() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<u64>().prop_map(|u| u.to_string()),
+            (-1e12f64..1e12).prop_map(|f| alloc::format!("{f:?}")),
+            Just("null".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// The one-pass reader accepts exactly what the untagged form accepted, with the
+        /// same values.
+        #[test]
+        fn reads_what_the_untagged_form_read(elements in prop::collection::vec(element(), 0..12)) {
+            let json = alloc::format!("[{}]", elements.join(","));
+            let ours: Result<TensorData, _> = serde_json::from_str(&json);
+            let theirs: Result<Untagged, _> = serde_json::from_str(&json);
+            match (ours, theirs) {
+                (Ok(TensorData::Bool(a)), Ok(Untagged::Bool(b))) => prop_assert_eq!(a, b),
+                (Ok(TensorData::Int(a)), Ok(Untagged::Int(b))) => prop_assert_eq!(a, b),
+                (Ok(TensorData::Float(a)), Ok(Untagged::Float(b))) => prop_assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => prop_assert!(false, "{}: ours {:?}, untagged {:?}", json, ours, theirs),
+            }
+        }
+    }
 }
