@@ -24,6 +24,13 @@
 //! throughput, reporting errors and the gateway's RSS growth. `--quick` shortens every run
 //! to check the pipeline (figures from it are not worth quoting).
 //!
+//! `--stream` runs only the streaming benchmark (issue 11) instead: `sealgate-load --stream
+//! 1000` (one chunked OHTTP request of 1,000 credit-risk NDJSON lines, closed loop, one in
+//! flight) compared with the same rows sent as one plaintext batch and as one plaintext
+//! NDJSON request, then one stream of 10 M rows (`--stream-rows`) with the gateway's RSS
+//! sampled every 50 ms; it checks the three targets (rows/s ≥ 0.9x the plaintext batches,
+//! time to first line under 5 ms, RSS within 64 MiB of idle) and writes `stream.json`.
+//!
 //! `--overload` runs only the admission-control experiment instead: a gateway with 2
 //! sessions of `tests/models/slow.onnx` sized to about 10 ms per request, its capacity
 //! measured closed-loop at concurrency 4 (its default `--max-in-flight`: both sessions busy
@@ -67,6 +74,14 @@ pub struct BenchArgs {
     /// Run only the overload experiment (2 sessions, 70 % and 300 % of capacity).
     #[arg(long)]
     overload: bool,
+    /// Run only the streaming benchmark: streams of 1,000 credit-risk lines against the same
+    /// rows as plaintext batches and as plaintext NDJSON, then one long stream with the
+    /// gateway's RSS sampled.
+    #[arg(long)]
+    stream: bool,
+    /// With --stream: rows in the long stream (default 10,000,000; 200,000 with --quick).
+    #[arg(long)]
+    stream_rows: Option<u64>,
 }
 
 /// The models measured: the two demo models and the benchmark MLP.
@@ -102,6 +117,10 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     let load = release.join("sealgate-load");
     if args.overload {
         return overload(root, &library, &sealgate, &load, &work, args.seconds.unwrap_or(30));
+    }
+    if args.stream {
+        let rows = args.stream_rows.unwrap_or(if args.quick { 200_000 } else { 10_000_000 });
+        return stream(root, &library, &sealgate, &load, &work, seconds, warmup, rows);
     }
 
     let mlp = ensure_mlp(root, &bench_dir)?;
@@ -214,13 +233,18 @@ fn seal_models(root: &Path, sealgate: &Path, data: &Path, models: &Path, mlp: &P
     seal(sealgate, data, models, &sources)
 }
 
-/// A fresh data directory with the local KMS key `default`, `sources` (name, ONNX file)
+/// A fresh data directory with its local KMS key `default`, `sources` (name, ONNX file)
 /// sealed into `models`, and a tenant `bench` allowed every model whose token is written to
 /// `DATA_DIR/bench.token` (the gateway serves only sealed artifacts, to tenants).
 fn seal(sealgate: &Path, data: &Path, models: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
     let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
     eprintln!("==> sealing {} into {}", names.join(", "), models.display());
-    run(Command::new(sealgate).args(["kms", "create", "default", "--data-dir"]).arg(data).stdout(Stdio::null()))?;
+    // A fresh data directory makes its local key `default` itself (it wraps the audit key);
+    // older gateways did not.
+    let keys = stdout_of(Command::new(sealgate).args(["kms", "list", "--data-dir"]).arg(data))?;
+    if !keys.lines().any(|l| l.split_whitespace().next() == Some("default")) {
+        run(Command::new(sealgate).args(["kms", "create", "default", "--data-dir"]).arg(data).stdout(Stdio::null()))?;
+    }
     fs::create_dir_all(models).with_context(|| format!("creating {}", models.display()))?;
     for (model, source) in sources {
         run(Command::new(sealgate)
@@ -306,7 +330,7 @@ impl Server {
     /// Runs `sealgate-load --compare-plaintext` with `load_args` (the load model) and
     /// returns its JSON report (also left in the work folder).
     fn compare(&self, load: &Path, model: &str, load_args: &[&str], seconds: u64, warmup: &str) -> Result<Value> {
-        let name = load_args.join("").replace(['-', '.'], "");
+        let name: String = load_args.join("").chars().filter(char::is_ascii_alphanumeric).collect();
         let json = self.work.join(format!("{model}-{name}.json"));
         let mut command = self.load_command(load, model);
         command
@@ -633,6 +657,124 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
         "p99_ratio": ratio,
     });
     let path = work.join("overload.json");
+    fs::write(&path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+/// The streaming benchmark (`--stream`): see the module documentation.
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    root: &Path,
+    library: &Path,
+    sealgate: &Path,
+    load: &Path,
+    work: &Path,
+    seconds: u64,
+    warmup: &str,
+    long_rows: u64,
+) -> Result<()> {
+    const MODEL: &str = "credit-risk";
+    const LINES: &str = "1000";
+    let demo = root.join("models").join("demo");
+    let data = work.join("data");
+    let models = work.join("models");
+    seal(sealgate, &data, &models, &[(MODEL, demo.join(format!("{MODEL}.onnx")))])?;
+    let input_path = demo.join(format!("{MODEL}.example.json"));
+    let example = read_json(&input_path)?;
+    let rows_per_line = example["inputs"][0]["shape"][0].as_u64().context("the example's first dimension")?.max(1);
+    let input = input_path.display().to_string();
+
+    let machine = machine();
+    let load_before = loadavg();
+    eprintln!("==> {machine}; load average {load_before}");
+    let server = Server::start(sealgate, library, &data, &models, work, &[])?;
+    let pid = server.pid();
+    eprintln!("==> gateway pid {pid} at {} (defaults)", server.url);
+
+    let mut compared = Vec::new();
+    for how in ["batch", "ndjson"] {
+        let args = ["--stream", LINES, "--input", &input, "--concurrency", "1", "--plaintext-as", how];
+        compared.push((how, server.compare(load, MODEL, &args, seconds, warmup)?));
+    }
+
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let idle_rss = rss_kib(pid)?;
+    let lines = long_rows.div_ceil(rows_per_line);
+    eprintln!(
+        "==> one stream of {lines} lines ({} rows); idle RSS {:.1} MiB",
+        lines * rows_per_line,
+        idle_rss as f64 / 1024.0
+    );
+    let json = work.join("long-stream.json");
+    let sampler = RssSampler::start(pid);
+    let mut command = server.load_command(load, MODEL);
+    command
+        .args(["--stream", &lines.to_string(), "--input", &input, "--concurrency", "1"])
+        .args(["--duration", "1s", "--warmup", "0s", "--json"])
+        .arg(&json);
+    let outcome = run(&mut command);
+    let peak_rss = sampler.stop();
+    outcome?;
+    let long = read_json(&json)?;
+    drop(server);
+    let load_after = loadavg();
+
+    println!();
+    println!("{machine}; load average before {load_before}, after {load_after}");
+    println!(
+        "{:<22} {:>12} {:>12} {:>7} {:>14} {:>14} {:>18}",
+        "run", "stream rows/s", "plain rows/s", "ratio", "first line p50", "first line p99", "server CPU/request"
+    );
+    let mut verdicts = Vec::new();
+    for (how, report) in &compared {
+        let (streamed, plain) = (&report["runs"][0], &report["runs"][1]);
+        let rate = |run: &Value| run["rows"]["rows_per_s"].as_f64().unwrap_or(f64::NAN);
+        let ratio = report["ratio"]["rows_per_s"].as_f64().unwrap_or(f64::NAN);
+        let first = |q: &str| streamed["rows"]["first_line_us"][q].as_f64().unwrap_or(f64::NAN);
+        let cpu = |run: &Value| us(run["server"]["cpu_us_per_request"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "{:<22} {:>12.0} {:>12.0} {:>6.3}x {:>14} {:>14} {:>8} / {:<8}",
+            format!("vs plaintext {how}"),
+            rate(streamed),
+            rate(plain),
+            ratio,
+            us(first("p50")),
+            us(first("p99")),
+            cpu(streamed),
+            cpu(plain)
+        );
+        if *how == "batch" {
+            verdicts.push((format!("streamed rows/s {ratio:.3}x plaintext batches >= 0.9x"), ratio >= 0.9));
+            verdicts.push((format!("time to first line p50 {} < 5 ms", us(first("p50"))), first("p50") < 5000.0));
+        }
+    }
+    let long_run = &long["runs"][0];
+    let long_ok = long_run["rows"]["ok"].as_u64().unwrap_or(0);
+    let growth = peak_rss.saturating_sub(idle_rss) as f64 / 1024.0;
+    println!(
+        "long stream: {long_ok} rows in {:.1} s ({:.0} rows/s); gateway RSS {:.1} MiB idle, {:.1} MiB peak (+{growth:.1} MiB)",
+        long_run["elapsed_s"].as_f64().unwrap_or(f64::NAN),
+        long_run["rows"]["rows_per_s"].as_f64().unwrap_or(f64::NAN),
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+    verdicts
+        .push((format!("long stream: all {} rows answered", lines * rows_per_line), long_ok == lines * rows_per_line));
+    verdicts.push((format!("gateway RSS +{growth:.1} MiB while streaming <= 64 MiB"), growth <= 64.0));
+    for (text, ok) in &verdicts {
+        println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
+    }
+    let summary = serde_json::json!({
+        "machine": machine,
+        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "seconds_per_run": seconds,
+        "compared": compared.iter().map(|(how, report)| serde_json::json!({"plaintext_as": how, "report": report})).collect::<Vec<_>>(),
+        "long_stream": {"rows": lines * rows_per_line, "idle_rss_kib": idle_rss, "peak_rss_kib": peak_rss, "report": long},
+    });
+    let path = work.join("stream.json");
     fs::write(&path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
     println!("report: {}", path.display());
     Ok(())
