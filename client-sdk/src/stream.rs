@@ -401,6 +401,20 @@ mod tests {
         (gateway, first, sender, Arc::new(Mutex::new(Some(Box::pin(lines)))))
     }
 
+    /// The plaintext of a whole chunked request as the gateway opens it (header, chunks,
+    /// the final chunk required).
+    fn open_request(gateway: &GatewayKeys, wire: &[u8]) -> Vec<u8> {
+        let mut header = RequestHeaderReader::new();
+        let used = header.push(wire).unwrap();
+        let (mut opener, _) = gateway.decapsulate_chunked(header).unwrap();
+        let mut plaintext = Vec::new();
+        for chunk in opener.push(&wire[used..]).unwrap() {
+            plaintext.extend_from_slice(&chunk);
+        }
+        plaintext.extend_from_slice(&opener.finish().expect("the request ends with its final chunk"));
+        plaintext
+    }
+
     #[tokio::test]
     async fn the_input_is_untouched_until_the_gateway_accepts_the_header() {
         let (_, first, sender, input) = start(3);
@@ -431,15 +445,7 @@ mod tests {
         assert_eq!(sent.load(Ordering::Acquire), 3);
         assert!(input.lock().unwrap().is_none(), "the input was taken");
 
-        let wire = pieces.concat();
-        let mut header = RequestHeaderReader::new();
-        let used = header.push(&wire).unwrap();
-        let (mut opener, _) = gateway.decapsulate_chunked(header).unwrap();
-        let mut plaintext = Vec::new();
-        for chunk in opener.push(&wire[used..]).unwrap() {
-            plaintext.extend_from_slice(&chunk);
-        }
-        plaintext.extend_from_slice(&opener.finish().unwrap());
+        let plaintext = open_request(&gateway, &pieces.concat());
         let mut decoder = bstream::Decoder::request();
         let mut parts = decoder.push(&plaintext).unwrap();
         parts.extend(decoder.finish().unwrap());
@@ -474,15 +480,7 @@ mod tests {
         let rest = body.next().await.unwrap().expect("the line before it, then the final chunk");
         assert!(body.next().await.is_none(), "nothing after the line with a break inside");
         assert_eq!(sent.load(Ordering::Acquire), 1, "the line before it was sealed");
-        let wire = [first_bytes, rest].concat();
-        let mut header = RequestHeaderReader::new();
-        let used = header.push(&wire).unwrap();
-        let (mut opener, _) = gateway.decapsulate_chunked(header).unwrap();
-        let mut plaintext = Vec::new();
-        for chunk in opener.push(&wire[used..]).unwrap() {
-            plaintext.extend_from_slice(&chunk);
-        }
-        plaintext.extend_from_slice(&opener.finish().expect("the request ends with its final chunk"));
+        let plaintext = open_request(&gateway, &[first_bytes, rest].concat());
         assert!(
             plaintext.windows(13).any(|w| w == b"{\"inputs\":[]}") && !plaintext.windows(2).any(|w| w == b"{}"),
             "the first line is in the request, the one after the broken line is not"

@@ -180,7 +180,7 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
 
     let results = serde_json::json!({
         "machine": machine,
-        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "date": utc_now(),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "seconds_per_run": seconds,
@@ -642,12 +642,10 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
     }
     let ratio = p99[1] / p99[0];
     verdicts.push((format!("answered p99 at 300 % / at 70 % = {ratio:.2} <= 2"), ratio <= 2.0));
-    for (text, ok) in &verdicts {
-        println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
-    }
+    print_verdicts(&verdicts);
     let summary = serde_json::json!({
         "machine": machine,
-        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "date": utc_now(),
         "capacity_rps": capacity,
         "idle_rss_kib": idle_rss,
         "model_bytes": model_bytes,
@@ -762,12 +760,10 @@ fn stream(
     verdicts
         .push((format!("long stream: all {} rows answered", lines * rows_per_line), long_ok == lines * rows_per_line));
     verdicts.push((format!("gateway RSS +{growth:.1} MiB while streaming <= 64 MiB"), growth <= 64.0));
-    for (text, ok) in &verdicts {
-        println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
-    }
+    print_verdicts(&verdicts);
     let summary = serde_json::json!({
         "machine": machine,
-        "date": stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim(),
+        "date": utc_now(),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "seconds_per_run": seconds,
@@ -778,6 +774,18 @@ fn stream(
     fs::write(&path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
     println!("report: {}", path.display());
     Ok(())
+}
+
+/// Prints each target's verdict, one line each.
+fn print_verdicts(verdicts: &[(String, bool)]) {
+    for (text, ok) in verdicts {
+        println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
+    }
+}
+
+/// The time now, UTC, as `date -u` writes it in ISO 8601.
+fn utc_now() -> String {
+    stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim().to_owned()
 }
 
 /// `VmRSS` of a process, KiB.
