@@ -3,7 +3,8 @@
 //! The library half of the `sealgate` binary: the parts that the binary, its benchmarks
 //! and its tests all call. [`tenants`] is who may call and how often (bearer tokens checked
 //! inside the encryption); [`files`] writes the data directory's files atomically;
-//! [`metrics`] is the Prometheus registry the gateway updates on every request. The
+//! [`metrics`] is the Prometheus registry the gateway updates on every request; [`replay`]
+//! the anti-replay checks of RFC 9458 section 6.5 (a `Date` window, each `enc` once). The
 //! gateway itself (`serve`) and the other commands live in the binary (`src/main.rs`).
 //!
 //! ```
@@ -21,4 +22,5 @@
 
 pub mod files;
 pub mod metrics;
+pub mod replay;
 pub mod tenants;
