@@ -36,7 +36,8 @@
 //! let session = preferences.discover(&OuterResponse::new(200, media_type::OHTTP_KEYS, &keys))?;
 //!
 //! // POST the sealed request as message/ohttp-req ...
-//! let sealed = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng)?;
+//! let now = 1_796_150_000; // UNIX seconds, from the caller's clock: the inner `Date`.
+//! let sealed = session.prepare("GET", "/v2/models", &[], Vec::new(), now, &mut rng)?;
 //! # let (inner, responder) = gateway.decapsulate(&sealed.encapsulated).unwrap();
 //! # let answer = bhttp::Response::new(200, vec![], b"{\"models\":[]}".to_vec());
 //! # let body = responder.encapsulate(&answer.encode(), &mut rng).unwrap();
@@ -57,6 +58,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod date;
 mod error;
 mod json;
 mod key_cache;
@@ -65,6 +67,7 @@ mod stream;
 
 use alloc::string::String;
 
+pub use date::{DATE_PROBLEM_TYPE, clock_correction, http_date, parse_http_date, set_date};
 pub use error::{Error, Result};
 pub use key_cache::{Cached, KeyCache};
 pub use session::{Finished, OuterResponse, Pending, Preferences, Prepared, Session, check_status, choose, essence};

@@ -182,19 +182,29 @@ impl Session {
         &self.preferences
     }
 
-    /// Builds the inner request ([`Preferences::inner_request`] plus `headers`), encodes it as
-    /// Binary HTTP and seals it.
+    /// Builds the inner request ([`Preferences::inner_request`] plus `headers`), dated `now`
+    /// (UNIX seconds, [`set_date`](crate::set_date)), encodes it as Binary HTTP and seals it.
     pub fn prepare(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
+        now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<Prepared> {
         let mut request = self.preferences.inner_request(method, path, body);
         request.headers.extend(headers.iter().map(|(name, value)| bhttp::Field::new(name, *value)));
+        crate::date::set_date(&mut request, now);
         self.seal(&Zeroizing::new(request.encode()), rng)
+    }
+
+    /// Seals `request` dated `now` (UNIX seconds; any `Date` it had is replaced): what a
+    /// client sends for each attempt of a request it built once.
+    pub fn seal_request(&self, request: &bhttp::Request, now: u64, rng: &mut impl CryptoRng) -> Result<Prepared> {
+        let mut dated = request.clone();
+        crate::date::set_date(&mut dated, now);
+        self.seal(&Zeroizing::new(dated.encode()), rng)
     }
 
     /// Seals an encoded Binary HTTP request (RFC 9458 section 4.3).

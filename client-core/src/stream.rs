@@ -55,7 +55,7 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 impl Session {
     /// Starts a streamed exchange: `method path` with an NDJSON body, the bearer token and
-    /// `extra_headers` inside the encryption. Returns the first bytes to send as the body of
+    /// `extra_headers` inside the encryption, dated `now` (UNIX seconds). Returns the first bytes to send as the body of
     /// `POST` to the gateway resource with `content-type: message/ohttp-chunked-req` (the
     /// request header and the sealed head, so the gateway can start answering at once), the
     /// sender for the lines, and the receiver for the answer. Answer lines longer than
@@ -66,6 +66,7 @@ impl Session {
         path: &str,
         extra_headers: &[(&str, &str)],
         max_line: usize,
+        now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Vec<u8>, StreamSender, StreamReceiver)> {
         let mut head = self.preferences.inner_request(method, path, Vec::new());
@@ -73,6 +74,7 @@ impl Session {
         head.headers.push(bhttp::Field::new("accept", NDJSON));
         head.headers.push(bhttp::Field::new("content-type", NDJSON));
         head.headers.extend(extra_headers.iter().map(|(name, value)| bhttp::Field::new(name, *value)));
+        crate::date::set_date(&mut head, now);
         let (mut first, mut sealer, opener) =
             ChunkedClientRequest::new(&self.config, self.suite)?.with_max_chunk(STREAM_MAX_CHUNK).start(rng)?;
         let (encoded_head, encoder) = bstream::Encoder::request(&head);

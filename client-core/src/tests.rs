@@ -23,6 +23,9 @@ fn gateway(key_id: u8, kem: Kem, suites: Vec<SymmetricSuite>) -> GatewayKeys {
 
 const AUTHORITY: &str = "gw.example:8443";
 
+/// The callers' clock in these tests, UNIX seconds (2026-12-01 18:33:20 UTC).
+const NOW: u64 = 1_796_150_000;
+
 #[test]
 fn key_configurations_are_chosen_by_kem_then_aead() {
     let config = |id, kem: Kem, aead| {
@@ -106,7 +109,7 @@ fn exchange(
     session: &Session,
     answer: impl FnOnce(Vec<u8>, Vec<u8>) -> (u16, &'static str, Option<&'static str>, Vec<u8>),
 ) -> Result<Finished> {
-    let sealed = session.prepare("POST", "/v2/models/m/infer", &[("x-trace", "1")], b"{}".to_vec(), &mut rng())?;
+    let sealed = session.prepare("POST", "/v2/models/m/infer", &[("x-trace", "1")], b"{}".to_vec(), NOW, &mut rng())?;
     let (status, content_type, retry_after, body) = match gw.decapsulate(&sealed.encapsulated) {
         Ok((inner, responder)) => {
             let encrypt = |response: bhttp::Response| responder.encapsulate(&response.encode(), &mut rng()).unwrap();
@@ -122,7 +125,7 @@ fn a_sealed_request_round_trips_with_the_token_inside() {
     let gw = gateway(9, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
     let token = zeroize::Zeroizing::new("sg_s3cret".to_string());
     let session = Preferences::new(AUTHORITY).token(Some(token)).session(&gw.encoded_configs()).unwrap();
-    let sealed = session.prepare("POST", "/v2/models/m/infer", &[], b"{}".to_vec(), &mut rng()).unwrap();
+    let sealed = session.prepare("POST", "/v2/models/m/infer", &[], b"{}".to_vec(), NOW, &mut rng()).unwrap();
     assert!(!sealed.encapsulated.windows(9).any(|w| w == b"sg_s3cret"), "the token travels encrypted");
     let mut seen = None;
     let finished = exchange(&gw, &session, |inner, encrypted| {
@@ -135,6 +138,7 @@ fn a_sealed_request_round_trips_with_the_token_inside() {
     assert_eq!(inner.header("authorization"), Some(&b"Bearer sg_s3cret"[..]));
     assert_eq!(inner.header("content-type"), Some(&b"application/json"[..]));
     assert_eq!(inner.header("x-trace"), Some(&b"1"[..]));
+    assert_eq!(inner.header("date"), Some(crate::http_date(NOW).as_bytes()), "dated by the caller's clock");
     match finished {
         Finished::Answer(response) => assert_eq!((response.status, &response.body[..]), (200, &br#"{"ok":1}"#[..])),
         other => panic!("{other:?}"),
@@ -191,8 +195,8 @@ fn tampered_and_foreign_answers_do_not_decrypt() {
     );
 
     // The answer to one request does not open another's pending state.
-    let first = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
-    let second = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
+    let first = session.prepare("GET", "/v2/models", &[], Vec::new(), NOW, &mut rng()).unwrap();
+    let second = session.prepare("GET", "/v2/models", &[], Vec::new(), NOW, &mut rng()).unwrap();
     let (_, responder) = gw.decapsulate(&first.encapsulated).unwrap();
     let body = responder.encapsulate(&bhttp::Response::new(200, vec![], vec![]).encode(), &mut rng()).unwrap();
     let e = second.pending.finish(&OuterResponse::new(200, media_type::OHTTP_RESPONSE, &body)).unwrap_err();
@@ -250,7 +254,7 @@ fn a_decryption_failure_after_max_age_means_refetch_once() {
 
     let bad_request = br#"{"type":"about:blank","title":"Bad Request","status":400}"#;
     let finish = |session: &Session, status, age| {
-        let sealed = session.prepare("GET", "/v2/models", &[], Vec::new(), &mut rng()).unwrap();
+        let sealed = session.prepare("GET", "/v2/models", &[], Vec::new(), NOW, &mut rng()).unwrap();
         sealed.pending.finish_at(&OuterResponse::new(status, media_type::PROBLEM_JSON, bad_request), age)
     };
     // Within max-age a 400 is what it says: the request itself was bad.
@@ -386,7 +390,7 @@ fn stream_session(gw: &GatewayKeys) -> Session {
 fn stream_round_trip(lines: &[&[u8]], answer: &[u8], cuts: &[usize], feed: usize) -> Result<Vec<StreamEvent>> {
     let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
     let (mut wire, mut sender, mut receiver) =
-        stream_session(&gw).start_stream("POST", "/v2/models/m/infer", &[], DEFAULT_MAX_LINE, &mut rng())?;
+        stream_session(&gw).start_stream("POST", "/v2/models/m/infer", &[], DEFAULT_MAX_LINE, NOW, &mut rng())?;
     for line in lines {
         wire.extend(sender.line(line)?);
     }
@@ -415,8 +419,9 @@ fn lines_of(events: &[StreamEvent]) -> Vec<Vec<u8>> {
 fn a_stream_round_trips_one_chunk_per_line_with_the_token_inside() {
     let gw = gateway(7, Kem::XWing, SymmetricSuite::ALL.to_vec());
     let session = stream_session(&gw);
-    let (first, mut sender, mut receiver) =
-        session.start_stream("POST", "/v2/models/m/infer", &[("x-trace", "7")], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let (first, mut sender, mut receiver) = session
+        .start_stream("POST", "/v2/models/m/infer", &[("x-trace", "7")], DEFAULT_MAX_LINE, NOW, &mut rng())
+        .unwrap();
     let mut wire = first.clone();
     let mut sizes = Vec::new();
     for line in [&b"{\"a\":1}"[..], b"{\"a\":2}\n", b"{\"b\":[1,2,3]}"] {
@@ -449,7 +454,7 @@ fn a_stream_round_trips_one_chunk_per_line_with_the_token_inside() {
     }
     // A line longer than the minimum is sent as it is.
     let long = alloc::format!("{{\"x\":\"{}\"}}", "y".repeat(MIN_LINE_BYTES));
-    let (_, mut sender, _) = session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let (_, mut sender, _) = session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
     assert_eq!(sender.line(long.as_bytes()).unwrap().len(), 2 + 2 + long.len() + 1 + 16);
 
     let outer = stream_answer(
@@ -496,7 +501,7 @@ fn a_truncated_stream_is_an_error_never_a_quiet_end() {
     // Without the final chunk, and cut inside the nonce or inside a chunk.
     for cut in [None, Some(3), Some(40)] {
         let (mut wire, mut sender, mut receiver) =
-            session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+            session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
         wire.extend(sender.line(b"{}").unwrap());
         wire.extend(sender.finish().unwrap());
         let (_, _, responder) = open_stream(&gw, &wire);
@@ -513,7 +518,7 @@ fn a_truncated_stream_is_an_error_never_a_quiet_end() {
 
     // A flipped bit anywhere after the nonce: the stream fails and stays failed.
     let (mut wire, mut sender, mut receiver) =
-        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
     wire.extend(sender.line(b"{}").unwrap());
     wire.extend(sender.finish().unwrap());
     let (_, _, responder) = open_stream(&gw, &wire);
@@ -533,7 +538,7 @@ fn answer_lines_are_bounded() {
     let session = stream_session(&gw);
     let read_in = |answer: &[u8], max_line: usize, step: usize| {
         let (mut wire, mut sender, mut receiver) =
-            session.start_stream("POST", "/p", &[], max_line, &mut rng()).unwrap();
+            session.start_stream("POST", "/p", &[], max_line, NOW, &mut rng()).unwrap();
         wire.extend(sender.line(b"{}").unwrap());
         wire.extend(sender.finish().unwrap());
         let (_, _, responder) = open_stream(&gw, &wire);
@@ -571,7 +576,7 @@ fn a_stream_refused_as_a_whole_reads_like_a_single_request() {
     let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
     let session = stream_session(&gw);
     let (mut wire, mut sender, mut receiver) =
-        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+        session.start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
     wire.extend(sender.line(b"{}").unwrap());
     wire.extend(sender.finish().unwrap());
     let (_, _, responder) = open_stream(&gw, &wire);
@@ -593,7 +598,8 @@ fn a_stream_refused_as_a_whole_reads_like_a_single_request() {
 #[test]
 fn the_outer_answer_to_a_stream_is_classified_like_a_single_one() {
     let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
-    let (_, _, receiver) = stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let (_, _, receiver) =
+        stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
     let check = |status, content_type, body: &'static [u8]| {
         receiver.check_outer(&OuterResponse::new(status, content_type, body))
     };
@@ -612,7 +618,8 @@ fn the_outer_answer_to_a_stream_is_classified_like_a_single_one() {
 #[test]
 fn request_lines_with_line_breaks_and_odd_error_lines_are_refused() {
     let gw = gateway(3, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec());
-    let (_, mut sender, _) = stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, &mut rng()).unwrap();
+    let (_, mut sender, _) =
+        stream_session(&gw).start_stream("POST", "/p", &[], DEFAULT_MAX_LINE, NOW, &mut rng()).unwrap();
     for bad in [&b"{}\n{}"[..], b"{}\r", b"\n\n"] {
         assert_eq!(sender.line(bad).unwrap_err(), Error::InvalidLine, "{bad:?}");
     }

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -37,6 +38,7 @@ pub struct ClientBuilder {
     aead: Aead,
     kem: Kem,
     http_version: HttpVersion,
+    clock_offset: i64,
     error: Option<Error>,
 }
 
@@ -128,6 +130,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Seconds added to this machine's clock when dating requests (default 0). Every request
+    /// carries its time in an inner `Date` (RFC 9458 section 6.5), and the gateway refuses one
+    /// too far from its own clock; the client then learns the difference from the refusal and
+    /// sends the request once more, so this is needed only to start from a known correction.
+    pub fn clock_offset(mut self, seconds: i64) -> Self {
+        self.clock_offset = seconds;
+        self
+    }
+
     /// Accepts only a key configuration whose SHA-256 is `sha256` (as printed by
     /// `sealgate serve`), so a compromised relay cannot substitute its own key.
     pub fn pin_key_config_sha256(mut self, sha256: [u8; 32]) -> Self {
@@ -186,6 +197,7 @@ impl ClientBuilder {
                 keys: RwLock::new(KeyCache::new()),
                 refetch: Mutex::new(()),
                 epoch: Instant::now(),
+                clock_offset: AtomicI64::new(self.clock_offset),
             }),
         })
     }
@@ -227,6 +239,11 @@ impl ClientBuilder {
     }
 }
 
+/// The system clock, UNIX seconds.
+fn system_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 fn ca_error(problem: String, cause: Option<BoxedCause>) -> Error {
     Error::InvalidCaCertificate { problem, cause }
 }
@@ -251,6 +268,9 @@ struct Inner {
     refetch: Mutex<()>,
     /// The start of the clock the key cache is read with.
     epoch: Instant,
+    /// Seconds added to the system clock to date requests, corrected from the gateway's
+    /// date refusals.
+    clock_offset: AtomicI64,
 }
 
 /// A fetched key configuration, its generation and when it was fetched.
@@ -270,6 +290,7 @@ impl Client {
             aead: Aead::Aes128Gcm,
             kem: Kem::X25519HkdfSha256,
             http_version: HttpVersion::Negotiate,
+            clock_offset: 0,
             error: None,
         }
     }
@@ -290,6 +311,18 @@ impl Client {
     /// Now, on the key cache's clock.
     pub(crate) fn now(&self) -> Duration {
         self.inner.epoch.elapsed()
+    }
+
+    /// The time requests are dated with: the system clock plus the learned correction,
+    /// UNIX seconds.
+    pub(crate) fn request_time(&self) -> u64 {
+        system_secs().saturating_add_signed(self.clock_offset())
+    }
+
+    /// Seconds this client adds to the system clock when dating requests: the builder's
+    /// [`ClientBuilder::clock_offset`], then what the gateway's date refusals taught it.
+    pub fn clock_offset(&self) -> i64 {
+        self.inner.clock_offset.load(Ordering::Relaxed)
     }
 
     /// The cached configuration; fetched first when there is none, or when the key list's
@@ -330,14 +363,26 @@ impl Client {
     /// [`Client::send`], also returning how long the client spent in HPKE (for load tests
     /// such as `sealgate-load`, which report the client's crypto time apart from the
     /// round trip).
+    ///
+    /// Each attempt is sealed afresh and dated by the client's clock; when the gateway
+    /// refuses the date (its clock differs by more than its replay window), the client takes
+    /// the gateway's time from the refusal as its correction and sends once more. Both
+    /// retries are safe: the gateway refused the request before running it.
     pub async fn send_timed(&self, request: &bhttp::Request) -> Result<(bhttp::Response, ExchangeTimings)> {
-        let encoded = Zeroizing::new(request.encode());
         let mut timings = ExchangeTimings::default();
         let mut cached = self.session().await?;
-        let mut refetched = false;
+        let (mut refetched, mut corrected) = (false, false);
         loop {
-            match self.exchange(&cached, &encoded, &mut timings).await? {
-                Finished::Answer(response) => return Ok((response, timings)),
+            match self.exchange(&cached, request, &mut timings).await? {
+                Finished::Answer(response) => match sealgate_client_core::clock_correction(&response) {
+                    Some(gateway_time) if !corrected => {
+                        corrected = true;
+                        let offset = i64::try_from(gateway_time).unwrap_or(i64::MAX)
+                            - i64::try_from(system_secs()).unwrap_or(i64::MAX);
+                        self.inner.clock_offset.store(offset, Ordering::Relaxed);
+                    }
+                    _ => return Ok((response, timings)),
+                },
                 // Never more than one retry per request.
                 Finished::RefetchKeys(_) if !refetched => {
                     refetched = true;
@@ -348,10 +393,16 @@ impl Client {
         }
     }
 
-    async fn exchange(&self, cached: &Cached, encoded: &[u8], timings: &mut ExchangeTimings) -> Result<Finished> {
+    async fn exchange(
+        &self,
+        cached: &Cached,
+        request: &bhttp::Request,
+        timings: &mut ExchangeTimings,
+    ) -> Result<Finished> {
         let session = cached.session();
         let started = Instant::now();
-        let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let sealed =
+            session.seal_request(request, self.request_time(), &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
         let response = self
             .with_retries(|| {

@@ -42,7 +42,7 @@ mod token;
 pub use client::{Client, ClientBuilder, ExchangeTimings, HttpVersion};
 pub use error::{BoxedCause, Error, ExchangeError, Report, Result};
 pub use futures_core::Stream;
-pub use sealgate_client_core::{check_status, line_error};
+pub use sealgate_client_core::{check_status, http_date, line_error, parse_http_date, set_date};
 pub use sealgate_protocol::inference;
 pub use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp};
 pub use stream::READ_AHEAD;

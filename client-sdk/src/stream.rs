@@ -172,6 +172,7 @@ impl Client {
                 path,
                 &[],
                 DEFAULT_MAX_LINE,
+                self.request_time(),
                 &mut rand_core::UnwrapErr(getrandom::SysRng),
             )?;
             let (go, go_rx) = oneshot::channel();
@@ -394,7 +395,8 @@ mod tests {
         let key = GatewayKey::generate(1, Kem::X25519HkdfSha256, SymmetricSuite::ALL.to_vec(), rng).unwrap();
         let gateway = GatewayKeys::new(vec![key]).unwrap();
         let session = Preferences::new("gw.example").session(&gateway.encoded_configs()).unwrap();
-        let (first, sender, _) = session.start_stream("POST", "/v2/models/m/infer", &[], 1024, rng).unwrap();
+        let (first, sender, _) =
+            session.start_stream("POST", "/v2/models/m/infer", &[], 1024, 1_796_150_000, rng).unwrap();
         let lines = futures_util::stream::iter(
             (0..n).map(|i| Ok(Zeroizing::new(serde_json::to_vec(&request(i as f64)).unwrap()))),
         );

@@ -682,6 +682,15 @@ impl RequestHeaderReader {
         self.header
     }
 
+    /// The encapsulated key (`enc`), once the whole header is in: unique to the request, what
+    /// a gateway remembers to refuse a replay (RFC 9458 section 6.5).
+    pub fn enc(&self) -> Option<&[u8]> {
+        if !self.is_complete() {
+            return None;
+        }
+        self.buf.get(RequestHeader::LEN..)
+    }
+
     /// True when the whole header, `enc` included, has been read.
     pub fn is_complete(&self) -> bool {
         self.len() == Some(self.buf.len())

@@ -91,6 +91,7 @@ pub async fn relay(
         rest.extend_from_slice(&data[used..]);
     }
     let key_id = reader.header().map_or(0, |h| h.key_id);
+    let enc = reader.enc().unwrap_or_default().to_vec();
     let decapsulating = Instant::now();
     let (opener, responder) = gw.key_set_keys().decapsulate_chunked(reader).map_err(|e| {
         crate::gateway::log_refusal(&e);
@@ -112,7 +113,7 @@ pub async fn relay(
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(2);
     let in_flight = metrics.in_flight();
     tokio::spawn(async move {
-        let outcome = produce(&gw, head_rx, piece_rx, sealer, &out_tx).await;
+        let outcome = produce(&gw, head_rx, piece_rx, sealer, &enc, &out_tx).await;
         let (model, inner_status, complete) = outcome;
         // A client that stopped reading is dropped with everything it holds. After a complete
         // answer the reader ends on its own (at the end of the body, or after draining what
@@ -286,6 +287,7 @@ async fn produce(
     head_rx: oneshot::Receiver<Result<bhttp::Request, &'static str>>,
     piece_rx: mpsc::Receiver<Piece>,
     mut sealer: ResponseSealer,
+    enc: &[u8],
     out: &mpsc::Sender<Bytes>,
 ) -> (Option<String>, u16, bool) {
     let limits = gw.limits();
@@ -298,6 +300,9 @@ async fn produce(
     };
     let (model, response) = match head {
         Err(answer) => (None, Err(answer)),
+        Ok(head) if let Err(refusal) = gw.check_fresh(&head, enc) => {
+            (served_model_in(&head.path, gw.model_names()), Err(refusal))
+        }
         Ok(head) => {
             let model = served_model_in(&head.path, gw.model_names());
             let stream =

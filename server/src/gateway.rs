@@ -16,12 +16,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
-use sealgate_protocol::{GatewayKeys, ServerResponse, bhttp, media_type};
+use sealgate_protocol::{GatewayKeys, RequestHeader, ServerResponse, bhttp, media_type};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use sealgate_server::metrics::{self, Refusal};
+use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayWindow};
 
 use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
@@ -29,6 +30,7 @@ use crate::problem::Problem;
 /// Refusals a client can trigger at will are logged at most once a second each.
 static REFUSED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
 static SHED: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
+static REPLAY: LogThrottle = LogThrottle::new(log_throttle::INTERVAL);
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +47,11 @@ pub struct Limits {
     /// The longest a client may cache the key list (`Cache-Control: max-age`); shorter
     /// before a scheduled rotation ([`Gateway::replace_keys`]).
     pub key_cache_max_age: Duration,
+    /// How far an inner request's `Date` may be from the gateway's clock (anti-replay,
+    /// RFC 9458 section 6.5).
+    pub replay_window: Duration,
+    /// Requests remembered at once to refuse replays within the window.
+    pub replay_capacity: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +62,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
             key_cache_max_age: Duration::from_secs(300),
+            replay_window: replay::DEFAULT_WINDOW,
+            replay_capacity: replay::DEFAULT_CAPACITY,
         }
     }
 }
@@ -70,6 +79,8 @@ pub struct Gateway {
     limits: Limits,
     /// One permit per encapsulated request being handled (`Limits::max_in_flight`).
     in_flight: Arc<Semaphore>,
+    /// The requests answered within the replay window, by `enc`.
+    replay: ReplayWindow,
 }
 
 impl Gateway {
@@ -77,7 +88,53 @@ impl Gateway {
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
         let keys = RwLock::new(Arc::new(KeySet::new(keys, None)));
-        Self { keys, model_names, inner, limits, in_flight }
+        let replay = ReplayWindow::new(limits.replay_window, limits.replay_capacity);
+        Self { keys, model_names, inner, limits, in_flight, replay }
+    }
+
+    /// Whether the request whose head is `head` and whose encapsulated key is `enc` may be
+    /// answered (RFC 9458 section 6.5): its `Date` within the replay window of now, and its
+    /// `enc` not seen within that window. Otherwise the inner answer to send instead, before
+    /// anything runs: a `400` date problem with the gateway's `Date` (the client corrects
+    /// its clock and sends again), a `400` for a replay, a `503` when the window is full.
+    /// The one check of both the one-shot and the chunked path.
+    pub(crate) fn check_fresh(&self, head: &bhttp::Request, enc: &[u8]) -> Result<(), bhttp::Response> {
+        let now = SystemTime::now();
+        let date = match replay::check_date(head.header("date"), now, self.replay.window()) {
+            Ok(date) => date,
+            Err(refusal) => {
+                if let Some(suppressed) = REPLAY.allow() {
+                    tracing::warn!(reason = ?refusal, suppressed, "refused a request for its Date (anti-replay)");
+                }
+                return Err(date_problem(refusal, now));
+            }
+        };
+        match self.replay.remember(enc, date, now) {
+            Remembered::New => Ok(()),
+            Remembered::Replayed => {
+                if let Some(suppressed) = REPLAY.allow() {
+                    tracing::warn!(suppressed, "refused a replayed request (its enc was answered within the window)");
+                }
+                Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "this request was received before (a replay); it is not answered twice".into(),
+                ))
+            }
+            Remembered::Full => {
+                if let Some(suppressed) = REPLAY.allow() {
+                    tracing::warn!(
+                        suppressed,
+                        "refused a request: the replay window is full (raise --replay-capacity)"
+                    );
+                }
+                let mut answer = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway cannot remember more requests right now; try again shortly".into(),
+                );
+                answer.headers.push(bhttp::Field::new("retry-after", "1"));
+                Err(answer)
+            }
+        }
     }
 
     /// Replaces the accepted keys (after a rotation). Requests already being handled keep
@@ -352,7 +409,9 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
     metrics.decapsulated(body.first().copied().unwrap_or_default(), decapsulating.elapsed());
 
     // From here on the client can read our answer, so every outcome is an encrypted one.
-    let (inner_response, model, tenant) = answer(gw, &inner_bytes).await;
+    let enc_end = RequestHeader::LEN + suite.kem.enc_len();
+    let enc = body.get(RequestHeader::LEN..enc_end).unwrap_or_default();
+    let (inner_response, model, tenant) = answer(gw, &inner_bytes, enc).await;
     drop(inner_bytes);
     metrics.answered(metrics.model(model.as_deref()), inner_response.status);
     metrics.tenant(tenant.as_deref());
@@ -370,7 +429,7 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
 
 /// Runs the inner request and returns the Binary HTTP response, plus for logging the model
 /// name when the path names one and the tenant when the request was authorized.
-async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<String>, Option<String>) {
+async fn answer(gw: &Gateway, inner_bytes: &[u8], enc: &[u8]) -> (bhttp::Response, Option<String>, Option<String>) {
     let request = match bhttp::Request::decode(inner_bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -379,6 +438,9 @@ async fn answer(gw: &Gateway, inner_bytes: &[u8]) -> (bhttp::Response, Option<St
         }
     };
     let model = served_model_in(&request.path, &gw.model_names);
+    if let Err(refusal) = gw.check_fresh(&request, enc) {
+        return (refusal, model, None);
+    }
     let http_request = match to_http(request) {
         Ok(r) => r,
         Err(msg) => return (error_response(StatusCode::BAD_REQUEST, msg.into()), model, None),
@@ -398,6 +460,22 @@ pub(crate) fn served_model_in(path: &str, served: &[String]) -> Option<String> {
     let rest = path.strip_prefix("/v2/models/")?;
     let name = rest.split(['/', '?']).next()?;
     served.iter().find(|s| *s == name).cloned()
+}
+
+/// The inner answer to a request refused for its `Date`: `400`, the problem type of RFC 9458
+/// section 6.5.1 and the gateway's own `Date`, from which the client corrects its clock.
+fn date_problem(refusal: DateRefusal, now: SystemTime) -> bhttp::Response {
+    let body = serde_json::json!({
+        "type": replay::DATE_PROBLEM_TYPE,
+        "title": "the request's Date is not acceptable",
+        "status": 400,
+        "detail": refusal.message(),
+    });
+    let headers = vec![
+        bhttp::Field::new("content-type", "application/problem+json"),
+        bhttp::Field::new("date", replay::http_date(now)),
+    ];
+    bhttp::Response::new(400, headers, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// An inner error answer as Binary HTTP (a KServe `{"error": ...}` body).
@@ -500,7 +578,10 @@ mod tests {
             .unwrap()
     }
 
+    /// `inner` sealed to `config`, dated now as a client dates it.
     fn encapsulated(config: &KeyConfig, inner: &bhttp::Request) -> (Vec<u8>, ClientResponse) {
+        let mut inner = inner.clone();
+        inner.headers.push(bhttp::Field::new("date", replay::http_date(SystemTime::now())));
         ClientRequest::new(config, SymmetricSuite::ALL[0]).unwrap().encapsulate(&inner.encode(), &mut rng()).unwrap()
     }
 

@@ -33,6 +33,7 @@ impl Stream {
         let mut head = bhttp::Request::new("POST", "https", authority, &format!("/v2/models/{model}/infer"));
         head.headers.push(bhttp::Field::new("content-type", "application/x-ndjson"));
         head.headers.push(bhttp::Field::new("authorization", format!("Bearer {}", gateway.token().unwrap())));
+        sealgate_test_support::date_now(&mut head);
         let (mut wire, mut sealer, opener) = ChunkedClientRequest::new(config, SymmetricSuite::ALL[0])
             .unwrap()
             .with_max_chunk(max_chunk)
@@ -96,6 +97,23 @@ fn open(outer: &sealgate_test_support::RawResponse, mut opener: ResponseOpener) 
     let text = String::from_utf8(body).unwrap();
     let lines = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
     Ok(Answer { status, lines })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_chunked_request_is_refused_before_any_line_is_scored() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let config = gateway.fetch_key_config().await;
+    let mut stream = Stream::start(&gateway, &config, "credit-risk", 64 * 1024);
+    stream.line(&line_of("credit-risk")).line(&line_of("credit-risk"));
+    let (wire, opener) = stream.finish();
+    // The first post is answered (not read here); the same bytes again are a replay, which
+    // the request's own client can read as an inner 400.
+    assert_eq!(post(&gateway, wire.clone()).await.status, 200);
+    let answer = open(&post(&gateway, wire).await, opener).expect("a complete encrypted answer");
+    assert_eq!(answer.status, 400, "{:?}", answer.lines);
+    let error = answer.lines[0]["error"].as_str().unwrap();
+    assert!(error.contains("replay"), "{error}");
+    assert!(gateway.logs().contains("refused a replayed request"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

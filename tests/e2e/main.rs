@@ -18,6 +18,7 @@ mod hardening;
 mod kms_providers_cli;
 mod metrics;
 mod no_plaintext_in_logs;
+mod replay;
 mod rotation;
 mod sealed_artifacts;
 mod shutdown;

@@ -28,6 +28,7 @@ fn add(data: &Path, name: &str, extra: &[&str]) -> String {
 fn request(gateway: &Gateway, method: &str, path: &str, authorization: Option<&str>) -> bhttp::Request {
     let authority = gateway.url().trim_start_matches("https://");
     let mut request = bhttp::Request::new(method, "https", authority, path);
+    sealgate_test_support::date_now(&mut request);
     if let Some(value) = authorization {
         request.headers.push(bhttp::Field::new("authorization", value));
     }

@@ -44,6 +44,7 @@ import os
 import ssl
 import sys
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -869,7 +870,9 @@ def run_check(args) -> None:
         print(f"note: skipped key configuration {s}", file=sys.stderr)
     cfg = choose_config(configs, aead.aead_id)
 
-    headers = [(b"content-type", b"application/json")]
+    # The client's time inside the encryption (RFC 9458 section 6.5): the gateway refuses a
+    # request whose Date is outside its replay window, or missing.
+    headers = [(b"content-type", b"application/json"), (b"date", formatdate(usegmt=True).encode())]
     if args.token_file is not None:
         # The bearer token travels only inside the encryption (RFC 6750 section 2.1).
         token = args.token_file.read_text().strip().encode()

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use js_sys::{Object, Promise, Reflect};
 use sealgate_client_core::{Finished, KeyCache, Preferences, Session, check_status, to_hex};
-use sealgate_protocol::{GATEWAY_PATH, media_type};
+use sealgate_protocol::{GATEWAY_PATH, bhttp, media_type};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     fetching: Cell<bool>,
     waiting: RefCell<Vec<Waker>>,
     last: RefCell<Option<ExchangeInfo>>,
+    /// Seconds added to the page's clock to date requests (RFC 9458 section 6.5), learned
+    /// from the gateway's date refusals.
+    clock_offset: Cell<i64>,
 }
 
 /// A fetched key configuration, its generation and when it was fetched.
@@ -83,6 +86,7 @@ impl Sealgate {
             fetching: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
             last: RefCell::new(None),
+            clock_offset: Cell::new(0),
         };
         inner.refetch(0).await?;
         Ok(Sealgate { inner: Rc::new(inner) })
@@ -169,10 +173,8 @@ impl Inner {
     /// and return the JSON as plain JS objects. The key configuration is fetched first when
     /// its max-age has run out, and again (once) when the core says the keys changed.
     async fn call(&self, kind: Answer, method: &str, path: &str, body: Vec<u8>, started: f64) -> Result<JsValue> {
+        // Zeroizes its body and token when the call ends.
         let request = self.preferences.inner_request(method, path, body);
-        let encoded = Zeroizing::new(request.encode());
-        // The request zeroizes its own copy of the body and token now.
-        drop(request);
         let mut started = started;
         // Bound first: a borrow in the `match` below would be held across the fetch.
         let fresh = self.keys.borrow().fresh(instant(started)).cloned();
@@ -185,10 +187,19 @@ impl Inner {
                 cached
             }
         };
-        let mut refetched = false;
+        let (mut refetched, mut corrected) = (false, false);
         let (answer, received) = loop {
-            match self.exchange(&cached, &encoded, started).await? {
-                (Finished::Answer(answer), received) => break (answer, received),
+            match self.exchange(&cached, &request, started).await? {
+                (Finished::Answer(answer), received) => match sealgate_client_core::clock_correction(&answer) {
+                    // The gateway refused the date before running anything: correct the
+                    // clock by its time and send once more, freshly sealed.
+                    Some(gateway_time) if !corrected => {
+                        corrected = true;
+                        self.clock_offset.set(gateway_time as i64 - page_secs() as i64);
+                        started = now();
+                    }
+                    _ => break (answer, received),
+                },
                 // Never more than one retry per request.
                 (Finished::RefetchKeys(_), _) if !refetched => {
                     refetched = true;
@@ -206,11 +217,16 @@ impl Inner {
         Ok(value)
     }
 
-    /// Seals `encoded`, posts it, lets the core judge the answer. Returns what the core made
-    /// of it and the time the answer arrived. Records the exchange for `lastExchange` once it
-    /// decrypted.
-    async fn exchange(&self, cached: &Cached, encoded: &[u8], started: f64) -> Result<(Finished, f64)> {
+    /// Dates `request`, seals it, posts it, lets the core judge the answer. Returns what the
+    /// core made of it and the time the answer arrived. Records the exchange for
+    /// `lastExchange` once it decrypted.
+    async fn exchange(&self, cached: &Cached, request: &bhttp::Request, started: f64) -> Result<(Finished, f64)> {
         let session = cached.session();
+        let mut dated = request.clone();
+        sealgate_client_core::set_date(&mut dated, self.request_time());
+        let encoded = Zeroizing::new(dated.encode());
+        drop(dated);
+        let encoded = encoded.as_slice();
         let sealing = now();
         let sealed = session.seal(encoded, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         let sealed_at = now();
@@ -336,6 +352,19 @@ pub(crate) fn instant(ms: f64) -> Duration {
 }
 
 /// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
+impl Inner {
+    /// The time requests are dated with: the page's clock plus the learned correction, UNIX
+    /// seconds.
+    pub(crate) fn request_time(&self) -> u64 {
+        page_secs().saturating_add_signed(self.clock_offset.get())
+    }
+}
+
+/// The page's clock (`Date.now()`), UNIX seconds.
+fn page_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
 pub(crate) fn now() -> f64 {
     let performance =
         Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok().filter(JsValue::is_object);

@@ -405,7 +405,7 @@ async fn exchange(state: &State, batch: &Batch, lines: &[Zeroizing<Vec<u8>>]) ->
     loop {
         let rng = &mut rand_core::UnwrapErr(getrandom::SysRng);
         let (mut body, mut sender, mut receiver) =
-            cached.session().start_stream("POST", &state.path, &[], DEFAULT_MAX_LINE, rng)?;
+            cached.session().start_stream("POST", &state.path, &[], DEFAULT_MAX_LINE, inner.request_time(), rng)?;
         for line in lines {
             body.extend(sender.line(line)?);
         }

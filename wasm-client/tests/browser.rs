@@ -39,10 +39,11 @@ use serde_json::Value;
 
 /// A regression guard on the `.wasm` the package ships (242,330 bytes since `inferStream`:
 /// chunked OHTTP, the streamed Binary HTTP codec and the core's stream receiver added about
-/// 47 KB to the 195,487 of before). The target is 150 KB, met (149,432 bytes) until
+/// 47 KB to the 195,487 of before; 245,757 since every request carries its `Date` and a date
+/// refusal corrects the page's clock). The target is 150 KB, met (149,432 bytes) until
 /// X-Wing joined the portable HPKE backend; docs/PERFORMANCE.md has the figures and what
 /// each step added.
-const WASM_SIZE_BUDGET: u64 = 245_000;
+const WASM_SIZE_BUDGET: u64 = 248_000;
 
 fn wasm_client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()

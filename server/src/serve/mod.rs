@@ -97,6 +97,16 @@ pub struct ServeArgs {
     /// as 2s or 200ms.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     queue_timeout: Duration,
+    /// Anti-replay (RFC 9458 section 6.5): how far an inner request's `Date` may be from this
+    /// gateway's clock, either way; a request outside it (or without a `Date`) gets an inner
+    /// 400 date problem with the gateway's `Date`, and each request's `enc` is remembered for
+    /// as long so that the same bytes posted again are refused without running anything.
+    #[arg(long, default_value = "60s", value_parser = parse_replay_window)]
+    replay_window: Duration,
+    /// Requests remembered at once for the replay window (about 100 bytes each); when it is
+    /// full of live entries, new requests get an inner 503 rather than going unchecked.
+    #[arg(long, default_value_t = sealgate_server::replay::DEFAULT_CAPACITY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 26)))]
+    replay_capacity: usize,
     /// Serve requests that carry no bearer token at all, as if from a tenant allowed every
     /// model without a rate limit. Development only.
     #[arg(long)]
@@ -185,4 +195,14 @@ fn kms(args: &ServeArgs, data: &DataDir) -> Result<Providers> {
         providers.local().ensure_key("default").context("creating the local KMS key 'default'")?;
     }
     Ok(providers)
+}
+
+/// `--replay-window`: a duration from 1 s to 1 h (a longer one only lets a capture be replayed
+/// later and holds more in memory).
+fn parse_replay_window(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
+        return Err("the replay window must be from 1s to 1h".into());
+    }
+    Ok(window)
 }

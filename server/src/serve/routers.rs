@@ -52,6 +52,8 @@ pub(super) fn routers(
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
         key_cache_max_age: args.key_cache_max_age,
+        replay_window: args.replay_window,
+        replay_capacity: args.replay_capacity,
     };
     sealgate_server::metrics::global().set_in_flight_limit(limits.max_in_flight);
     let inner = inference::router(inner_models, tenants.directory.clone());

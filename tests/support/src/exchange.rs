@@ -64,10 +64,20 @@ impl Gateway {
     }
 
     /// Seals a Binary HTTP request to `config` with the client core and opens the answer:
-    /// the whole exchange a client makes, with nothing added (the caller sets every inner
-    /// header, `authorization` included). Panics unless the core reads the answer as a
-    /// decrypted response.
+    /// the whole exchange a client makes, with only a `Date` of now added when the request
+    /// has none (the caller sets every other inner header, `authorization` included; send an
+    /// undated request with [`Gateway::exchange_as_is`]). Panics unless the core reads the
+    /// answer as a decrypted response.
     pub async fn exchange(&self, config: &KeyConfig, request: &bhttp::Request) -> bhttp::Response {
+        let mut request = request.clone();
+        if request.header("date").is_none() {
+            date_now(&mut request);
+        }
+        self.exchange_as_is(config, &request).await
+    }
+
+    /// [`Gateway::exchange`] with the request exactly as given, `Date` or not.
+    pub async fn exchange_as_is(&self, config: &KeyConfig, request: &bhttp::Request) -> bhttp::Response {
         let session = self.preferences().adopt(config.clone()).expect("no pin to check");
         let sealed = session.seal(&request.encode(), &mut rand_core::UnwrapErr(getrandom::SysRng)).expect("sealing");
         let outer = self.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed.encapsulated).await;
@@ -168,10 +178,23 @@ pub fn encapsulate(config: &KeyConfig, aead: Aead, plaintext: &[u8]) -> (Vec<u8>
 }
 
 /// An inner request as the SDK sends it (the client core's [`Preferences::inner_request`]):
-/// `method path` to the gateway's authority, with the gateway's [`Gateway::token`] and a JSON
-/// content type when there is a body.
+/// `method path` to the gateway's authority, with the gateway's [`Gateway::token`], a JSON
+/// content type when there is a body, and a `Date` of now.
 pub fn inner_request(gateway: &Gateway, method: &str, path: &str, body: Vec<u8>) -> bhttp::Request {
-    gateway.preferences().inner_request(method, path, body)
+    let mut request = gateway.preferences().inner_request(method, path, body);
+    date_now(&mut request);
+    request
+}
+
+/// The system clock, UNIX seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Sets the request's `Date` to now, as every client does (the gateway refuses a request
+/// without one, RFC 9458 section 6.5).
+pub fn date_now(request: &mut bhttp::Request) {
+    sealgate_client_core::set_date(request, unix_now());
 }
 
 /// The status and KServe `{"error": ...}` message of an inner error response, as the client

@@ -45,7 +45,7 @@ mod sealed_layout;
 pub use {
     audit::{assert_audit_intact, audit_entries, copy_audit_key},
     cli::{CliOutput, SealgateCommand, sealgate, sealgate_command},
-    exchange::{RawResponse, encapsulate, inner_error, inner_request},
+    exchange::{RawResponse, date_now, encapsulate, inner_error, inner_request, unix_now},
     fixtures::{
         DEMO_MODELS, EXAMPLE_LABELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
         example_request, labels, probabilities, random_bytes, slow_model_dir, slow_request,
