@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-use sealgate_server::metrics::{self, Refusal};
+use sealgate_server::metrics::{self, Refusal, ReplayRefusal};
 use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayWindow};
 
 use crate::log_throttle::{self, LogThrottle};
@@ -103,6 +103,7 @@ impl Gateway {
         let date = match replay::check_date(head.header("date"), now, self.replay.window()) {
             Ok(date) => date,
             Err(refusal) => {
+                metrics::global().replay_refused(ReplayRefusal::Date);
                 if let Some(suppressed) = REPLAY.allow() {
                     tracing::warn!(reason = ?refusal, suppressed, "refused a request for its Date (anti-replay)");
                 }
@@ -112,6 +113,7 @@ impl Gateway {
         match self.replay.remember(enc, date, now) {
             Remembered::New => Ok(()),
             Remembered::Replayed => {
+                metrics::global().replay_refused(ReplayRefusal::Replayed);
                 if let Some(suppressed) = REPLAY.allow() {
                     tracing::warn!(suppressed, "refused a replayed request (its enc was answered within the window)");
                 }
@@ -121,6 +123,7 @@ impl Gateway {
                 ))
             }
             Remembered::Full => {
+                metrics::global().replay_refused(ReplayRefusal::Full);
                 if let Some(suppressed) = REPLAY.allow() {
                     tracing::warn!(
                         suppressed,

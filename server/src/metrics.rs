@@ -123,6 +123,30 @@ const KMS_PROVIDERS: [&str; 5] = ["local", "aws-kms", "pkcs11", "customer-provid
 /// The KMS operations the audited providers perform.
 const KMS_OPS: [&str; 4] = ["generate", "wrap", "unwrap", "other"];
 
+/// Why a decrypted request was refused by the anti-replay checks
+/// (`sealgate_replay_refusals_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayRefusal {
+    /// No `Date`, not an HTTP-date, or outside `--replay-window`.
+    Date,
+    /// Its `enc` was answered within the window.
+    Replayed,
+    /// The window was full of live entries.
+    Full,
+}
+
+impl ReplayRefusal {
+    const ALL: [ReplayRefusal; 3] = [ReplayRefusal::Date, ReplayRefusal::Replayed, ReplayRefusal::Full];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReplayRefusal::Date => "date",
+            ReplayRefusal::Replayed => "replayed",
+            ReplayRefusal::Full => "full",
+        }
+    }
+}
+
 /// Inner status classes 1xx to 5xx.
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -219,6 +243,7 @@ pub struct ModelId(usize);
 pub struct Metrics {
     requests: [AtomicU64; Outcome::ALL.len()],
     refused: [AtomicU64; Refusal::ALL.len()],
+    replay_refused: [AtomicU64; ReplayRefusal::ALL.len()],
     request_duration: Histogram,
     decapsulation: Histogram,
     in_flight: AtomicI64,
@@ -276,6 +301,7 @@ impl Metrics {
         Self {
             requests: [const { AtomicU64::new(0) }; Outcome::ALL.len()],
             refused: [const { AtomicU64::new(0) }; Refusal::ALL.len()],
+            replay_refused: [const { AtomicU64::new(0) }; ReplayRefusal::ALL.len()],
             request_duration: Histogram::new(),
             decapsulation: Histogram::new(),
             in_flight: AtomicI64::new(0),
@@ -345,6 +371,12 @@ impl Metrics {
     pub fn refused(&self, reason: Refusal) {
         self.requests[1].fetch_add(1, Relaxed);
         self.refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A decrypted request refused by the anti-replay checks (it is still answered, inside
+    /// the encryption, and counted by its inner status too).
+    pub fn replay_refused(&self, reason: ReplayRefusal) {
+        self.replay_refused[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// A request decapsulated with the key `key_id`, taking `elapsed`.
@@ -473,6 +505,20 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "sealgate_requests_refused_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                counter.load(Relaxed)
+            );
+        }
+        family(
+            o,
+            "sealgate_replay_refusals_total",
+            "counter",
+            "Decrypted requests refused by the anti-replay checks (Date outside the window, a replay, the window full).",
+        );
+        for (reason, counter) in ReplayRefusal::ALL.iter().zip(&self.replay_refused) {
+            let _ = writeln!(
+                o,
+                "sealgate_replay_refusals_total{{reason=\"{}\"}} {}",
                 reason.label(),
                 counter.load(Relaxed)
             );

@@ -43,6 +43,7 @@ async fn the_same_encapsulated_request_posted_twice_is_answered_once() {
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(inferences(&gateway, "credit-risk"), before + 1, "the replay did not run the model");
     assert!(gateway.logs().contains("refused a replayed request"), "{}", gateway.logs());
+    assert!(gateway.scrape().contains("sealgate_replay_refusals_total{reason=\"replayed\"} 1"));
 
     // A fresh encapsulation of the very same inner request is a new request.
     let config = gateway.fetch_key_config().await;
@@ -113,6 +114,7 @@ async fn a_request_undated_or_outside_the_window_gets_the_date_problem_with_the_
         assert!(theirs.abs_diff(unix_now()) <= 2, "{case}: the gateway's Date is its clock");
     }
     assert_eq!(inferences(&gateway, "credit-risk"), before, "nothing refused ran the model");
+    assert!(gateway.scrape().contains("sealgate_replay_refusals_total{reason=\"date\"} 6"), "{}", gateway.scrape());
 
     // Inside the window either way is answered.
     for offset in [-25, 0, 25] {
