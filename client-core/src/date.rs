@@ -2,7 +2,8 @@
 //! time, so that the gateway can refuse a captured request replayed later. A gateway that
 //! finds the time too far from its own answers `400` with the problem type
 //! [`DATE_PROBLEM_TYPE`] and its own `Date`; [`clock_correction`] reads that answer, and the
-//! client sends the request once more with its clock corrected by the difference.
+//! client sends that request once more, freshly sealed and dated by the gateway's time, which
+//! it uses for nothing else (RFC 9458 section 6.5.2: one retry, no other request).
 //!
 //! HTTP-dates here are IMF-fixdate (RFC 9110 section 5.6.7), the one form senders must use;
 //! times are whole seconds since the UNIX epoch, from the caller (this crate has no clock).
@@ -91,8 +92,8 @@ pub fn set_date(request: &mut bhttp::Request, now: u64) {
 
 /// When `response` is the gateway's refusal of the request's `Date` (`400`,
 /// `application/problem+json` of type [`DATE_PROBLEM_TYPE`], with a `Date` field), the
-/// gateway's time, UNIX seconds: send the request once more, dated by a clock corrected by
-/// the difference. `None` for any other answer.
+/// gateway's time, UNIX seconds: send that request once more, freshly sealed and dated by it
+/// (once, and for no other request: RFC 9458 section 6.5.2). `None` for any other answer.
 pub fn clock_correction(response: &bhttp::Response) -> Option<u64> {
     if response.status != 400 {
         return None;
@@ -204,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_gateways_date_refusal_corrects_the_clock() {
+    fn only_the_gateways_date_refusal_gives_a_date_for_the_retry() {
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         assert_eq!(
             clock_correction(&refusal(400, "application/problem+json", DATE_PROBLEM_TYPE, Some(date))),

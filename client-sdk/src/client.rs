@@ -11,7 +11,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -130,10 +129,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Seconds added to this machine's clock when dating requests (default 0). Every request
-    /// carries its time in an inner `Date` (RFC 9458 section 6.5), and the gateway refuses one
-    /// too far from its own clock; the client then learns the difference from the refusal and
-    /// sends the request once more, so this is needed only to start from a known correction.
+    /// Seconds added to this machine's clock when dating requests (default 0), for a clock
+    /// known to be off. Every request carries its time in an inner `Date` (RFC 9458 section
+    /// 6.5) and the gateway refuses one too far from its own clock; the client then sends that
+    /// request once more dated by the gateway's time from the refusal. That time is used for
+    /// that one retry only (RFC 9458 section 6.5.2: never for other requests), so a clock that
+    /// is far off costs every request a second exchange: set the offset, or fix the clock.
     pub fn clock_offset(mut self, seconds: i64) -> Self {
         self.clock_offset = seconds;
         self
@@ -197,7 +198,7 @@ impl ClientBuilder {
                 keys: RwLock::new(KeyCache::new()),
                 refetch: Mutex::new(()),
                 epoch: Instant::now(),
-                clock_offset: AtomicI64::new(self.clock_offset),
+                clock_offset: self.clock_offset,
             }),
         })
     }
@@ -268,9 +269,8 @@ struct Inner {
     refetch: Mutex<()>,
     /// The start of the clock the key cache is read with.
     epoch: Instant,
-    /// Seconds added to the system clock to date requests, corrected from the gateway's
-    /// date refusals.
-    clock_offset: AtomicI64,
+    /// Seconds added to the system clock to date requests (the builder's).
+    clock_offset: i64,
 }
 
 /// A fetched key configuration, its generation and when it was fetched.
@@ -313,16 +313,16 @@ impl Client {
         self.inner.epoch.elapsed()
     }
 
-    /// The time requests are dated with: the system clock plus the learned correction,
-    /// UNIX seconds.
+    /// The time requests are dated with: the system clock plus the configured offset, UNIX
+    /// seconds.
     pub(crate) fn request_time(&self) -> u64 {
         system_secs().saturating_add_signed(self.clock_offset())
     }
 
-    /// Seconds this client adds to the system clock when dating requests: the builder's
-    /// [`ClientBuilder::clock_offset`], then what the gateway's date refusals taught it.
+    /// Seconds this client adds to the system clock when dating requests
+    /// ([`ClientBuilder::clock_offset`]).
     pub fn clock_offset(&self) -> i64 {
-        self.inner.clock_offset.load(Ordering::Relaxed)
+        self.inner.clock_offset
     }
 
     /// The cached configuration; fetched first when there is none, or when the key list's
@@ -364,23 +364,23 @@ impl Client {
     /// such as `sealgate-load`, which report the client's crypto time apart from the
     /// round trip).
     ///
-    /// Each attempt is sealed afresh and dated by the client's clock; when the gateway
-    /// refuses the date (its clock differs by more than its replay window), the client takes
-    /// the gateway's time from the refusal as its correction and sends once more. Both
-    /// retries are safe: the gateway refused the request before running it.
+    /// Each attempt is sealed afresh (a new HPKE context) and dated by the client's clock;
+    /// when the gateway refuses the date (its clock differs by more than its replay window),
+    /// the request is sent once more dated by the gateway's time from the refusal, which is
+    /// used for nothing else (RFC 9458 section 6.5.2). Both retries are safe: the gateway
+    /// refused the request before running it.
     pub async fn send_timed(&self, request: &bhttp::Request) -> Result<(bhttp::Response, ExchangeTimings)> {
         let mut timings = ExchangeTimings::default();
         let mut cached = self.session().await?;
-        let (mut refetched, mut corrected) = (false, false);
+        let mut refetched = false;
+        // The gateway's time from a date refusal: this request's retry is dated by it.
+        let mut gateway_date = None;
         loop {
-            match self.exchange(&cached, request, &mut timings).await? {
+            let date = gateway_date.unwrap_or_else(|| self.request_time());
+            match self.exchange(&cached, request, date, &mut timings).await? {
                 Finished::Answer(response) => match sealgate_client_core::clock_correction(&response) {
-                    Some(gateway_time) if !corrected => {
-                        corrected = true;
-                        let offset = i64::try_from(gateway_time).unwrap_or(i64::MAX)
-                            - i64::try_from(system_secs()).unwrap_or(i64::MAX);
-                        self.inner.clock_offset.store(offset, Ordering::Relaxed);
-                    }
+                    // Never more than one retry with an adjusted date (RFC 9458 section 6.5.2).
+                    Some(gateway_time) if gateway_date.is_none() => gateway_date = Some(gateway_time),
                     _ => return Ok((response, timings)),
                 },
                 // Never more than one retry per request.
@@ -397,12 +397,12 @@ impl Client {
         &self,
         cached: &Cached,
         request: &bhttp::Request,
+        date: u64,
         timings: &mut ExchangeTimings,
     ) -> Result<Finished> {
         let session = cached.session();
         let started = Instant::now();
-        let sealed =
-            session.seal_request(request, self.request_time(), &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let sealed = session.seal_request(request, date, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
         let response = self
             .with_retries(|| {

@@ -9,7 +9,7 @@
 //!   be within `window` of now, either way. A request without one is refused like one
 //!   outside the window: a gateway that accepted undated requests could not tell an old
 //!   capture from a new request. The refusal carries the gateway's own time, so a client
-//!   whose clock is off corrects it and sends again ([`DateRefusal`]).
+//!   whose clock is off can send the request once more dated by it ([`DateRefusal`]).
 //! - [`ReplayWindow::remember`]: each accepted request's `enc` (the HPKE encapsulated key,
 //!   fresh for every request, and bound to it by the AEAD) is remembered until its `Date`
 //!   leaves the window; a second request with the same `enc` in that time is a replay.

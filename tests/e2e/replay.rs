@@ -1,7 +1,8 @@
 //! Anti-replay through the real binary (RFC 9458 section 6.5): the same encapsulated bytes
 //! posted twice are answered once and the model runs once; a request without a `Date`, or
 //! dated outside `--replay-window`, gets the date problem with the gateway's own `Date`; the
-//! SDK with a wrong clock corrects it from that refusal and is answered; a bad
+//! SDK with a wrong clock sends the request once more dated by that time (for that retry
+//! only, RFC 9458 section 6.5.2) and is answered; a bad
 //! `--replay-window` is refused at start.
 
 use sealgate_protocol::{Aead, bhttp, media_type};
@@ -126,19 +127,29 @@ async fn a_request_undated_or_outside_the_window_gets_the_date_problem_with_the_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_client_with_a_wrong_clock_corrects_it_from_the_refusal_and_is_answered() {
+async fn a_client_with_a_wrong_clock_retries_once_dated_by_the_gateways_time_and_is_answered() {
     let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
     let request = example_request("credit-risk");
+    let refusals = |gateway: &Gateway| {
+        let needle = "sealgate_replay_refusals_total{reason=\"date\"} ";
+        gateway.scrape().lines().find_map(|l| l.strip_prefix(needle)?.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
     for wrong in [-7200i64, 5400] {
         let client = gateway.client_builder().clock_offset(wrong).build().unwrap();
+        let before = refusals(&gateway);
         let answer = client.infer("credit-risk", &request).await;
         assert!(answer.is_ok(), "{wrong} s off: {:?}", answer.err().map(|e| sealgate_client::Report(&e).to_string()));
-        assert!(client.clock_offset().abs() <= 2, "{wrong} s off: learned {} s", client.clock_offset());
-        // The correction stays: the next call needs no second attempt.
-        let before = gateway.logs().matches("refused a request for its Date").count();
+        assert_eq!(refusals(&gateway), before + 1, "{wrong} s off: refused once, then answered");
+        // The gateway's time served that one retry only (RFC 9458 section 6.5.2): the next
+        // request is dated by the client's own clock again, refused, and retried again.
         client.infer("credit-risk", &request).await.unwrap();
-        assert_eq!(gateway.logs().matches("refused a request for its Date").count(), before);
+        assert_eq!(refusals(&gateway), before + 2, "{wrong} s off: the gateway's date is not kept");
+        assert_eq!(client.clock_offset(), wrong, "the configured offset is unchanged");
     }
+    // A client whose clock is right is answered at once.
+    let before = refusals(&gateway);
+    gateway.client().infer("credit-risk", &request).await.unwrap();
+    assert_eq!(refusals(&gateway), before);
 }
 
 #[test]

@@ -57,9 +57,6 @@ pub(crate) struct Inner {
     fetching: Cell<bool>,
     waiting: RefCell<Vec<Waker>>,
     last: RefCell<Option<ExchangeInfo>>,
-    /// Seconds added to the page's clock to date requests (RFC 9458 section 6.5), learned
-    /// from the gateway's date refusals.
-    clock_offset: Cell<i64>,
 }
 
 /// A fetched key configuration, its generation and when it was fetched.
@@ -86,7 +83,6 @@ impl Sealgate {
             fetching: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
             last: RefCell::new(None),
-            clock_offset: Cell::new(0),
         };
         inner.refetch(0).await?;
         Ok(Sealgate { inner: Rc::new(inner) })
@@ -187,15 +183,18 @@ impl Inner {
                 cached
             }
         };
-        let (mut refetched, mut corrected) = (false, false);
+        let mut refetched = false;
+        // The gateway's time from a date refusal: this request's retry is dated by it, and it
+        // is used for nothing else (RFC 9458 section 6.5.2).
+        let mut gateway_date = None;
         let (answer, received) = loop {
-            match self.exchange(&cached, &request, started).await? {
+            let date = gateway_date.unwrap_or_else(page_secs);
+            match self.exchange(&cached, &request, date, started).await? {
                 (Finished::Answer(answer), received) => match sealgate_client_core::clock_correction(&answer) {
-                    // The gateway refused the date before running anything: correct the
-                    // clock by its time and send once more, freshly sealed.
-                    Some(gateway_time) if !corrected => {
-                        corrected = true;
-                        self.clock_offset.set(gateway_time as i64 - page_secs() as i64);
+                    // Refused before anything ran: once more, freshly sealed, dated by the
+                    // gateway's time; never more than once.
+                    Some(gateway_time) if gateway_date.is_none() => {
+                        gateway_date = Some(gateway_time);
                         started = now();
                     }
                     _ => break (answer, received),
@@ -220,10 +219,16 @@ impl Inner {
     /// Dates `request`, seals it, posts it, lets the core judge the answer. Returns what the
     /// core made of it and the time the answer arrived. Records the exchange for
     /// `lastExchange` once it decrypted.
-    async fn exchange(&self, cached: &Cached, request: &bhttp::Request, started: f64) -> Result<(Finished, f64)> {
+    async fn exchange(
+        &self,
+        cached: &Cached,
+        request: &bhttp::Request,
+        date: u64,
+        started: f64,
+    ) -> Result<(Finished, f64)> {
         let session = cached.session();
         let mut dated = request.clone();
-        sealgate_client_core::set_date(&mut dated, self.request_time());
+        sealgate_client_core::set_date(&mut dated, date);
         let encoded = Zeroizing::new(dated.encode());
         drop(dated);
         let encoded = encoded.as_slice();
@@ -352,16 +357,8 @@ pub(crate) fn instant(ms: f64) -> Duration {
 }
 
 /// `performance.now()` where there is one (browsers, workers, Node), else `Date.now()`.
-impl Inner {
-    /// The time requests are dated with: the page's clock plus the learned correction, UNIX
-    /// seconds.
-    pub(crate) fn request_time(&self) -> u64 {
-        page_secs().saturating_add_signed(self.clock_offset.get())
-    }
-}
-
-/// The page's clock (`Date.now()`), UNIX seconds.
-fn page_secs() -> u64 {
+/// The page's clock (`Date.now()`), UNIX seconds: what requests are dated with.
+pub(crate) fn page_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 

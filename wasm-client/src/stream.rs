@@ -404,8 +404,14 @@ async fn exchange(state: &State, batch: &Batch, lines: &[Zeroizing<Vec<u8>>]) ->
     let mut refetched = false;
     loop {
         let rng = &mut rand_core::UnwrapErr(getrandom::SysRng);
-        let (mut body, mut sender, mut receiver) =
-            cached.session().start_stream("POST", &state.path, &[], DEFAULT_MAX_LINE, inner.request_time(), rng)?;
+        let (mut body, mut sender, mut receiver) = cached.session().start_stream(
+            "POST",
+            &state.path,
+            &[],
+            DEFAULT_MAX_LINE,
+            crate::client::page_secs(),
+            rng,
+        )?;
         for line in lines {
             body.extend(sender.line(line)?);
         }
