@@ -1,7 +1,7 @@
 //! The inner request's `Date` (RFC 9458 section 6.5): every request carries the client's
 //! time, so that the gateway can refuse a captured request replayed later. A gateway that
 //! finds the time too far from its own answers `400` with the problem type
-//! [`DATE_PROBLEM_TYPE`] and its own `Date`; [`clock_correction`] reads that answer, and the
+//! [`problem_type::DATE`] and its own `Date`; [`clock_correction`] reads that answer, and the
 //! client sends that request once more, freshly sealed and dated by the gateway's time, which
 //! it uses for nothing else (RFC 9458 section 6.5.2: one retry, no other request).
 //!
@@ -10,13 +10,10 @@
 
 use alloc::string::String;
 
-use sealgate_protocol::bhttp;
+use sealgate_protocol::{bhttp, media_type, problem_type};
 
 use crate::json;
 use crate::session::essence;
-
-/// The problem type of a refusal for the request's `Date` (RFC 9458 section 6.5.1).
-pub const DATE_PROBLEM_TYPE: &str = "https://iana.org/assignments/http-problem-types#date";
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -91,7 +88,7 @@ pub fn set_date(request: &mut bhttp::Request, now: u64) {
 }
 
 /// When `response` is the gateway's refusal of the request's `Date` (`400`,
-/// `application/problem+json` of type [`DATE_PROBLEM_TYPE`], with a `Date` field), the
+/// `application/problem+json` of type [`problem_type::DATE`], with a `Date` field), the
 /// gateway's time, UNIX seconds: send that request once more, freshly sealed and dated by it
 /// (once, and for no other request: RFC 9458 section 6.5.2). `None` for any other answer.
 pub fn clock_correction(response: &bhttp::Response) -> Option<u64> {
@@ -105,11 +102,11 @@ pub fn clock_correction(response: &bhttp::Response) -> Option<u64> {
             .find(|f| f.name.eq_ignore_ascii_case(name))
             .and_then(|f| core::str::from_utf8(&f.value).ok())
     };
-    if !essence(field("content-type")?).eq_ignore_ascii_case("application/problem+json") {
+    if !essence(field("content-type")?).eq_ignore_ascii_case(media_type::PROBLEM_JSON) {
         return None;
     }
     match json::string_members(&response.body, ["type"])? {
-        [Some(kind)] if kind == DATE_PROBLEM_TYPE => parse_http_date(field("date")?),
+        [Some(kind)] if kind == problem_type::DATE => parse_http_date(field("date")?),
         _ => None,
     }
 }
@@ -208,15 +205,15 @@ mod tests {
     fn only_the_gateways_date_refusal_gives_a_date_for_the_retry() {
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         assert_eq!(
-            clock_correction(&refusal(400, "application/problem+json", DATE_PROBLEM_TYPE, Some(date))),
+            clock_correction(&refusal(400, media_type::PROBLEM_JSON, problem_type::DATE, Some(date))),
             Some(784_111_777)
         );
         for (response, why) in [
-            (refusal(401, "application/problem+json", DATE_PROBLEM_TYPE, Some(date)), "another status"),
-            (refusal(400, "application/json", DATE_PROBLEM_TYPE, Some(date)), "not a problem"),
-            (refusal(400, "application/problem+json", "about:blank", Some(date)), "another problem"),
-            (refusal(400, "application/problem+json", DATE_PROBLEM_TYPE, None), "no Date"),
-            (refusal(400, "application/problem+json", DATE_PROBLEM_TYPE, Some("yesterday")), "a bad Date"),
+            (refusal(401, media_type::PROBLEM_JSON, problem_type::DATE, Some(date)), "another status"),
+            (refusal(400, "application/json", problem_type::DATE, Some(date)), "not a problem"),
+            (refusal(400, media_type::PROBLEM_JSON, "about:blank", Some(date)), "another problem"),
+            (refusal(400, media_type::PROBLEM_JSON, problem_type::DATE, None), "no Date"),
+            (refusal(400, media_type::PROBLEM_JSON, problem_type::DATE, Some("yesterday")), "a bad Date"),
         ] {
             assert_eq!(clock_correction(&response), None, "{why}");
         }

@@ -67,7 +67,7 @@ mod stream;
 
 use alloc::string::String;
 
-pub use date::{DATE_PROBLEM_TYPE, clock_correction, http_date, parse_http_date, set_date};
+pub use date::{clock_correction, http_date, parse_http_date, set_date};
 pub use error::{Error, Result};
 pub use key_cache::{Cached, KeyCache};
 pub use session::{Finished, OuterResponse, Pending, Preferences, Prepared, Session, check_status, choose, essence};

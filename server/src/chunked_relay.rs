@@ -43,7 +43,7 @@ use tower::ServiceExt;
 
 use sealgate_server::metrics::{self, Refusal};
 
-use crate::gateway::{Gateway, error_response, from_http_head, served_model_in, to_http_head};
+use crate::gateway::{Gateway, Unfresh, error_response, from_http_head, served_model_in, to_http_head};
 use crate::problem::Problem;
 
 /// The largest plaintext of one response chunk: a larger inner body frame (a big JSON
@@ -282,6 +282,23 @@ async fn drain(mut body: Body, idle: std::time::Duration) {
 /// The producer task: runs the inner request and streams its sealed answer into `out`.
 /// Returns the model (for the log and metrics), the inner status, and whether the answer
 /// was sent to its final chunk.
+/// The inner answer to a request [`Gateway::check_fresh`] refused. The outer status of a
+/// chunked exchange is sent before its head is decrypted, so an unreachable replay store is
+/// an inner `503` here (with `Retry-After`), not the one-shot path's outer one.
+fn unfresh_answer(unfresh: Unfresh) -> bhttp::Response {
+    match unfresh {
+        Unfresh::Answer(answer) => answer,
+        Unfresh::StoreUnreachable => {
+            let mut answer = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway cannot check this request against replays right now; try again shortly".into(),
+            );
+            answer.headers.push(bhttp::Field::new("retry-after", "1"));
+            answer
+        }
+    }
+}
+
 async fn produce(
     gw: &Gateway,
     head_rx: oneshot::Receiver<Result<bhttp::Request, &'static str>>,
@@ -298,10 +315,14 @@ async fn produce(
         Ok(Err(_)) => Err(error_response(StatusCode::BAD_REQUEST, "the request ended before its head".into())),
         Err(_) => Err(error_response(StatusCode::REQUEST_TIMEOUT, "the request head did not arrive in time".into())),
     };
+    let fresh = match &head {
+        Ok(head) => gw.check_fresh(head, enc).await,
+        Err(_) => Ok(()),
+    };
     let (model, response) = match head {
         Err(answer) => (None, Err(answer)),
-        Ok(head) if let Err(refusal) = gw.check_fresh(&head, enc) => {
-            (served_model_in(&head.path, gw.model_names()), Err(refusal))
+        Ok(head) if let Err(unfresh) = fresh => {
+            (served_model_in(&head.path, gw.model_names()), Err(unfresh_answer(unfresh)))
         }
         Ok(head) => {
             let model = served_model_in(&head.path, gw.model_names());

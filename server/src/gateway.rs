@@ -16,13 +16,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
-use sealgate_protocol::{GatewayKeys, RequestHeader, ServerResponse, bhttp, media_type};
+use sealgate_protocol::{GatewayKeys, RequestHeader, ServerResponse, bhttp, media_type, problem_type};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use sealgate_server::metrics::{self, Refusal, ReplayRefusal};
-use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayWindow};
+use sealgate_server::redis::Redis;
+use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayStore, ReplayWindow};
 
 use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
@@ -79,8 +80,20 @@ pub struct Gateway {
     limits: Limits,
     /// One permit per encapsulated request being handled (`Limits::max_in_flight`).
     in_flight: Arc<Semaphore>,
-    /// The requests answered within the replay window, by `enc`.
-    replay: ReplayWindow,
+    /// The requests answered within the replay window, by `enc`: in memory, or in the Redis
+    /// the replicas share.
+    replay: ReplayStore,
+    /// Answer requests unchecked when the shared replay store cannot be asked
+    /// (`--replay-store-fail-open`), rather than refusing them.
+    replay_fail_open: bool,
+}
+
+/// Why [`Gateway::check_fresh`] did not let a request through.
+pub(crate) enum Unfresh {
+    /// The inner answer to send instead (inside the encryption).
+    Answer(bhttp::Response),
+    /// The shared replay store could not be asked and the gateway fails closed: a `503`.
+    StoreUnreachable,
 }
 
 impl Gateway {
@@ -88,17 +101,26 @@ impl Gateway {
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
         let keys = RwLock::new(Arc::new(KeySet::new(keys, None)));
-        let replay = ReplayWindow::new(limits.replay_window, limits.replay_capacity);
-        Self { keys, model_names, inner, limits, in_flight, replay }
+        let replay = ReplayStore::Memory(ReplayWindow::new(limits.replay_window, limits.replay_capacity));
+        Self { keys, model_names, inner, limits, in_flight, replay, replay_fail_open: false }
+    }
+
+    /// Keeps the replay window in `redis`, shared with the other replicas, instead of in
+    /// memory. When Redis cannot be asked, requests get an outer `503` unless `fail_open`.
+    pub fn with_shared_replay(mut self, redis: Redis, fail_open: bool) -> Self {
+        self.replay = ReplayStore::Redis { redis, window: self.limits.replay_window };
+        self.replay_fail_open = fail_open;
+        self
     }
 
     /// Whether the request whose head is `head` and whose encapsulated key is `enc` may be
     /// answered (RFC 9458 section 6.5): its `Date` within the replay window of now, and its
-    /// `enc` not seen within that window. Otherwise the inner answer to send instead, before
-    /// anything runs: a `400` date problem with the gateway's `Date` (the client corrects
-    /// its clock and sends again), a `400` for a replay, a `503` when the window is full.
-    /// The one check of both the one-shot and the chunked path.
-    pub(crate) fn check_fresh(&self, head: &bhttp::Request, enc: &[u8]) -> Result<(), bhttp::Response> {
+    /// `enc` not seen within that window. Otherwise, before anything runs, the inner answer
+    /// to send instead: a `400` date problem with the gateway's `Date` (by which a client
+    /// dates one retry, RFC 9458 section 6.5.2), a `400` for a replay, a `503` when the
+    /// window is full; or [`Unfresh::StoreUnreachable`] when the shared store cannot be
+    /// asked and the gateway fails closed. The one check of the one-shot and chunked paths.
+    pub(crate) async fn check_fresh(&self, head: &bhttp::Request, enc: &[u8]) -> Result<(), Unfresh> {
         let now = SystemTime::now();
         let date = match replay::check_date(head.header("date"), now, self.replay.window()) {
             Ok(date) => date,
@@ -107,20 +129,37 @@ impl Gateway {
                 if let Some(suppressed) = REPLAY.allow() {
                     tracing::warn!(reason = ?refusal, suppressed, "refused a request for its Date (anti-replay)");
                 }
-                return Err(date_problem(refusal, now));
+                return Err(Unfresh::Answer(date_problem(refusal, now)));
             }
         };
-        match self.replay.remember(enc, date, now) {
+        let remembered = match self.replay.remember(enc, date, now).await {
+            Ok(remembered) => remembered,
+            Err(error) => {
+                metrics::global().replay_store_error();
+                if self.replay_fail_open {
+                    if let Some(suppressed) = REPLAY.allow() {
+                        tracing::warn!(%error, suppressed, "the replay store cannot be asked; answering unchecked (--replay-store-fail-open)");
+                    }
+                    return Ok(());
+                }
+                metrics::global().replay_refused(ReplayRefusal::StoreUnreachable);
+                if let Some(suppressed) = REPLAY.allow() {
+                    tracing::error!(%error, suppressed, "the replay store cannot be asked; refusing requests (503) until it can");
+                }
+                return Err(Unfresh::StoreUnreachable);
+            }
+        };
+        match remembered {
             Remembered::New => Ok(()),
             Remembered::Replayed => {
                 metrics::global().replay_refused(ReplayRefusal::Replayed);
                 if let Some(suppressed) = REPLAY.allow() {
                     tracing::warn!(suppressed, "refused a replayed request (its enc was answered within the window)");
                 }
-                Err(error_response(
+                Err(Unfresh::Answer(error_response(
                     StatusCode::BAD_REQUEST,
                     "this request was received before (a replay); it is not answered twice".into(),
-                ))
+                )))
             }
             Remembered::Full => {
                 metrics::global().replay_refused(ReplayRefusal::Full);
@@ -135,8 +174,28 @@ impl Gateway {
                     "the gateway cannot remember more requests right now; try again shortly".into(),
                 );
                 answer.headers.push(bhttp::Field::new("retry-after", "1"));
-                Err(answer)
+                Err(Unfresh::Answer(answer))
             }
+        }
+    }
+
+    /// Says in the log, at start-up, where the replay window is kept and whether a shared
+    /// store answers. An unreachable one does not stop start-up: requests are refused
+    /// (or, failing open, answered unchecked) until it answers.
+    pub async fn probe_replay_store(&self) {
+        match &self.replay {
+            ReplayStore::Memory(_) => {
+                tracing::info!(capacity = self.limits.replay_capacity, "replay window kept in memory (one replica)");
+            }
+            ReplayStore::Redis { redis, .. } => match redis.ping().await {
+                Ok(()) => tracing::info!(store = %redis.url(), "replay window shared in Redis"),
+                Err(error) => tracing::error!(
+                    store = %redis.url(),
+                    %error,
+                    fail_open = self.replay_fail_open,
+                    "the replay store does not answer; requests are refused until it does unless failing open"
+                ),
+            },
         }
     }
 
@@ -411,10 +470,11 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
     // names one of our keys, since decapsulation succeeded with it.
     metrics.decapsulated(body.first().copied().unwrap_or_default(), decapsulating.elapsed());
 
-    // From here on the client can read our answer, so every outcome is an encrypted one.
+    // From here on the client can read our answer, so every outcome is an encrypted one but
+    // one: an unreachable shared replay store (an outer 503 that says nothing of the request).
     let enc_end = RequestHeader::LEN + suite.kem.enc_len();
     let enc = body.get(RequestHeader::LEN..enc_end).unwrap_or_default();
-    let (inner_response, model, tenant) = answer(gw, &inner_bytes, enc).await;
+    let (inner_response, model, tenant) = answer(gw, &inner_bytes, enc).await?;
     drop(inner_bytes);
     metrics.answered(metrics.model(model.as_deref()), inner_response.status);
     metrics.tenant(tenant.as_deref());
@@ -432,31 +492,38 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
 
 /// Runs the inner request and returns the Binary HTTP response, plus for logging the model
 /// name when the path names one and the tenant when the request was authorized.
-async fn answer(gw: &Gateway, inner_bytes: &[u8], enc: &[u8]) -> (bhttp::Response, Option<String>, Option<String>) {
+/// The one outer refusal after decryption: the shared replay store cannot be asked and the
+/// gateway fails closed.
+async fn answer(gw: &Gateway, inner_bytes: &[u8], enc: &[u8]) -> Result<Answered, (Refusal, Problem)> {
     let request = match bhttp::Request::decode(inner_bytes) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("the decrypted request is not valid Binary HTTP (RFC 9292): {e}");
-            return (error_response(StatusCode::BAD_REQUEST, msg), None, None);
+            return Ok((error_response(StatusCode::BAD_REQUEST, msg), None, None));
         }
     };
     let model = served_model_in(&request.path, &gw.model_names);
-    if let Err(refusal) = gw.check_fresh(&request, enc) {
-        return (refusal, model, None);
+    match gw.check_fresh(&request, enc).await {
+        Ok(()) => {}
+        Err(Unfresh::Answer(refusal)) => return Ok((refusal, model, None)),
+        Err(Unfresh::StoreUnreachable) => return Err((Refusal::ReplayStore, Problem::ReplayStoreUnreachable)),
     }
     let http_request = match to_http(request) {
         Ok(r) => r,
-        Err(msg) => return (error_response(StatusCode::BAD_REQUEST, msg.into()), model, None),
+        Err(msg) => return Ok((error_response(StatusCode::BAD_REQUEST, msg.into()), model, None)),
     };
     let fut = gw.inner.clone().oneshot(http_request);
     let response = match tokio::time::timeout(gw.limits.request_timeout, fut).await {
         Ok(Ok(r)) => r,
         Ok(Err(never)) => match never {},
-        Err(_) => return (error_response(StatusCode::GATEWAY_TIMEOUT, "inference timed out".into()), model, None),
+        Err(_) => return Ok((error_response(StatusCode::GATEWAY_TIMEOUT, "inference timed out".into()), model, None)),
     };
     let tenant = crate::authorization::tenant_of(&response).map(str::to_owned);
-    (from_http(response, gw.limits.max_response_bytes).await, model, tenant)
+    Ok((from_http(response, gw.limits.max_response_bytes).await, model, tenant))
 }
+
+/// An inner answer, with the model its path named and the tenant it was authorized as.
+type Answered = (bhttp::Response, Option<String>, Option<String>);
 
 /// The model a request path names, if it is one the gateway serves.
 pub(crate) fn served_model_in(path: &str, served: &[String]) -> Option<String> {
@@ -466,16 +533,16 @@ pub(crate) fn served_model_in(path: &str, served: &[String]) -> Option<String> {
 }
 
 /// The inner answer to a request refused for its `Date`: `400`, the problem type of RFC 9458
-/// section 6.5.1 and the gateway's own `Date`, from which the client corrects its clock.
+/// section 6.5.1 and the gateway's own `Date`, by which the client dates one retry.
 fn date_problem(refusal: DateRefusal, now: SystemTime) -> bhttp::Response {
     let body = serde_json::json!({
-        "type": replay::DATE_PROBLEM_TYPE,
+        "type": problem_type::DATE,
         "title": "the request's Date is not acceptable",
         "status": 400,
         "detail": refusal.message(),
     });
     let headers = vec![
-        bhttp::Field::new("content-type", "application/problem+json"),
+        bhttp::Field::new("content-type", media_type::PROBLEM_JSON),
         bhttp::Field::new("date", replay::http_date(now)),
     ];
     bhttp::Response::new(400, headers, serde_json::to_vec(&body).unwrap_or_default())

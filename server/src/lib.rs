@@ -4,7 +4,8 @@
 //! and its tests all call. [`tenants`] is who may call and how often (bearer tokens checked
 //! inside the encryption); [`files`] writes the data directory's files atomically;
 //! [`metrics`] is the Prometheus registry the gateway updates on every request; [`replay`]
-//! the anti-replay checks of RFC 9458 section 6.5 (a `Date` window, each `enc` once). The
+//! the anti-replay checks of RFC 9458 section 6.5 (a `Date` window, each `enc` once), kept
+//! in memory or in a Redis the replicas share ([`redis`]). The
 //! gateway itself (`serve`) and the other commands live in the binary (`src/main.rs`).
 //!
 //! ```
@@ -22,5 +23,6 @@
 
 pub mod files;
 pub mod metrics;
+pub mod redis;
 pub mod replay;
 pub mod tenants;

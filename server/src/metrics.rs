@@ -90,10 +90,12 @@ pub enum Refusal {
     KeyConfig,
     /// Decryption failed (400).
     Decrypt,
+    /// Decrypted, but the shared replay store could not be asked (503, failing closed).
+    ReplayStore,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 8] = [
         Refusal::MediaType,
         Refusal::TooLarge,
         Refusal::Timeout,
@@ -101,6 +103,7 @@ impl Refusal {
         Refusal::Malformed,
         Refusal::KeyConfig,
         Refusal::Decrypt,
+        Refusal::ReplayStore,
     ];
 
     fn label(self) -> &'static str {
@@ -112,6 +115,7 @@ impl Refusal {
             Refusal::Malformed => "malformed",
             Refusal::KeyConfig => "key-config",
             Refusal::Decrypt => "decrypt",
+            Refusal::ReplayStore => "replay-store",
         }
     }
 }
@@ -133,16 +137,20 @@ pub enum ReplayRefusal {
     Replayed,
     /// The window was full of live entries.
     Full,
+    /// The shared replay store (Redis) could not be asked, and the gateway fails closed.
+    StoreUnreachable,
 }
 
 impl ReplayRefusal {
-    const ALL: [ReplayRefusal; 3] = [ReplayRefusal::Date, ReplayRefusal::Replayed, ReplayRefusal::Full];
+    const ALL: [ReplayRefusal; 4] =
+        [ReplayRefusal::Date, ReplayRefusal::Replayed, ReplayRefusal::Full, ReplayRefusal::StoreUnreachable];
 
     fn label(self) -> &'static str {
         match self {
             ReplayRefusal::Date => "date",
             ReplayRefusal::Replayed => "replayed",
             ReplayRefusal::Full => "full",
+            ReplayRefusal::StoreUnreachable => "store-unreachable",
         }
     }
 }
@@ -244,6 +252,7 @@ pub struct Metrics {
     requests: [AtomicU64; Outcome::ALL.len()],
     refused: [AtomicU64; Refusal::ALL.len()],
     replay_refused: [AtomicU64; ReplayRefusal::ALL.len()],
+    replay_store_errors: AtomicU64,
     request_duration: Histogram,
     decapsulation: Histogram,
     in_flight: AtomicI64,
@@ -302,6 +311,7 @@ impl Metrics {
             requests: [const { AtomicU64::new(0) }; Outcome::ALL.len()],
             refused: [const { AtomicU64::new(0) }; Refusal::ALL.len()],
             replay_refused: [const { AtomicU64::new(0) }; ReplayRefusal::ALL.len()],
+            replay_store_errors: AtomicU64::new(0),
             request_duration: Histogram::new(),
             decapsulation: Histogram::new(),
             in_flight: AtomicI64::new(0),
@@ -377,6 +387,12 @@ impl Metrics {
     /// the encryption, and counted by its inner status too).
     pub fn replay_refused(&self, reason: ReplayRefusal) {
         self.replay_refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The shared replay store could not be asked about a request (whether the request was
+    /// then refused or, with `--replay-store-fail-open`, answered unchecked).
+    pub fn replay_store_error(&self) {
+        self.replay_store_errors.fetch_add(1, Relaxed);
     }
 
     /// A request decapsulated with the key `key_id`, taking `elapsed`.
@@ -513,7 +529,7 @@ impl Metrics {
             o,
             "sealgate_replay_refusals_total",
             "counter",
-            "Decrypted requests refused by the anti-replay checks (Date outside the window, a replay, the window full).",
+            "Decrypted requests refused by the anti-replay checks (Date outside the window, a replay, the window full, the shared store unreachable).",
         );
         for (reason, counter) in ReplayRefusal::ALL.iter().zip(&self.replay_refused) {
             let _ = writeln!(
@@ -523,6 +539,13 @@ impl Metrics {
                 counter.load(Relaxed)
             );
         }
+        family(
+            o,
+            "sealgate_replay_store_errors_total",
+            "counter",
+            "Failed calls to the shared replay store (--replay-store), refused or, when failing open, answered unchecked.",
+        );
+        let _ = writeln!(o, "sealgate_replay_store_errors_total {}", self.replay_store_errors.load(Relaxed));
         family(o, "sealgate_requests_in_flight", "gauge", "Encapsulated requests being handled.");
         let _ = writeln!(o, "sealgate_requests_in_flight {}", self.in_flight.load(Relaxed).max(0));
         family(o, "sealgate_requests_in_flight_limit", "gauge", "--max-in-flight: beyond it requests are shed.");

@@ -30,6 +30,9 @@ pub enum Problem {
         /// The limit.
         max_in_flight: usize,
     },
+    /// The shared replay store (`--replay-store`) cannot be asked, and the gateway fails
+    /// closed rather than answer a request it cannot check against replays.
+    ReplayStoreUnreachable,
 }
 
 #[derive(Serialize)]
@@ -88,13 +91,19 @@ impl Problem {
                 "Service Unavailable",
                 format!("the gateway is handling its limit of {max_in_flight} requests; retry shortly"),
             ),
+            Problem::ReplayStoreUnreachable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "Service Unavailable",
+                "the gateway cannot check requests against replays right now; retry shortly".into(),
+            ),
         }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let retry_after = matches!(self, Problem::Overloaded { .. });
+        let retry_after = matches!(self, Problem::Overloaded { .. } | Problem::ReplayStoreUnreachable);
         let (status, kind, title, detail) = self.parts();
         let body = Body { kind, title, status: status.as_u16(), detail };
         // Serializing a struct of strings and a number cannot fail.

@@ -17,7 +17,9 @@
 //!   `enc` is 1,120 bytes). The set is bounded: when it is full of entries that have not
 //!   expired, new requests are refused ([`Remembered::Full`]) rather than accepted unchecked.
 //!
-//! This is the one-process store; replicas share theirs in Redis (issue 12).
+//! One process remembers in a [`ReplayWindow`]; replicas behind a load balancer share one
+//! window in Redis ([`ReplayStore::Redis`], `SET NX PX`), so a request replayed to another
+//! replica is refused too. [`ReplayStore`] is the one place that decides which.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -26,14 +28,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use crate::redis::Redis;
+
 /// The default `--replay-window`: how far a request's `Date` may be from the gateway's clock.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 
 /// The default number of requests remembered at once (about 100 bytes each).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
-
-/// The problem type of a refusal for the request's `Date` (RFC 9458 section 6.5.1).
-pub const DATE_PROBLEM_TYPE: &str = "https://iana.org/assignments/http-problem-types#date";
 
 /// Why a request's `Date` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +124,8 @@ impl ReplayWindow {
     /// Remembers the request whose encapsulated key is `enc` and whose accepted `Date` is
     /// `date`, at `now`: [`Remembered::New`] the first time within its window.
     pub fn remember(&self, enc: &[u8], date: SystemTime, now: SystemTime) -> Remembered {
-        let key: [u8; 32] = Sha256::digest(enc).into();
-        // A replay is accepted by the date check until `date + window`: remember it as long.
-        let expires = unix(date + self.window).max(unix(now));
+        let key = digest(enc);
+        let expires = unix(now + remember_for(date, self.window, now));
         let now = unix(now);
         let mut seen = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some(&Reverse((at, key))) = seen.expiries.peek() {
@@ -155,6 +155,60 @@ impl ReplayWindow {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where a replay store keeps its entries.
+#[derive(Debug)]
+pub enum ReplayStore {
+    /// This process's memory: one gateway.
+    Memory(ReplayWindow),
+    /// A Redis server the replicas share (`--replay-store redis://HOST:PORT`).
+    Redis {
+        /// The client.
+        redis: Redis,
+        /// The window (the same on every replica).
+        window: Duration,
+    },
+}
+
+/// The prefix of the replay store's Redis keys (the rest is the hex SHA-256 of `enc`).
+pub const REDIS_KEY_PREFIX: &str = "sealgate:replay:";
+
+impl ReplayStore {
+    /// The window either side of the clock.
+    pub fn window(&self) -> Duration {
+        match self {
+            ReplayStore::Memory(memory) => memory.window(),
+            ReplayStore::Redis { window, .. } => *window,
+        }
+    }
+
+    /// Remembers the request whose encapsulated key is `enc` and whose accepted `Date` is
+    /// `date` ([`ReplayWindow::remember`]). An error means the store could not be asked
+    /// (Redis unreachable or too slow): the caller decides whether to refuse the request.
+    pub async fn remember(&self, enc: &[u8], date: SystemTime, now: SystemTime) -> std::io::Result<Remembered> {
+        match self {
+            ReplayStore::Memory(memory) => Ok(memory.remember(enc, date, now)),
+            ReplayStore::Redis { redis, window } => {
+                let key = format!("{REDIS_KEY_PREFIX}{}", hex::encode(digest(enc)));
+                let set = redis.set_nx_px(key.as_bytes(), b"1", remember_for(date, *window, now)).await?;
+                Ok(if set { Remembered::New } else { Remembered::Replayed })
+            }
+        }
+    }
+}
+
+/// The one key of a request in every store: the SHA-256 of its `enc`, a fixed size whatever
+/// the KEM.
+fn digest(enc: &[u8]) -> [u8; 32] {
+    Sha256::digest(enc).into()
+}
+
+/// How long from `now` a request dated `date` must be remembered: the date check accepts
+/// its replays until `date + window`, so as long as that (zero once past it; Redis is asked
+/// for at least a millisecond).
+fn remember_for(date: SystemTime, window: Duration, now: SystemTime) -> Duration {
+    (date + window).duration_since(now).unwrap_or_default()
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -246,7 +300,7 @@ mod tests {
         let xwing_enc = vec![0x5a; 1120];
         assert_eq!(replay.remember(&xwing_enc, at(NOW), at(NOW)), Remembered::New);
         let seen = replay.inner.lock().unwrap();
-        let key: [u8; 32] = Sha256::digest(&xwing_enc).into();
+        let key = digest(&xwing_enc);
         assert!(seen.keys.contains(&key) && seen.keys.len() == 1);
     }
 }

@@ -21,6 +21,7 @@ mod no_plaintext_in_logs;
 mod replay;
 mod rotation;
 mod sealed_artifacts;
+mod shared_replay;
 mod shutdown;
 mod stream_sdk;
 mod streaming;

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sealgate_client::{Error, ExchangeError};
+use sealgate_test_support::service::free_port;
 use sealgate_test_support::{
     Gateway, GatewayOptions, example_request, http_get, sealgate_command, slow_model_dir, slow_request,
 };
@@ -126,11 +127,6 @@ async fn tenants_are_labels_only_with_metrics_tenant_label() {
     assert_eq!(value(&scrape, r#"sealgate_tenant_requests_total{tenant="dev"}"#), 1.0);
     let token = gateway.token().unwrap();
     assert!(!scrape.contains(token) && !scrape.contains(&hex::encode(Sha256::digest(token.as_bytes()))));
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the caller to use).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::process::{find_in_path, run, stdout_of, succeeds};
 
@@ -56,6 +56,7 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     openssl()?;
     kms_test_servers(root)?;
     prometheus()?;
+    scale_out_servers()?;
     // The browser package and its tests: wasm-bindgen-cli, Chromium, npm packages.
     crate::wasm::setup(root)?;
     Ok(library)
@@ -179,28 +180,9 @@ fn wasm_target() -> Result<()> {
         .with_context(|| format!("adding the rust target {WASM_TARGET}"))
 }
 
-/// Ensures the `openssl` command exists; installs it with apt when running as root.
+/// Ensures the `openssl` command the TLS tests use.
 fn openssl() -> Result<()> {
-    if let Some(path) = find_in_path("openssl") {
-        eprintln!("openssl: present at {}", path.display());
-        return Ok(());
-    }
-    if !is_root() {
-        // Without root there is nothing we can do ourselves; the tests that need it will fail
-        // with their own message, so say here what to install instead of failing setup.
-        eprintln!("openssl: missing; install it with `sudo apt-get install -y openssl`");
-        return Ok(());
-    }
-    eprintln!("openssl: installing with apt-get");
-    // A fresh machine may have no package lists yet; `install` would then find nothing.
-    run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("updating apt package lists")?;
-    run(Command::new("apt-get").args(["install", "-y", "openssl"]).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("installing openssl with apt-get")?;
-    if find_in_path("openssl").is_none() {
-        bail!("apt-get installed openssl but no `openssl` command is on PATH");
-    }
-    Ok(())
+    apt_package("openssl", &|| find_in_path("openssl").is_some())
 }
 
 /// True when running as root (uid 0), asked of `id` to stay free of `libc`.
@@ -209,27 +191,47 @@ fn is_root() -> bool {
 }
 
 /// Ensures Debian's Prometheus server, which the metrics test starts on loopback to scrape
-/// the gateway (`tests/e2e/metrics.rs`); installs it with apt when running as root.
+/// the gateway (`tests/e2e/metrics.rs`).
 fn prometheus() -> Result<()> {
-    const PROMETHEUS: &str = "/usr/bin/prometheus";
-    if Path::new(PROMETHEUS).is_file() {
-        eprintln!("prometheus: present ({PROMETHEUS})");
+    apt_package("prometheus", &|| Path::new("/usr/bin/prometheus").is_file())
+}
+
+/// Debian's nginx binary and its stream module (`load_module` in the pass-through config).
+const NGINX: &str = "/usr/sbin/nginx";
+const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/// Ensures Debian's nginx and Redis, which the scale-out tests start on loopback
+/// (`tests/e2e/scale_out.rs`): nginx balances three replicas, Redis holds their shared
+/// replay window. Only the binaries are used; the packages' own services are not needed.
+fn scale_out_servers() -> Result<()> {
+    apt_package("nginx", &|| Path::new(NGINX).is_file())?;
+    // The TCP/TLS pass-through balancer needs the stream module, a package of its own.
+    apt_package("libnginx-mod-stream", &|| Path::new(NGINX_STREAM_MODULE).is_file())?;
+    apt_package("redis-server", &|| find_in_path("redis-server").is_some())
+}
+
+/// Ensures a Debian package, installing it with apt (as root) only when `present` says it is
+/// missing. Without root there is nothing to do ourselves: setup says what to install, and
+/// the tests that need it fail (or skip) with their own message.
+fn apt_package(package: &str, present: &dyn Fn() -> bool) -> Result<()> {
+    if present() {
+        eprintln!("{package}: present");
         return Ok(());
     }
     if !is_root() {
-        // As for openssl: say what to install; the metrics test says it skipped.
-        eprintln!("prometheus: missing; install it with `sudo apt-get install -y prometheus`");
+        eprintln!("{package}: missing; install it with `sudo apt-get install -y {package}`");
         return Ok(());
     }
-    eprintln!("prometheus: installing with apt-get");
+    eprintln!("{package}: installing with apt-get");
+    // A fresh machine may have no package lists yet; `install` would then find nothing.
     run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
         .context("updating apt package lists")?;
-    // Without the recommended exporters and web assets: the test needs only the server.
+    // Without recommended packages: the tests need only the programs themselves.
     run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "prometheus"])
+        .args(["install", "-y", "--no-install-recommends", package])
         .env("DEBIAN_FRONTEND", "noninteractive"))
-    .context("installing prometheus with apt-get")?;
-    ensure!(Path::new(PROMETHEUS).is_file(), "apt-get installed prometheus but {PROMETHEUS} is missing");
+    .with_context(|| format!("installing {package} with apt-get"))?;
+    ensure!(present(), "apt-get installed {package} but what the tests use is still missing");
     Ok(())
 }
 
@@ -245,24 +247,9 @@ fn kms_test_servers(root: &Path) -> Result<()> {
 
 /// Ensures SoftHSM2: the `softhsm2-util` command (to create test tokens) and its module.
 fn softhsm() -> Result<()> {
-    let present = || succeeds(Command::new("softhsm2-util").arg("--version")) && Path::new(SOFTHSM_LIBRARY).is_file();
-    if present() {
-        eprintln!("softhsm2: present ({SOFTHSM_LIBRARY})");
-        return Ok(());
-    }
-    if !is_root() {
-        // As for openssl: say what to install, and let the PKCS#11 tests fail with their own
-        // message.
-        eprintln!("softhsm2: missing; install it with `sudo apt-get install -y softhsm2`");
-        return Ok(());
-    }
-    eprintln!("softhsm2: installing with apt-get");
-    run(Command::new("apt-get").args(["update"]).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("updating apt package lists")?;
-    run(Command::new("apt-get").args(["install", "-y", "softhsm2"]).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("installing softhsm2 with apt-get")?;
-    ensure!(present(), "apt-get installed softhsm2 but `softhsm2-util` or {SOFTHSM_LIBRARY} is still missing");
-    Ok(())
+    apt_package("softhsm2", &|| {
+        succeeds(Command::new("softhsm2-util").arg("--version")) && Path::new(SOFTHSM_LIBRARY).is_file()
+    })
 }
 
 /// Ensures the moto server (a local AWS KMS endpoint) imports.

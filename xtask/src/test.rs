@@ -5,7 +5,8 @@
 //! Steps run in a fixed order so that a formatting slip fails in a second instead of after a
 //! full build, and each step is timed so slow steps are visible before they hit CI's limit.
 //! `ORT_DYLIB_PATH` is set for every step, so tests that load ONNX models find the runtime.
-//! `CARGO_TERM_COLOR` is deliberately left as the caller set it.
+//! `CARGO_TERM_COLOR` is deliberately left as the caller set it. Under `CI`, incremental
+//! compilation is off.
 
 use std::path::Path;
 use std::process::Command;
@@ -71,6 +72,11 @@ pub fn run_all(root: &Path) -> Result<()> {
             continue;
         }
         step.command.current_dir(root).env(ORT_DYLIB_ENV, &library);
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+            // A CI run builds everything once from nothing: incremental compilation only
+            // adds work there (its caches are written and never read again).
+            step.command.env("CARGO_INCREMENTAL", "0");
+        }
         eprintln!("==> [{}/{total}] {}: {}", index + 1, step.name, describe(&step.command));
         let step_started = Instant::now();
         let outcome = run(&mut step.command);

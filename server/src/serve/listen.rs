@@ -43,6 +43,7 @@ pub(super) fn listen(
         tokio::spawn(watch_tenants(tenants.store, tenants.directory));
         tokio::spawn(watch_certificate(tls.certificates));
         tokio::spawn(watch_keys(keys, routers.gateway.clone()));
+        routers.gateway.probe_replay_store().await;
         // Ready from here until the first shutdown signal (`/readyz`, `sealgate_ready`).
         let metrics = sealgate_server::metrics::global();
         metrics.set_ready();

@@ -107,6 +107,17 @@ pub struct ServeArgs {
     /// full of live entries, new requests get an inner 503 rather than going unchecked.
     #[arg(long, default_value_t = sealgate_server::replay::DEFAULT_CAPACITY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 26)))]
     replay_capacity: usize,
+    /// Keep the replay window in this Redis, shared by every replica behind the load
+    /// balancer, so a request replayed to another replica is refused too:
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]` (give a password through the environment, not
+    /// the command line). Default: this process's memory (--replay-capacity).
+    #[arg(long, env = "SEALGATE_REPLAY_STORE", value_parser = sealgate_server::redis::RedisUrl::parse, hide_env_values = true)]
+    replay_store: Option<sealgate_server::redis::RedisUrl>,
+    /// When the --replay-store cannot be asked, answer requests without the replay check
+    /// (and count them in sealgate_replay_store_errors_total) instead of refusing them with
+    /// 503. Trades replay protection for availability.
+    #[arg(long, requires = "replay_store")]
+    replay_store_fail_open: bool,
     /// Serve requests that carry no bearer token at all, as if from a tenant allowed every
     /// model without a rate limit. Development only.
     #[arg(long)]

@@ -58,7 +58,12 @@ pub(super) fn routers(
     sealgate_server::metrics::global().set_in_flight_limit(limits.max_in_flight);
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
-    let gw = Arc::new(gateway::Gateway::new(keys, inner, model_names, limits));
+    let mut gw = gateway::Gateway::new(keys, inner, model_names, limits);
+    if let Some(url) = &args.replay_store {
+        let redis = sealgate_server::redis::Redis::new(url.clone(), sealgate_server::redis::DEFAULT_TIMEOUT);
+        gw = gw.with_shared_replay(redis, args.replay_store_fail_open);
+    }
+    let gw = Arc::new(gw);
     let plaintext_bench = args.danger_plaintext_bench.then(|| gateway::plaintext_bench_router(gw.clone()));
     let cors_origins = cors_origins(args)?;
     if let Some(dir) = &args.static_dir {

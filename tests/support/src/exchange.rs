@@ -126,6 +126,8 @@ pub struct RawResponse {
     pub status: u16,
     /// The media type of `content-type`, lowercase, without parameters; empty when absent.
     pub content_type: String,
+    /// `retry-after`, when present.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -144,8 +146,10 @@ impl RawResponse {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
+        let retry_after =
+            response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.bytes().await.unwrap_or_else(|e| panic!("reading a response body: {}", Report(&e)));
-        Self { status, content_type, body: body.to_vec() }
+        Self { status, content_type, retry_after, body: body.to_vec() }
     }
 
     /// The body as text (lossy), for messages.

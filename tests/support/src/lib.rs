@@ -2,7 +2,8 @@
 //!
 //! What Sealgate's tests share, once: the gateway process ([`Gateway`], started from a
 //! binary the caller names), the `sealgate` CLI runner ([`sealgate`]), throwaway KMS
-//! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), the
+//! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), other
+//! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), the
 //! Python ONNX Runtime reference ([`onnxruntime_reference`]), scans for plaintext on disk and
 //! in logs ([`find_plaintext`]), the layout of a sealed artifact ([`SealedLayout`]), the
 //! audit log checks, and raw OHTTP exchanges ([`encapsulate`], [`inner_request`]).
@@ -13,11 +14,14 @@
 //! browser test, the load tool's tests) use [`gateway_binary`], which finds the binary in
 //! the target directory and warns when it is older than the sources.
 //!
-//! Everything but [`moto`] and [`softhsm`] needs the `gateway` feature. Those two depend on
+//! Everything but [`moto`], [`redis`], [`service`] and [`softhsm`] needs the `gateway`
+//! feature. Those depend on
 //! no Sealgate crate, so `sealgate-models` uses them in its own tests without the feature
 //! and without a dependency cycle back to itself.
 
 pub mod moto;
+pub mod redis;
+pub mod service;
 pub mod softhsm;
 
 #[cfg(feature = "gateway")]
