@@ -7,8 +7,10 @@
 //! a connection that fails or times out is dropped, never reused mid-reply. Every command
 //! has a deadline, so an unreachable or stalled Redis costs a request at most that long.
 //!
-//! The address is written `redis://[:PASSWORD@]HOST:PORT[/DB]`. The password never appears
-//! in `Display`, `Debug` or error messages: only `redis://HOST:PORT/DB` does.
+//! The address is written `redis://HOST:PORT[/DB]`; a password is given apart from it
+//! ([`RedisUrl::with_password`], read by `serve` from `--replay-store-password-file`), so it is
+//! never in a command line, a configuration file or `sealgate config check`. It never
+//! appears in `Display`, `Debug` or error messages either.
 
 use std::fmt;
 use std::io;
@@ -38,9 +40,9 @@ pub struct RedisUrl {
 }
 
 impl RedisUrl {
-    /// Parses `redis://[:PASSWORD@]HOST:PORT[/DB]` (a user name before the colon is passed
-    /// to `AUTH` too). TLS (`rediss://`) is not supported: keep Redis on the replicas'
-    /// private network.
+    /// Parses `redis://HOST:PORT[/DB]`. A password in the URL is refused (it would show in
+    /// the process list and in `sealgate config check`), without repeating it. TLS
+    /// (`rediss://`) is not supported: keep Redis on the replicas' private network.
     pub fn parse(text: &str) -> Result<Self, String> {
         let rest = text.strip_prefix("redis://").ok_or_else(|| {
             if text.starts_with("rediss://") {
@@ -49,17 +51,11 @@ impl RedisUrl {
                 "a replay store must be written redis://HOST:PORT".to_owned()
             }
         })?;
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((auth, rest)) => (Some(auth), rest),
-            None => (None, rest),
-        };
-        let password = match auth {
-            None => None,
-            Some(auth) => {
-                let (_, password) = auth.split_once(':').ok_or("write the password as redis://:PASSWORD@HOST:PORT")?;
-                (!password.is_empty()).then(|| Zeroizing::new(password.to_owned()))
-            }
-        };
+        if rest.contains('@') {
+            return Err(
+                "a password does not go in the replay store's URL; give it in --replay-store-password-file".into()
+            );
+        }
         let (authority, db) = match rest.split_once('/') {
             Some((authority, "")) => (authority, 0),
             Some((authority, db)) => (authority, db.parse().map_err(|_| "the database after / must be a number")?),
@@ -71,7 +67,13 @@ impl RedisUrl {
             return Err("a replay store must name its host: redis://HOST:PORT".into());
         }
         let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or("the port must be a number from 1 to 65535")?;
-        Ok(Self { host: host.to_owned(), port, db, password })
+        Ok(Self { host: host.to_owned(), port, db, password: None })
+    }
+
+    /// The same address, logging in with `password` (`AUTH`).
+    pub fn with_password(mut self, password: Zeroizing<String>) -> Self {
+        self.password = Some(password);
+        self
     }
 }
 
@@ -281,7 +283,9 @@ mod tests {
     fn urls_parse_and_never_show_their_password() {
         let url = RedisUrl::parse("redis://127.0.0.1:6379").unwrap();
         assert_eq!(url.to_string(), "redis://127.0.0.1:6379/0");
-        let url = RedisUrl::parse("redis://:s3cret-canary@redis.internal:6380/2").unwrap();
+        let url = RedisUrl::parse("redis://redis.internal:6380/2")
+            .unwrap()
+            .with_password(Zeroizing::new("s3cret-canary".to_owned()));
         assert_eq!(url.db, 2);
         assert_eq!(url.password.as_deref().map(String::as_str), Some("s3cret-canary"));
         for shown in [url.to_string(), format!("{url:?}")] {
@@ -301,11 +305,12 @@ mod tests {
             ("redis://h:0", "port"),
             ("redis://h:99999", "port"),
             ("redis://h:6379/x", "database"),
-            ("redis://pw@h:6379", "password"),
+            ("redis://:pw-canary@h:6379", "--replay-store-password-file"),
+            ("redis://pw-canary@h", "--replay-store-password-file"),
         ] {
             let error = RedisUrl::parse(bad).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
-            assert!(!error.contains("pw@"), "{error}");
+            assert!(!error.contains("pw-canary"), "{error}");
         }
     }
 

@@ -93,7 +93,14 @@ async fn the_replayed_bytes_say_replay_to_the_client_on_the_other_replica() {
 async fn an_unreachable_replay_store_fails_closed_until_it_is_back() {
     const CANARY: &str = "redis-password-canary-7f3a";
     let mut redis = Redis::start_with(Some(CANARY));
-    let gateway = Gateway::start(GatewayOptions::new(SEALGATE).env("SEALGATE_REPLAY_STORE", redis.url()));
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("redis.password");
+    std::fs::write(&password_file, format!("{}\n", redis.password().unwrap())).unwrap();
+    let gateway = Gateway::start(
+        GatewayOptions::new(SEALGATE)
+            .env("SEALGATE_REPLAY_STORE", redis.url())
+            .args(["--replay-store-password-file", password_file.to_str().unwrap()]),
+    );
     let config = gateway.fetch_key_config().await;
     let ok = gateway.exchange(&config, &credit_risk_request(&gateway)).await;
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
@@ -139,10 +146,32 @@ fn a_bad_replay_store_is_refused_at_start() {
         ("127.0.0.1:6379", "redis://HOST:PORT"),
         ("rediss://127.0.0.1:6379", "not supported"),
         ("redis://127.0.0.1", "port"),
+        ("redis://:url-password-canary@127.0.0.1:6379", "--replay-store-password-file"),
     ] {
-        Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).args(["--replay-store", bad]))
-            .assert_stderr_contains(says);
+        let failed = Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).args(["--replay-store", bad]));
+        failed.assert_stderr_contains(says);
+        assert!(!failed.text().contains("url-password-canary"), "the password was repeated:\n{}", failed.text());
     }
+    // A wrong password: the gateway starts (Redis may come later) and refuses requests.
+    let redis = Redis::start_with(Some("right-password"));
+    let secrets = tempfile::tempdir().unwrap();
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "wrong-password-canary").unwrap();
+    let gateway = Gateway::start(
+        GatewayOptions::new(SEALGATE)
+            .args(["--replay-store", &redis.url(), "--replay-store-password-file"])
+            .arg(wrong.to_str().unwrap()),
+    );
+    assert!(gateway.logs().contains("the replay store does not answer"), "{}", gateway.logs());
+    assert!(!gateway.logs().contains("wrong-password-canary"), "{}", gateway.logs());
+    let empty = secrets.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    Gateway::start_expecting_failure(
+        GatewayOptions::new(SEALGATE)
+            .args(["--replay-store", &redis.url(), "--replay-store-password-file"])
+            .arg(empty.to_str().unwrap()),
+    )
+    .assert_stderr_contains("the file is empty");
     Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).arg("--replay-store-fail-open"))
         .assert_stderr_contains("--replay-store");
 }

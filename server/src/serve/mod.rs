@@ -109,10 +109,15 @@ pub struct ServeArgs {
     replay_capacity: usize,
     /// Keep the replay window in this Redis, shared by every replica behind the load
     /// balancer, so a request replayed to another replica is refused too:
-    /// `redis://[:PASSWORD@]HOST:PORT[/DB]` (give a password through the environment, not
-    /// the command line). Default: this process's memory (--replay-capacity).
-    #[arg(long, env = "SEALGATE_REPLAY_STORE", value_parser = sealgate_server::redis::RedisUrl::parse, hide_env_values = true)]
-    replay_store: Option<sealgate_server::redis::RedisUrl>,
+    /// `redis://HOST:PORT[/DB]`. Default: this process's memory (--replay-capacity).
+    /// (Read as text and parsed at start-up, so that a refused URL is never repeated in the
+    /// error: it may hold a password by mistake.)
+    #[arg(long, env = "SEALGATE_REPLAY_STORE")]
+    replay_store: Option<String>,
+    /// File holding the --replay-store's password (Redis `requirepass`), one line; never on
+    /// the command line or in the configuration file.
+    #[arg(long, requires = "replay_store")]
+    replay_store_password_file: Option<PathBuf>,
     /// When the --replay-store cannot be asked, answer requests without the replay check
     /// (and count them in sealgate_replay_store_errors_total) instead of refusing them with
     /// 503. Trades replay protection for availability.

@@ -60,7 +60,12 @@ pub(super) fn routers(
     let key_configs = keys.configs();
     let mut gw = gateway::Gateway::new(keys, inner, model_names, limits);
     if let Some(url) = &args.replay_store {
-        let redis = sealgate_server::redis::Redis::new(url.clone(), sealgate_server::redis::DEFAULT_TIMEOUT);
+        let mut url =
+            sealgate_server::redis::RedisUrl::parse(url).map_err(|why| anyhow::anyhow!("--replay-store: {why}"))?;
+        if let Some(file) = &args.replay_store_password_file {
+            url = url.with_password(read_password(file)?);
+        }
+        let redis = sealgate_server::redis::Redis::new(url, sealgate_server::redis::DEFAULT_TIMEOUT);
         gw = gw.with_shared_replay(redis, args.replay_store_fail_open);
     }
     let gw = Arc::new(gw);
@@ -79,6 +84,17 @@ pub(super) fn routers(
         app = app.merge(bench);
     }
     Ok(Routers { app, total_sessions, key_configs, models, gateway })
+}
+
+/// The password in `--replay-store-password-file`: its first line, which must not be empty.
+fn read_password(file: &std::path::Path) -> Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .with_context(|| format!("--replay-store-password-file {}: cannot read it", file.display()))?,
+    );
+    let password = text.lines().next().unwrap_or_default();
+    anyhow::ensure!(!password.is_empty(), "--replay-store-password-file {}: the file is empty", file.display());
+    Ok(zeroize::Zeroizing::new(password.to_owned()))
 }
 
 /// The origins of `--cors-origin`, by default the gateway's own https origin.

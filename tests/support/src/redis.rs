@@ -32,12 +32,14 @@ impl Redis {
         Redis { service, password, dir }
     }
 
-    /// `redis://[:PASSWORD@]127.0.0.1:PORT`, for `--replay-store`.
+    /// `redis://127.0.0.1:PORT`, for `--replay-store`.
     pub fn url(&self) -> String {
-        match &self.password {
-            Some(password) => format!("redis://:{password}@{}", self.service.address()),
-            None => format!("redis://{}", self.service.address()),
-        }
+        format!("redis://{}", self.service.address())
+    }
+
+    /// The password it requires, if any (for `--replay-store-password-file`).
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 
     /// Kills the server (SIGKILL): its port refuses connections until [`Redis::restart`].
