@@ -67,6 +67,9 @@ pub struct ExchangeTimings {
     pub encapsulate: Duration,
     /// Time spent decapsulating the response.
     pub decapsulate: Duration,
+    /// How often the request was sent again, sealed afresh, because an attempt got no
+    /// answer (see [`ClientBuilder::connect_retries`]).
+    pub resent: u32,
 }
 
 impl ExchangeTimings {
@@ -122,8 +125,12 @@ impl ClientBuilder {
         self
     }
 
-    /// How often to retry when connecting fails (default 2). Only connection failures are
-    /// retried: then the gateway has seen nothing.
+    /// How often a request is sent again when it got no answer (default 2): connecting
+    /// failed, the connection broke before the answer was read (a replica behind a load
+    /// balancer died), or a relay answered 502 or 504 (it could not reach the gateway). Each
+    /// retry is sealed afresh, so the gateway never sees the same encapsulation twice (a
+    /// replica that already remembered the first would refuse it as a replay). Timeouts are
+    /// not retried: that request may still be running.
     pub fn connect_retries(mut self, retries: u32) -> Self {
         self.connect_retries = retries;
         self
@@ -368,16 +375,30 @@ impl Client {
     /// when the gateway refuses the date (its clock differs by more than its replay window),
     /// the request is sent once more dated by the gateway's time from the refusal, which is
     /// used for nothing else (RFC 9458 section 6.5.2). Both retries are safe: the gateway
-    /// refused the request before running it.
+    /// refused the request before running it. A request that got no answer at all is sent
+    /// again, sealed afresh, up to [`ClientBuilder::connect_retries`] times: it may have
+    /// run, but every gateway call is a read (inference, metadata), so running it twice
+    /// changes nothing, and a fresh encapsulation is a new request, not a replay.
     pub async fn send_timed(&self, request: &bhttp::Request) -> Result<(bhttp::Response, ExchangeTimings)> {
         let mut timings = ExchangeTimings::default();
         let mut cached = self.session().await?;
         let mut refetched = false;
+        let mut resent = 0;
         // The gateway's time from a date refusal: this request's retry is dated by it.
         let mut gateway_date = None;
         loop {
             let date = gateway_date.unwrap_or_else(|| self.request_time());
-            match self.exchange(&cached, request, date, &mut timings).await? {
+            let may_resend = resent < self.inner.connect_retries;
+            let finished = match self.exchange(&cached, request, date, may_resend, &mut timings).await? {
+                Attempt::Undelivered => {
+                    resent += 1;
+                    timings.resent = resent;
+                    tokio::time::sleep(Duration::from_millis(100 << resent)).await;
+                    continue;
+                }
+                Attempt::Finished(finished) => finished,
+            };
+            match finished {
                 Finished::Answer(response) => match sealgate_client_core::clock_correction(&response) {
                     // Never more than one retry with an adjusted date (RFC 9458 section 6.5.2).
                     Some(gateway_time) if gateway_date.is_none() => gateway_date = Some(gateway_time),
@@ -398,28 +419,40 @@ impl Client {
         cached: &Cached,
         request: &bhttp::Request,
         date: u64,
+        may_resend: bool,
         timings: &mut ExchangeTimings,
-    ) -> Result<Finished> {
+    ) -> Result<Attempt> {
         let session = cached.session();
         let started = Instant::now();
         let sealed = session.seal_request(request, date, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
-        let response = self
-            .with_retries(|| {
-                self.inner
-                    .http
-                    .post(self.inner.gateway_url.clone())
-                    .header(CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_REQUEST))
-                    .body(sealed.encapsulated.clone())
-                    .send()
-            })
-            .await?;
+        let sent = self
+            .inner
+            .http
+            .post(self.inner.gateway_url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_REQUEST))
+            .body(sealed.encapsulated)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) if may_resend && undelivered(&e) => return Ok(Attempt::Undelivered),
+            Err(e) => return Err(e.into()),
+        };
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
-        let body = response.bytes().await?;
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) if may_resend && undelivered(&e) => return Ok(Attempt::Undelivered),
+            Err(e) => return Err(e.into()),
+        };
+        let answer = outer(status, &headers, &body);
+        if may_resend && relay_could_not_reach_gateway(&answer) {
+            return Ok(Attempt::Undelivered);
+        }
         let started = Instant::now();
-        let finished = sealed.pending.finish_at(&outer(status, &headers, &body), cached.age(self.now()));
+        let finished = sealed.pending.finish_at(&answer, cached.age(self.now()));
         timings.decapsulate += started.elapsed();
-        Ok(finished?)
+        Ok(Attempt::Finished(finished?))
     }
 
     /// The HTTP client, for the streamed exchange in `stream.rs`.
@@ -495,6 +528,30 @@ pub(crate) fn path_segment(name: &str) -> Result<&str> {
 }
 
 /// The parts of an outer answer the client core judges.
+/// How one sending of a request ended.
+enum Attempt {
+    /// An answer came back from the gateway (or the gateway's refusal).
+    Finished(Finished),
+    /// No answer, and retries are left: send the request again, sealed afresh (see
+    /// `send_timed`). Without retries left the failure is returned as an error instead.
+    Undelivered,
+}
+
+/// A transport failure after which no answer can still come: connecting failed, or the
+/// connection broke while sending the request or reading the answer. Not a timeout (that
+/// request may still be running).
+fn undelivered(e: &reqwest::Error) -> bool {
+    !e.is_timeout() && (e.is_connect() || e.is_request() || e.is_body())
+}
+
+/// An outer 502 or 504 that is not an encapsulated response: a relay or load balancer in
+/// front of the gateway could not reach it or got no answer from it. The gateway itself
+/// never sends either status.
+fn relay_could_not_reach_gateway(answer: &OuterResponse<'_>) -> bool {
+    matches!(answer.status, 502 | 504)
+        && !sealgate_client_core::essence(answer.content_type).eq_ignore_ascii_case(media_type::OHTTP_RESPONSE)
+}
+
 pub(crate) fn outer<'a>(status: u16, headers: &'a HeaderMap, body: &'a [u8]) -> OuterResponse<'a> {
     let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     OuterResponse::new(status, header(CONTENT_TYPE).unwrap_or(""), body)

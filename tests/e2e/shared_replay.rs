@@ -4,11 +4,11 @@
 //! closed with an outer 503 (or, with `--replay-store-fail-open`, answers unchecked), and
 //! serves again once Redis is back; Redis's password never reaches the log.
 
-use std::path::Path;
-
 use sealgate_protocol::{Aead, bhttp, media_type};
 use sealgate_test_support::redis::Redis;
-use sealgate_test_support::{Gateway, GatewayOptions, encapsulate, example_request, inner_error, inner_request};
+use sealgate_test_support::{
+    Gateway, GatewayOptions, copy_data_dir, encapsulate, example_request, inner_error, inner_request,
+};
 
 use crate::SEALGATE;
 
@@ -22,51 +22,48 @@ fn inferences(gateway: &Gateway) -> u64 {
     gateway.scrape().lines().find_map(|l| l.strip_prefix(needle)?.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Copies a data directory (a replica joins with the same sealed keys, models, tenants and,
-/// for the local KMS, keyring).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+/// Two replicas sharing a Redis replay store; the second runs on a copy of the first's data
+/// dir (the same keys).
+struct Replicas {
+    a: Gateway,
+    b: Gateway,
+    _copy: tempfile::TempDir,
+    _redis: Redis,
 }
 
-/// A second replica: a copy of `first`'s data dir, the same arguments.
-fn replica(first: &Gateway, args: &[String], copy: &Path) -> Gateway {
-    copy_dir(&first.data_dir(), copy);
-    Gateway::start(GatewayOptions::new(SEALGATE).data_dir(copy).args(args.iter().cloned()))
+impl Replicas {
+    fn start() -> Self {
+        let redis = Redis::start();
+        let args = ["--replay-store".to_owned(), redis.url()];
+        let a = Gateway::start(GatewayOptions::new(SEALGATE).args(args.iter().cloned()));
+        let copy = tempfile::tempdir().unwrap();
+        let data = copy.path().join("data");
+        copy_data_dir(&a.data_dir(), &data);
+        let b = Gateway::start(GatewayOptions::new(SEALGATE).data_dir(&data).args(args.iter().cloned()));
+        Self { a, b, _copy: copy, _redis: redis }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_replayed_to_another_replica_is_refused() {
-    let redis = Redis::start();
-    let args = vec!["--replay-store".to_owned(), redis.url()];
-    let a = Gateway::start(GatewayOptions::new(SEALGATE).args(args.iter().cloned()));
-    let copy = tempfile::tempdir().unwrap();
-    let b = replica(&a, &args, &copy.path().join("data"));
+    let Replicas { a, b, .. } = &Replicas::start();
     assert_eq!(a.key_config_sha256(), b.key_config_sha256(), "the replicas hold the same keys");
     assert!(a.logs().contains("replay window shared in Redis"), "{}", a.logs());
 
     let config = a.fetch_key_config().await;
-    let (sealed, _) = encapsulate(&config, Aead::Aes128Gcm, &credit_risk_request(&a).encode());
+    let (sealed, _) = encapsulate(&config, Aead::Aes128Gcm, &credit_risk_request(a).encode());
     let first = a.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed.clone()).await;
     assert_eq!(first.status, 200, "{}", first.text());
-    assert_eq!(inferences(&a), 1);
+    assert_eq!(inferences(a), 1);
 
     // The same bytes to the other replica: refused there, inside the encryption.
     let replayed = b.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed.clone()).await;
     assert_eq!(replayed.status, 200, "{}", replayed.text());
-    assert_eq!(inferences(&b), 0, "the replay did not run the model on the other replica");
+    assert_eq!(inferences(b), 0, "the replay did not run the model on the other replica");
     assert!(b.scrape().contains("sealgate_replay_refusals_total{reason=\"replayed\"} 1"), "{}", b.scrape());
 
     // A new request is answered by either replica.
-    for gateway in [&a, &b] {
+    for gateway in [a, b] {
         let response = gateway.exchange(&config, &credit_risk_request(gateway)).await;
         assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     }
@@ -74,13 +71,9 @@ async fn a_request_replayed_to_another_replica_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_replayed_bytes_say_replay_to_the_client_on_the_other_replica() {
-    let redis = Redis::start();
-    let args = vec!["--replay-store".to_owned(), redis.url()];
-    let a = Gateway::start(GatewayOptions::new(SEALGATE).args(args.iter().cloned()));
-    let copy = tempfile::tempdir().unwrap();
-    let b = replica(&a, &args, &copy.path().join("data"));
+    let Replicas { a, b, .. } = &Replicas::start();
     let config = a.fetch_key_config().await;
-    let (sealed, pending) = encapsulate(&config, Aead::Aes128Gcm, &credit_risk_request(&a).encode());
+    let (sealed, pending) = encapsulate(&config, Aead::Aes128Gcm, &credit_risk_request(a).encode());
     assert_eq!(a.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed.clone()).await.status, 200);
     let replayed = b.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed).await;
     let answer = bhttp::Response::decode(&pending.decapsulate(&replayed.body).unwrap()).unwrap();

@@ -120,6 +120,13 @@ pub struct Cli {
     #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Send a request that got no answer (connecting failed, the connection broke before
+    /// the answer, or a relay answered 502 or 504) again, sealed afresh, up to N times, as
+    /// the SDK does for applications. Default 0: a load test counts every failure. Resent
+    /// requests are counted in the report (`resent`).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

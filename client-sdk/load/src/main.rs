@@ -72,6 +72,7 @@ async fn run(cli: Cli) -> Result<()> {
         token: token.as_deref().map(String::as_str),
         http_version: cli.http_version(),
         timeout: cli.timeout,
+        retries: cli.retries,
     };
     let client = target::sdk_client(&settings).map_err(|e| match e {
         e @ Error::InvalidCaCertificate { .. } => {

@@ -25,6 +25,7 @@ pub struct Recorder {
     ok_latency: Histogram<u64>,
     crypto: Histogram<u64>,
     ok: u64,
+    resent: u64,
     errors: BTreeMap<ErrorKind, ErrorTally>,
     max_schedule_lag: Option<Duration>,
     rows: Option<RowTally>,
@@ -77,6 +78,7 @@ impl Recorder {
             ok_latency: histogram(),
             crypto: histogram(),
             ok: 0,
+            resent: 0,
             errors: BTreeMap::new(),
             max_schedule_lag: None,
             rows: None,
@@ -93,8 +95,9 @@ impl Recorder {
     pub fn record(&mut self, latency: Duration, outcome: Outcome) {
         self.latency.saturating_record(nanos(latency));
         match outcome {
-            Outcome::Ok { crypto } => {
+            Outcome::Ok { crypto, resent } => {
                 self.ok += 1;
+                self.resent += u64::from(resent);
                 self.ok_latency.saturating_record(nanos(latency));
                 if let Some(crypto) = crypto {
                     self.crypto.saturating_record(nanos(crypto));
@@ -154,6 +157,7 @@ impl Recorder {
             mode: mode.name(),
             ok: self.ok,
             failed: self.failed(),
+            resent: self.resent,
             errors: ErrorKind::ALL
                 .iter()
                 .map(|k| (k.name(), self.errors.get(k).cloned().unwrap_or_default()))
@@ -238,6 +242,9 @@ pub struct RunResult {
     pub ok: u64,
     /// Failed requests.
     pub failed: u64,
+    /// Times a successful request had been sent again after an attempt got no answer
+    /// (`--retries`; a failed request's attempts are not counted).
+    pub resent: u64,
     /// Failures by kind (every kind present, zero or not).
     pub errors: BTreeMap<&'static str, ErrorTally>,
     /// Wall time of the measured run, seconds.
@@ -347,6 +354,9 @@ pub fn run_text(run: &RunResult) -> String {
         "  {:<13} {} ok, {} failed in {:.2} s: {:.1} req/s",
         "requests", run.ok, run.failed, run.elapsed_s, run.throughput_rps
     );
+    if run.resent > 0 {
+        let _ = writeln!(out, "  {:<13} {} (sent again, sealed afresh, after no answer)", "resent", run.resent);
+    }
     // In the order of `ErrorKind::ALL` (the map itself is sorted by name, for the JSON).
     let tallies: Vec<(&str, &ErrorTally)> =
         ErrorKind::ALL.iter().filter_map(|k| run.errors.get(k.name()).map(|t| (k.name(), t))).collect();
@@ -414,7 +424,7 @@ mod tests {
     fn percentiles_and_errors_are_recorded() {
         let mut r = Recorder::new();
         for ms in 1..=100 {
-            r.record(Duration::from_millis(ms), Outcome::Ok { crypto: Some(Duration::from_micros(50)) });
+            r.record(Duration::from_millis(ms), Outcome::Ok { crypto: Some(Duration::from_micros(50)), resent: 0 });
         }
         r.record(
             Duration::from_millis(5),
@@ -467,7 +477,7 @@ mod tests {
         }
 
         let mut plain = Recorder::counting_rows(100);
-        plain.record(Duration::from_millis(5), Outcome::Ok { crypto: None });
+        plain.record(Duration::from_millis(5), Outcome::Ok { crypto: None, resent: 0 });
         let plain = plain.finish(Mode::Plaintext, Duration::from_secs(2));
         assert_eq!(plain.rows.as_ref().unwrap().ok, 100);
         assert!(run_text(&plain).contains("plaintext rows"));
@@ -479,7 +489,7 @@ mod tests {
     #[test]
     fn huge_latencies_are_clamped_not_lost() {
         let mut r = Recorder::new();
-        r.record(Duration::from_secs(10_000), Outcome::Ok { crypto: None });
+        r.record(Duration::from_secs(10_000), Outcome::Ok { crypto: None, resent: 0 });
         let run = r.finish(Mode::Plaintext, Duration::from_secs(1));
         assert!(run.latency_us.max >= 3.5e9);
         assert!(run.client_crypto_us.is_none());

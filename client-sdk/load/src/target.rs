@@ -77,6 +77,8 @@ pub enum Outcome {
     Ok {
         /// Client-side encapsulation + decapsulation time.
         crypto: Option<Duration>,
+        /// How often it was sent again after getting no answer (`--retries`).
+        resent: u32,
     },
     /// A stream that ran to its end (some of its lines may have failed).
     Streamed(StreamStats),
@@ -182,16 +184,19 @@ pub struct Settings<'a> {
     pub http_version: HttpVersion,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// How often a request that got no answer is sent again (`--retries`).
+    pub retries: u32,
 }
 
-/// Builds the SDK client for the encrypted target (no network traffic yet). Connection
-/// failures are not retried: a load test must count them, not hide them.
+/// Builds the SDK client for the encrypted target (no network traffic yet). A request that
+/// got no answer is sent again only with `--retries` (default 0: a load test counts
+/// failures rather than hiding them), and every resending is counted in the report.
 pub fn sdk_client(settings: &Settings<'_>) -> Result<Client, Error> {
     let mut builder = Client::builder(settings.url)
         .ca_certificate_pem(settings.ca_pem)
         .http_version(settings.http_version)
         .timeout(settings.timeout)
-        .connect_retries(0);
+        .connect_retries(settings.retries);
     if let Some(token) = settings.token {
         builder = builder.bearer_token(token);
     }
@@ -296,7 +301,7 @@ impl Target {
             Target::Encrypted { client, requests } => {
                 let Some(request) = pick(requests, index) else { return no_body() };
                 match client.send_timed(request).await {
-                    Ok((response, timings)) => answered(response, Some(timings.crypto())),
+                    Ok((response, timings)) => answered(response, Some(timings.crypto()), timings.resent),
                     Err(e) => classify(&e),
                 }
             }
@@ -341,7 +346,7 @@ impl Target {
                         message: format!("HTTP {status} problem"),
                     },
                     200 if ndjson.is_some() => ndjson_answered(&body, ndjson.unwrap_or(0)),
-                    _ => answered(bhttp::Response::new(status, Vec::new(), body.to_vec()), None),
+                    _ => answered(bhttp::Response::new(status, Vec::new(), body.to_vec()), None, 0),
                 }
             }
         }
@@ -354,7 +359,7 @@ fn ndjson_answered(body: &[u8], lines: u64) -> Outcome {
     let answers: Vec<&[u8]> = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     let failed = answers.iter().filter(|l| sealgate_client::line_error(l).is_some()).count();
     if answers.len() as u64 == lines && failed == 0 {
-        return Outcome::Ok { crypto: None };
+        return Outcome::Ok { crypto: None, resent: 0 };
     }
     Outcome::Failed {
         kind: ErrorKind::InvalidResponse,
@@ -474,16 +479,16 @@ fn no_body() -> Outcome {
 }
 
 /// An inner answer: a KServe V2 response, or an error status classified by the client core.
-fn answered(response: bhttp::Response, crypto: Option<Duration>) -> Outcome {
+fn answered(response: bhttp::Response, crypto: Option<Duration>, resent: u32) -> Outcome {
     match check_status(response) {
-        Ok(response) => parsed(&response.body, crypto),
+        Ok(response) => parsed(&response.body, crypto, resent),
         Err(e) => classify(&e.into()),
     }
 }
 
-fn parsed(body: &[u8], crypto: Option<Duration>) -> Outcome {
+fn parsed(body: &[u8], crypto: Option<Duration>, resent: u32) -> Outcome {
     match serde_json::from_slice::<InferenceResponse>(body) {
-        Ok(_) => Outcome::Ok { crypto },
+        Ok(_) => Outcome::Ok { crypto, resent },
         Err(e) => Outcome::Failed {
             kind: ErrorKind::InvalidResponse,
             status: None,
@@ -551,9 +556,9 @@ mod tests {
 
     #[test]
     fn answers_are_checked() {
-        assert!(matches!(parsed(br#"{"model_name":"m","outputs":[]}"#, None), Outcome::Ok { .. }));
-        assert!(matches!(parsed(b"{}", None), Outcome::Failed { kind: ErrorKind::InvalidResponse, .. }));
-        match answered(bhttp::Response::new(404, Vec::new(), br#"{"error":"unknown model 'x'"}"#.to_vec()), None) {
+        assert!(matches!(parsed(br#"{"model_name":"m","outputs":[]}"#, None, 0), Outcome::Ok { .. }));
+        assert!(matches!(parsed(b"{}", None, 0), Outcome::Failed { kind: ErrorKind::InvalidResponse, .. }));
+        match answered(bhttp::Response::new(404, Vec::new(), br#"{"error":"unknown model 'x'"}"#.to_vec()), None, 0) {
             Outcome::Failed { kind, status, message } => {
                 assert_eq!((kind, status), (ErrorKind::Inference, Some(404)));
                 assert!(message.contains("unknown model"));

@@ -109,6 +109,7 @@ fn help_documents_every_option() {
         "--http1",
         "--http2",
         "--timeout",
+        "--retries",
         "--json",
         "--compare-plaintext",
         "--stream",

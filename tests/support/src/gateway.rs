@@ -466,6 +466,22 @@ impl Drop for Gateway {
     }
 }
 
+/// Copies a data directory, as a replica joining on one machine would start: the same
+/// sealed keys, models, tenants and (for the local KMS) keyring. Run while the source
+/// gateway serves, the copy also holds its audit log and TLS files.
+pub fn copy_data_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("listing {}: {e}", from.display())) {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_data_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("copying to {}: {e}", target.display()));
+        }
+    }
+}
+
 /// The captured stdout and stderr in `root`, for messages.
 fn read_logs(root: &Path) -> String {
     let stdout = fs::read_to_string(root.join(STDOUT_FILE)).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! binary the caller names), the `sealgate` CLI runner ([`sealgate`]), throwaway KMS
 //! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), other
 //! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), the
+//! load balancer ([`nginx::Nginx`], from the templates in `deploy/nginx/`), the
 //! Python ONNX Runtime reference ([`onnxruntime_reference`]), scans for plaintext on disk and
 //! in logs ([`find_plaintext`]), the layout of a sealed artifact ([`SealedLayout`]), the
 //! audit log checks, and raw OHTTP exchanges ([`encapsulate`], [`inner_request`]).
@@ -14,12 +15,13 @@
 //! browser test, the load tool's tests) use [`gateway_binary`], which finds the binary in
 //! the target directory and warns when it is older than the sources.
 //!
-//! Everything but [`moto`], [`redis`], [`service`] and [`softhsm`] needs the `gateway`
+//! Everything but [`moto`], [`nginx`], [`redis`], [`service`] and [`softhsm`] needs the `gateway`
 //! feature. Those depend on
 //! no Sealgate crate, so `sealgate-models` uses them in its own tests without the feature
 //! and without a dependency cycle back to itself.
 
 pub mod moto;
+pub mod nginx;
 pub mod redis;
 pub mod service;
 pub mod softhsm;
@@ -54,7 +56,7 @@ pub use {
         DEMO_MODELS, EXAMPLE_LABELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
         example_request, labels, probabilities, random_bytes, slow_model_dir, slow_request,
     },
-    gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT, http_get},
+    gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT, copy_data_dir, http_get},
     paths::{gateway_binary, ort_library, repo_root},
     plaintext::{PLAINTEXT_WINDOW, assert_no_plaintext, contains, find_plaintext, list_files, without_timing},
     process::{output_text, run_command},
