@@ -155,6 +155,13 @@ impl DataDir {
         read_ohttp_key(&self.ohttp_key_file(key_id), kms)
     }
 
+    /// Writes the bytes of a key file (from an imported bundle, already checked) for
+    /// `key_id`, replacing any.
+    pub fn write_ohttp_key_file(&self, key_id: u8, bytes: &[u8]) -> Result<()> {
+        create_private_dir(&self.ohttp_keys_dir())?;
+        write_file(&self.ohttp_key_file(key_id), bytes, 0o600)
+    }
+
     /// The identifiers of the key files present (`keys/ohttp-NNN.key`), for data dirs made
     /// before the key list existed.
     pub fn ohttp_key_files(&self) -> Result<Vec<u8>> {
@@ -228,10 +235,16 @@ fn write_ohttp_key(path: &Path, key: &GatewayKey, (kms, kms_key): (&dyn KmsProvi
 
 fn read_ohttp_key(path: &Path, kms: &dyn KmsSet) -> Result<GatewayKey> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let stored: StoredKey = serde_json::from_slice(&bytes).map_err(|_| {
-        anyhow::anyhow!("{} is not a KMS-sealed HPKE key file (plaintext key files are not accepted)", path.display())
+    unwrap_ohttp_key(&bytes, &path.display(), kms)
+}
+
+/// Unwraps the HPKE key in the bytes of a key file (`what` names them in errors: a path, or
+/// a key of an imported bundle).
+pub fn unwrap_ohttp_key(bytes: &[u8], what: &dyn std::fmt::Display, kms: &dyn KmsSet) -> Result<GatewayKey> {
+    let stored: StoredKey = serde_json::from_slice(bytes).map_err(|_| {
+        anyhow::anyhow!("{what} is not a KMS-sealed HPKE key file (plaintext key files are not accepted)")
     })?;
-    let kem = Kem::from_id(stored.kem).with_context(|| format!("{}", path.display()))?;
+    let kem = Kem::from_id(stored.kem).with_context(|| what.to_string())?;
     let suites = stored
         .suites
         .iter()
@@ -239,21 +252,20 @@ fn read_ohttp_key(path: &Path, kms: &dyn KmsSet) -> Result<GatewayKey> {
             Ok(SymmetricSuite::new(sealgate_protocol::Kdf::from_id(kdf)?, sealgate_protocol::Aead::from_id(aead)?))
         })
         .collect::<Result<Vec<_>, sealgate_protocol::Error>>()
-        .with_context(|| format!("{}", path.display()))?;
+        .with_context(|| what.to_string())?;
     let wrapped = WrappedKey {
         provider: stored.wrapped.provider.clone(),
         key_id: stored.wrapped.key_id.clone(),
         ciphertext: hex::decode(&stored.wrapped.ciphertext_hex)
-            .map_err(|_| anyhow::anyhow!("{}: wrapped key is not hex", path.display()))?,
+            .map_err(|_| anyhow::anyhow!("{}: wrapped key is not hex", what))?,
     };
     let provider = kms.provider(&wrapped.provider).ok_or_else(|| {
-        anyhow::anyhow!("{}: sealed with KMS provider '{}', which is not configured", path.display(), wrapped.provider)
+        anyhow::anyhow!("{}: sealed with KMS provider '{}', which is not configured", what, wrapped.provider)
     })?;
     let secret = provider
         .decrypt_data_key(&wrapped, &ohttp_key_context(stored.key_id, stored.kem))
-        .with_context(|| format!("unwrapping the HPKE key {}", path.display()))?;
-    GatewayKey::from_secret_bytes(stored.key_id, kem, suites, secret.expose())
-        .with_context(|| format!("{}", path.display()))
+        .with_context(|| format!("unwrapping the HPKE key ({what})"))?;
+    GatewayKey::from_secret_bytes(stored.key_id, kem, suites, secret.expose()).with_context(|| what.to_string())
 }
 
 pub use sealgate_server::files::{check_private_dir, create_private_dir, write_file};

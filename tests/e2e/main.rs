@@ -15,6 +15,7 @@ mod config;
 mod connections;
 mod happy_path;
 mod hardening;
+mod key_bundle;
 mod kms_providers_cli;
 mod metrics;
 mod no_plaintext_in_logs;

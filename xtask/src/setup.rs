@@ -52,6 +52,7 @@ pub fn ort_library_path(root: &Path) -> PathBuf {
 pub fn all(root: &Path) -> Result<PathBuf> {
     let library = onnxruntime(root)?;
     python_packages(root)?;
+    manifest_validator(root)?;
     wasm_target()?;
     openssl()?;
     kms_test_servers(root)?;
@@ -140,27 +141,51 @@ with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(dest, 
 
 /// Ensures the Python packages of the interop tests import (and onnxruntime is the pinned one).
 fn python_packages(root: &Path) -> Result<()> {
-    const PACKAGES: &str = "pyhpke, cryptography, numpy, onnxruntime";
     // The onnxruntime version matters: the Python reference results must come from the same
     // runtime the gateway loads.
-    let probe =
-        format!("import {PACKAGES}; assert onnxruntime.__version__ == '{ORT_VERSION}', onnxruntime.__version__");
-    if succeeds(Command::new("python3").args(["-c", &probe])) {
-        eprintln!("python packages: present ({PACKAGES})");
+    let probe = format!(
+        "import pyhpke, cryptography, numpy, onnxruntime; assert onnxruntime.__version__ == '{ORT_VERSION}', \
+         onnxruntime.__version__"
+    );
+    pip_requirements("python packages of the interop tests", &probe, &root.join("tests/interop/requirements.txt"))
+}
+
+/// Installs `requirements` with pip unless `probe` (Python code) already succeeds, and
+/// checks it does afterwards.
+fn pip_requirements(what: &str, probe: &str, requirements: &Path) -> Result<()> {
+    if succeeds(Command::new("python3").args(["-c", probe])) {
+        eprintln!("{what}: present");
         return Ok(());
     }
-    let requirements = root.join("tests").join("interop").join("requirements.txt");
-    eprintln!("python packages: installing from {}", requirements.display());
+    eprintln!("{what}: installing from {}", requirements.display());
     run(Command::new("python3")
         .args(["-m", "pip", "install", "-r"])
-        .arg(&requirements)
+        .arg(requirements)
         // On a Debian-managed Python, pip refuses to install without this (PEP 668). The
         // machine is ours to configure, and pip versions without the option ignore it.
         .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))
-    .context("installing the Python packages of the interop tests")?;
+    .with_context(|| format!("installing the {what}"))?;
     ensure!(
-        succeeds(Command::new("python3").args(["-c", &probe])),
+        succeeds(Command::new("python3").args(["-c", probe])),
         "pip finished but `python3 -c \"{probe}\"` still fails"
+    );
+    Ok(())
+}
+
+/// Ensures what `deploy/kubernetes/validate.py` needs: kubernetes-validate and PyYAML from
+/// PyPI, and a Kustomize renderer (`kubectl kustomize` or `kustomize`), which no registry
+/// this project installs from offers: without one the step fails saying so.
+fn manifest_validator(root: &Path) -> Result<()> {
+    pip_requirements(
+        "kubernetes manifest validator",
+        "import importlib.util as u; assert all(u.find_spec(m) for m in ('kubernetes_validate', 'yaml'))",
+        &root.join("deploy/kubernetes/requirements.txt"),
+    )?;
+    let kubectl = succeeds(Command::new("kubectl").args(["version", "--client"]));
+    let kustomize = succeeds(Command::new("kustomize").arg("version"));
+    ensure!(
+        kubectl || kustomize,
+        "neither `kubectl` nor `kustomize` is installed: deploy/kubernetes/validate.py renders the overlays with one"
     );
     Ok(())
 }
@@ -258,21 +283,5 @@ fn moto(root: &Path) -> Result<()> {
     // second, and setup runs before every `serve` and `test`.
     const PROBE: &str =
         "import importlib.util as u; assert all(u.find_spec(m) for m in ('moto.server', 'flask', 'flask_cors'))";
-    if succeeds(Command::new("python3").args(["-c", PROBE])) {
-        eprintln!("moto server: present");
-        return Ok(());
-    }
-    let requirements = root.join("models").join("tests").join("requirements.txt");
-    eprintln!("moto server: installing from {}", requirements.display());
-    run(Command::new("python3")
-        .args(["-m", "pip", "install", "-r"])
-        .arg(&requirements)
-        // See `python_packages` for why.
-        .env("PIP_BREAK_SYSTEM_PACKAGES", "1"))
-    .context("installing the moto server for the AWS KMS tests")?;
-    ensure!(
-        succeeds(Command::new("python3").args(["-c", PROBE])),
-        "pip finished but `python3 -c \"{PROBE}\"` still fails"
-    );
-    Ok(())
+    pip_requirements("moto server", PROBE, &root.join("models/tests/requirements.txt"))
 }

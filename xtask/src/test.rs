@@ -115,11 +115,17 @@ fn steps(root: &Path) -> Vec<Step> {
     let mut self_test = Command::new("python3");
     self_test.arg(root.join("tests").join("interop").join("ohttp_client.py")).arg("--self-test");
 
+    // The Kubernetes manifests and Dockerfile: schemas, Sealgate's policy, and broken
+    // copies that must be refused (deploy/kubernetes/README.md).
+    let mut manifests = Command::new("python3");
+    manifests.arg(root.join("deploy").join("kubernetes").join("validate.py")).arg("--self-test");
+
     vec![
         Step::cargo("fmt", &["fmt", "--all", "--", "--check"]),
         // The independent Python client checks itself against RFC 9458 Appendix A: seconds,
         // and a broken reference would make every interop test below misleading.
         Step { name: "python client self-test", command: self_test },
+        Step { name: "deploy manifests", command: manifests },
         Step::cargo("clippy", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
         // Proves the protocol crate stays usable from the browser SDK (no std-only code).
         Step::cargo(

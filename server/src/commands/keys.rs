@@ -72,7 +72,37 @@ pub enum KeysCommand {
         /// The key id, as `keys list` shows it.
         key_id: u8,
     },
+    /// Write the key list and the KMS-sealed file of every accepted key into one bundle
+    /// (JSON) for the other replicas (`sealgate keys import`). It holds no plaintext key:
+    /// only a replica whose KMS can unwrap the keys can use it.
+    Export {
+        /// Where to write it (mode 0600); `-` for standard output.
+        #[arg(long, default_value = "-", value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace this data dir's keys with a bundle from `sealgate keys export`. Every key is
+    /// first unwrapped with this replica's KMS and checked against the list; nothing changes
+    /// unless all are. A running gateway serves the new keys within a second.
+    Import {
+        /// The bundle file; `-` for standard input.
+        bundle: PathBuf,
+    },
 }
+
+/// What `keys export` writes and `keys import` reads: the key list and, per accepted key,
+/// its key file as it is on disk (public parameters and the KMS-wrapped private key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    format: String,
+    version: u32,
+    list: KeyList,
+    /// Key id to the text of its `ohttp-NNN.key` file.
+    files: std::collections::BTreeMap<u8, String>,
+}
+
+/// [`Bundle::format`]: what the file is, for a clear refusal of anything else.
+const BUNDLE_FORMAT: &str = "sealgate-keys-bundle";
 
 /// The KEMs `--kem` names.
 #[derive(Debug, Clone)]
@@ -254,15 +284,87 @@ impl KeyStore {
         else {
             return Ok(None);
         };
-        for (i, key) in list.keys.iter().enumerate() {
+        check_unique(&list, &self.path.display())?;
+        Ok(Some(list))
+    }
+
+    /// The bundle for `keys export`: the list and the file of every key it accepts at `now`,
+    /// read under the lock, so a rotation cannot come between them.
+    pub fn export(&self, now: u64) -> Result<(Bundle, Vec<Change>)> {
+        crate::data_dir::create_private_dir(&self.data.ohttp_keys_dir())?;
+        let _lock = sealgate_server::files::lock_exclusive(&self.lock)?;
+        let list = self.load()?.with_context(|| {
+            format!("{} does not exist; `sealgate serve` makes the first keys on its first start", self.path.display())
+        })?;
+        let mut files = std::collections::BTreeMap::new();
+        let mut changes = Vec::new();
+        for entry in list.accepted(now) {
+            let path = self.data.ohttp_key_file(entry.key_id);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            files.insert(entry.key_id, text);
+            changes.push(Change { op: "ohttp-key-export", key_id: entry.key_id, kem: entry.kem_name() });
+        }
+        Ok((Bundle { format: BUNDLE_FORMAT.into(), version: VERSION, list, files }, changes))
+    }
+
+    /// Installs `bundle` in place of this store's keys: checks it whole first (format, every
+    /// accepted key present, unwrapped by `kms` and the key its entry names, no other file),
+    /// then, under the lock, writes the key files, then the list, and last removes the key
+    /// files the new list no longer names.
+    pub fn import(&self, bundle: &Bundle, kms: &dyn KmsSet, now: u64) -> Result<Vec<Change>> {
+        ensure!(
+            bundle.format == BUNDLE_FORMAT,
+            "not a key bundle of `sealgate keys export` (format '{}')",
+            bundle.format
+        );
+        ensure!(
+            bundle.version == VERSION && bundle.list.version == VERSION,
+            "key bundle version {} is not supported (this gateway reads version {VERSION})",
+            bundle.version
+        );
+        check_unique(&bundle.list, &"the bundle")?;
+        let accepted = bundle.list.accepted(now);
+        ensure!(!accepted.is_empty(), "the bundle accepts no key now: importing it would leave no key to serve");
+        if let Some(key_id) = bundle.files.keys().find(|id| !accepted.iter().any(|e| e.key_id == **id)) {
+            bail!("the bundle holds a key file for key {key_id}, which its list does not accept");
+        }
+        for entry in &accepted {
+            let text = bundle
+                .files
+                .get(&entry.key_id)
+                .with_context(|| format!("the bundle lists key {} but holds no key file for it", entry.key_id))?;
+            let what = format!("key {} of the bundle", entry.key_id);
+            let key = crate::data_dir::unwrap_ohttp_key(text.as_bytes(), &what, kms)
+                .context("this replica's KMS must be able to unwrap every key it imports")?;
             ensure!(
-                !list.keys.iter().skip(i + 1).any(|k| k.key_id == key.key_id),
-                "{}: key id {} is listed twice",
-                self.path.display(),
-                key.key_id
+                key.config().key_id() == entry.key_id
+                    && key.config().kem().id() == entry.kem
+                    && hex::encode(key.config().sha256()) == entry.config_sha256,
+                "{what} is not the key the bundle's list names (config SHA-256 {})",
+                entry.config_sha256
             );
         }
-        Ok(Some(list))
+
+        crate::data_dir::create_private_dir(&self.data.ohttp_keys_dir())?;
+        let _lock = sealgate_server::files::lock_exclusive(&self.lock)?;
+        let before = self.load()?.unwrap_or_default();
+        for (key_id, text) in &bundle.files {
+            self.data.write_ohttp_key_file(*key_id, text.as_bytes())?;
+        }
+        let mut list = bundle.list.clone();
+        list.keys.retain(|k| !k.expired(now));
+        write_file(&self.path, &serde_json::to_vec_pretty(&list)?, 0o600)?;
+        let mut changes: Vec<Change> =
+            accepted.iter().map(|e| Change { op: "ohttp-key-import", key_id: e.key_id, kem: e.kem_name() }).collect();
+        // Only once the list no longer names them, as in `update`.
+        for old in before.keys.iter().filter(|k| !list.keys.iter().any(|n| n.key_id == k.key_id)) {
+            self.delete_key_file(old.key_id)?;
+            changes.push(Change { op: "ohttp-key-remove", key_id: old.key_id, kem: old.kem_name() });
+        }
+        for retired in list.keys.iter().filter(|k| !k.accepted(now)) {
+            self.delete_key_file(retired.key_id)?;
+        }
+        Ok(changes)
     }
 
     /// `serve`'s start: records what the gateway advertises, removes expired keys and, when
@@ -429,6 +531,18 @@ impl KeyStore {
     }
 }
 
+/// Refuses a list that names a key id twice (`what` names the list in the error).
+fn check_unique(list: &KeyList, what: &dyn std::fmt::Display) -> Result<()> {
+    for (i, key) in list.keys.iter().enumerate() {
+        ensure!(
+            !list.keys.iter().skip(i + 1).any(|k| k.key_id == key.key_id),
+            "{what}: key id {} is listed twice",
+            key.key_id
+        );
+    }
+    Ok(())
+}
+
 fn entry(key: &GatewayKey, now: u64) -> KeyEntry {
     let config = key.config();
     KeyEntry {
@@ -493,6 +607,30 @@ pub fn run(args: KeysArgs) -> Result<()> {
             let kms = Providers::open(&data, &args.providers, None, "keys")?;
             (kms, store.retire(key_id, now), key_id.to_string())
         }
+        KeysCommand::Export { out } => {
+            let kms = Providers::open(&data, &args.providers, None, "keys")?;
+            let exported = store.export(now).and_then(|(bundle, changes)| {
+                let mut json = serde_json::to_vec_pretty(&bundle)?;
+                json.push(b'\n');
+                if out.as_os_str() == "-" {
+                    std::io::Write::write_all(&mut std::io::stdout().lock(), &json).context("writing the bundle")?;
+                } else {
+                    write_file(&out, &json, 0o600)?;
+                }
+                Ok(changes)
+            });
+            audit(kms.log(), &exported, "all")?;
+            for change in exported? {
+                eprintln!("{}: key {} ({})", change.op, change.key_id, change.kem);
+            }
+            eprintln!("the bundle holds only KMS-sealed keys; `sealgate keys import` installs it on another replica");
+            return Ok(());
+        }
+        KeysCommand::Import { bundle } => {
+            let kms = Providers::open(&data, &args.providers, None, "keys")?;
+            let changes = read_bundle(&bundle).and_then(|b| store.import(&b, &kms, now));
+            (kms, changes, "all".to_owned())
+        }
     };
     audit(kms.log(), &changes, &refused_key)?;
     for change in changes? {
@@ -500,6 +638,20 @@ pub fn run(args: KeysArgs) -> Result<()> {
     }
     eprintln!("a running gateway picks the change up within a second (at once on SIGHUP)");
     Ok(())
+}
+
+/// Reads a bundle file (`-`: standard input), refusing anything that is not one.
+fn read_bundle(path: &Path) -> Result<Bundle> {
+    let name = if path.as_os_str() == "-" { "standard input".to_owned() } else { path.display().to_string() };
+    let bytes = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).context("reading standard input")?;
+        bytes
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {name}"))?
+    };
+    // serde's message names the field or the position, never the bytes.
+    serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a key bundle of `sealgate keys export`"))
 }
 
 fn list(store: &KeyStore, now: u64) -> Result<()> {
