@@ -205,6 +205,12 @@ pub fn check(file: &Path) -> Result<()> {
     let matches = serve_command()
         .try_get_matches_from(std::iter::once(OsString::from("serve")).chain(args))
         .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
+    // `--replay-store` is text to clap (a refused URL must not be echoed, it may hold a
+    // password); check it as `serve` does before printing anything.
+    if let Some(url) = matches.get_raw("replay_store").and_then(|mut raw| raw.next()) {
+        sealgate_server::redis::RedisUrl::parse(&url.to_string_lossy())
+            .map_err(|e| anyhow::anyhow!("--replay-store: {e}"))?;
+    }
     println!("# effective configuration of `sealgate serve --config {}`", file.display());
     for arg in serve_command().get_arguments() {
         let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else { continue };

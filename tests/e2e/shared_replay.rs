@@ -167,4 +167,14 @@ fn a_bad_replay_store_is_refused_at_start() {
     .assert_stderr_contains("the file is empty");
     Gateway::start_expecting_failure(GatewayOptions::new(SEALGATE).arg("--replay-store-fail-open"))
         .assert_stderr_contains("--replay-store");
+
+    // `sealgate config check` refuses the same URL, without printing it either.
+    let config = secrets.path().join("sealgate.toml");
+    std::fs::write(&config, "replay_store = \"redis://:url-password-canary@127.0.0.1:6379\"\n").unwrap();
+    let checked = sealgate_test_support::sealgate(SEALGATE, ["config", "check", config.to_str().unwrap()]);
+    checked.assert_failure("--replay-store-password-file");
+    assert!(!checked.text().contains("url-password-canary"), "config check printed the password:\n{}", checked.text());
+    std::fs::write(&config, format!("replay_store = \"{}\"\n", redis.url())).unwrap();
+    let checked = sealgate_test_support::sealgate(SEALGATE, ["config", "check", config.to_str().unwrap()]);
+    checked.assert_success().assert_stdout_contains(&format!("replay_store = \"{}\"  # file", redis.url()));
 }
