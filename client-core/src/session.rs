@@ -20,7 +20,8 @@ use core::time::Duration;
 
 use rand_core::CryptoRng;
 use sealgate_protocol::{
-    Aead, ClientRequest, ClientResponse, GATEWAY_PATH, Kdf, Kem, KeyConfig, SymmetricSuite, bhttp, media_type,
+    Aead, ClientRequest, ClientResponse, GATEWAY_PATH, Kdf, Kem, KeyConfig, PrecomputedRequest, SymmetricSuite, bhttp,
+    media_type,
 };
 use zeroize::Zeroizing;
 
@@ -202,14 +203,45 @@ impl Session {
     /// Seals `request` dated `now` (UNIX seconds; any `Date` it had is replaced): what a
     /// client sends for each attempt of a request it built once.
     pub fn seal_request(&self, request: &bhttp::Request, now: u64, rng: &mut impl CryptoRng) -> Result<Prepared> {
-        let mut dated = request.clone();
-        crate::date::set_date(&mut dated, now);
-        self.seal(&Zeroizing::new(dated.encode()), rng)
+        self.seal_request_with(request, now, None, rng)
     }
 
     /// Seals an encoded Binary HTTP request (RFC 9458 section 4.3).
     pub fn seal(&self, encoded: &[u8], rng: &mut impl CryptoRng) -> Result<Prepared> {
-        let (encapsulated, response) = ClientRequest::new(&self.config, self.suite)?.encapsulate(encoded, rng)?;
+        self.seal_with(encoded, None, rng)
+    }
+
+    /// The HPKE setup of a future request to this configuration, done now ([`ClientRequest::precompute`]):
+    /// handed to [`Session::seal_request_with`] later, it leaves only the AEAD to do then.
+    pub fn precompute(&self, rng: &mut impl CryptoRng) -> Result<PrecomputedRequest> {
+        Ok(ClientRequest::new(&self.config, self.suite)?.precompute(rng)?)
+    }
+
+    /// [`Session::seal_request`] with a context from [`Session::precompute`], when one is
+    /// given and was made for this configuration (otherwise sealed afresh with `rng`).
+    pub fn seal_request_with(
+        &self,
+        request: &bhttp::Request,
+        now: u64,
+        precomputed: Option<PrecomputedRequest>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Prepared> {
+        let mut dated = request.clone();
+        crate::date::set_date(&mut dated, now);
+        self.seal_with(&Zeroizing::new(dated.encode()), precomputed, rng)
+    }
+
+    fn seal_with(
+        &self,
+        encoded: &[u8],
+        precomputed: Option<PrecomputedRequest>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Prepared> {
+        let precomputed = match precomputed.filter(|p| p.key_id() == self.config.key_id()) {
+            Some(precomputed) => precomputed,
+            None => self.precompute(rng)?,
+        };
+        let (encapsulated, response) = precomputed.encapsulate(encoded)?;
         let pending = Pending { response, gateway_url: self.gateway_url.clone(), max_age: self.max_age };
         Ok(Prepared { encapsulated, pending })
     }

@@ -18,7 +18,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sealgate_client_core::{Finished, KeyCache, OuterResponse, Preferences, Session};
 use sealgate_protocol::inference::{InferenceRequest, InferenceResponse, ModelList, ModelMetadata};
-use sealgate_protocol::{Aead, Kem, KeyConfig, bhttp, media_type};
+use sealgate_protocol::{Aead, Kem, KeyConfig, PrecomputedRequest, bhttp, media_type};
 use tokio::sync::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     kem: Kem,
     http_version: HttpVersion,
     clock_offset: i64,
+    precompute: bool,
     error: Option<Error>,
 }
 
@@ -70,10 +71,14 @@ pub struct ExchangeTimings {
     /// How often the request was sent again, sealed afresh, because an attempt got no
     /// answer (see [`ClientBuilder::connect_retries`]).
     pub resent: u32,
+    /// Time spent preparing the encapsulation of a later request while this one travelled
+    /// ([`ClientBuilder::precompute`]): client CPU, but off this request's critical path.
+    pub precompute: Duration,
 }
 
 impl ExchangeTimings {
-    /// Encapsulation plus decapsulation.
+    /// Encapsulation plus decapsulation: the client's HPKE time on the request's critical
+    /// path (a prepared encapsulation's setup is in [`ExchangeTimings::precompute`]).
     pub fn crypto(&self) -> Duration {
         self.encapsulate + self.decapsulate
     }
@@ -133,6 +138,19 @@ impl ClientBuilder {
     /// not retried: that request may still be running.
     pub fn connect_retries(mut self, retries: u32) -> Self {
         self.connect_retries = retries;
+        self
+    }
+
+    /// Prepare the HPKE encapsulation of the next request while this one travels (default
+    /// on): the ephemeral key pair and shared secret of RFC 9180's `SetupBaseS` for the
+    /// current key configuration are computed once a request has been handed to the
+    /// connection, so the next request pays only the AEAD and the framing (about 40 µs less
+    /// on its critical path with X25519 here, more with X-Wing). Each prepared context seals
+    /// exactly one request and is dropped when the key configuration changes; at most one is
+    /// kept per request in flight. Off: every request does its whole encapsulation when it
+    /// is sent, and no HPKE state outlives a request.
+    pub fn precompute(mut self, on: bool) -> Self {
+        self.precompute = on;
         self
     }
 
@@ -206,6 +224,7 @@ impl ClientBuilder {
                 refetch: Mutex::new(()),
                 epoch: Instant::now(),
                 clock_offset: self.clock_offset,
+                precompute: self.precompute.then(|| std::sync::Mutex::new(Precomputed::default())),
             }),
         })
     }
@@ -278,7 +297,19 @@ struct Inner {
     epoch: Instant,
     /// Seconds added to the system clock to date requests (the builder's).
     clock_offset: i64,
+    /// Prepared encapsulations (`ClientBuilder::precompute`), `None` when off.
+    precompute: Option<std::sync::Mutex<Precomputed>>,
 }
+
+/// Encapsulations prepared for the key configuration of one generation of the key cache.
+#[derive(Debug, Default)]
+struct Precomputed {
+    generation: u64,
+    ready: Vec<PrecomputedRequest>,
+}
+
+/// The most prepared encapsulations kept: enough for as many requests in flight.
+const MAX_PRECOMPUTED: usize = 256;
 
 /// A fetched key configuration, its generation and when it was fetched.
 type Cached = sealgate_client_core::Cached<Arc<Session>>;
@@ -298,6 +329,7 @@ impl Client {
             kem: Kem::X25519HkdfSha256,
             http_version: HttpVersion::Negotiate,
             clock_offset: 0,
+            precompute: true,
             error: None,
         }
     }
@@ -424,16 +456,19 @@ impl Client {
     ) -> Result<Attempt> {
         let session = cached.session();
         let started = Instant::now();
-        let sealed = session.seal_request(request, date, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let ready = self.take_precomputed(cached);
+        let sealed = session.seal_request_with(request, date, ready, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
         timings.encapsulate += started.elapsed();
-        let sent = self
+        let send = self
             .inner
             .http
             .post(self.inner.gateway_url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static(media_type::OHTTP_REQUEST))
             .body(sealed.encapsulated)
-            .send()
-            .await;
+            .send();
+        // `join!` polls the send first, which hands the request to its connection's task;
+        // the next request's encapsulation is then prepared while this one travels.
+        let (sent, ()) = tokio::join!(send, async { self.prepare_next(cached, timings) });
         let response = match sent {
             Ok(response) => response,
             Err(e) if may_resend && undelivered(&e) => return Ok(Attempt::Undelivered),
@@ -453,6 +488,29 @@ impl Client {
         let finished = sealed.pending.finish_at(&answer, cached.age(self.now()));
         timings.decapsulate += started.elapsed();
         Ok(Attempt::Finished(finished?))
+    }
+
+    /// A prepared encapsulation for `cached`'s configuration, if one is ready.
+    fn take_precomputed(&self, cached: &Cached) -> Option<PrecomputedRequest> {
+        let mut pool = self.inner.precompute.as_ref()?.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.generation != cached.generation() {
+            // Made for a configuration that has been replaced: never used.
+            *pool = Precomputed { generation: cached.generation(), ready: Vec::new() };
+        }
+        pool.ready.pop()
+    }
+
+    /// Prepares one encapsulation for a later request to `cached`'s configuration.
+    fn prepare_next(&self, cached: &Cached, timings: &mut ExchangeTimings) {
+        let Some(pool) = self.inner.precompute.as_ref() else { return };
+        let started = Instant::now();
+        // A failure here only means the next request does its own encapsulation.
+        let Ok(ready) = cached.session().precompute(&mut rand_core::UnwrapErr(getrandom::SysRng)) else { return };
+        timings.precompute += started.elapsed();
+        let mut pool = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.generation == cached.generation() && pool.ready.len() < MAX_PRECOMPUTED {
+            pool.ready.push(ready);
+        }
     }
 
     /// The HTTP client, for the streamed exchange in `stream.rs`.

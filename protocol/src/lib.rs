@@ -79,7 +79,7 @@ pub use crypto::Backend;
 pub use error::{Error, Result};
 pub use key_config::KeyConfig;
 pub use rand_core;
-pub use request::{ClientRequest, GatewayKey, GatewayKeys, INFO_REQUEST, RequestHeader};
+pub use request::{ClientRequest, GatewayKey, GatewayKeys, INFO_REQUEST, PrecomputedRequest, RequestHeader};
 pub use response::{ClientResponse, LABEL_RESPONSE, ServerResponse};
 pub use suite::{Aead, Kdf, Kem, Suite, SymmetricSuite};
 

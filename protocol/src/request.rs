@@ -102,9 +102,18 @@ impl ClientRequest {
     /// Encrypts a Binary HTTP request. Returns the encapsulated request
     /// (`header | enc | ciphertext`) and the state needed to open the response.
     pub fn encapsulate(self, request: &[u8], rng: &mut impl CryptoRng) -> Result<(Vec<u8>, ClientResponse)> {
+        self.precompute(rng)?.encapsulate(request)
+    }
+
+    /// Does the public-key half of [`ClientRequest::encapsulate`] now (RFC 9180 `SetupBaseS`:
+    /// a fresh ephemeral key pair, the KEM's shared secret and the key schedule), so that
+    /// [`PrecomputedRequest::encapsulate`] later pays only the AEAD and the framing. The
+    /// ephemeral private key is gone when this returns; what is kept is the sender's context
+    /// for exactly one request.
+    pub fn precompute(self, rng: &mut impl CryptoRng) -> Result<PrecomputedRequest> {
         let info = self.header.info();
         let (enc, ctx) = crypto::setup_sender(self.backend, self.header.suite, &self.public_key, &info, rng)?;
-        self.finish(request, enc, ctx)
+        Ok(PrecomputedRequest { request: self, enc, ctx })
     }
 
     /// [`ClientRequest::encapsulate`] with a fixed ephemeral X25519 private key instead of a
@@ -140,6 +149,38 @@ impl ClientRequest {
         out.extend_from_slice(&enc);
         out.extend_from_slice(&ciphertext);
         Ok((out, ClientResponse::new(self.backend, self.header.suite, enc, secret)))
+    }
+}
+
+/// A request to one key configuration whose HPKE encapsulation is done and whose message is
+/// not yet known ([`ClientRequest::precompute`]). Single use: [`PrecomputedRequest::encapsulate`]
+/// consumes it, and it is neither `Clone` nor `Copy`, so one context never seals two requests.
+pub struct PrecomputedRequest {
+    request: ClientRequest,
+    enc: Vec<u8>,
+    ctx: crypto::SenderContext,
+}
+
+impl fmt::Debug for PrecomputedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrecomputedRequest")
+            .field("key_id", &self.request.header.key_id)
+            .field("suite", &self.request.header.suite)
+            .field("context", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PrecomputedRequest {
+    /// The key configuration's id this request is sealed to.
+    pub fn key_id(&self) -> u8 {
+        self.request.header.key_id
+    }
+
+    /// Seals `request` with the prepared context: the second half of
+    /// [`ClientRequest::encapsulate`], with the same output.
+    pub fn encapsulate(self, request: &[u8]) -> Result<(Vec<u8>, ClientResponse)> {
+        self.request.finish(request, self.enc, self.ctx)
     }
 }
 

@@ -69,6 +69,24 @@ proptest! {
         prop_assert_eq!(pending.decapsulate(&enc_resp).unwrap(), answer);
     }
 
+    /// A request precomputed (the HPKE setup done before its message was known) is an
+    /// ordinary request to the gateway, on every KEM and backend.
+    #[test]
+    fn precomputed_round_trip(req in request(), kem in 0usize..2, client in 0..Backend::ALL.len(),
+                              server in 0..Backend::ALL.len()) {
+        let gw = gateway_on(Backend::ALL[server]);
+        let config = &gw.configs()[kem];
+        let precomputed = ClientRequest::new(config, SymmetricSuite::ALL[0]).unwrap()
+            .with_backend(Backend::ALL[client])
+            .precompute(&mut common::os_rng()).unwrap();
+        prop_assert_eq!(precomputed.key_id(), config.key_id());
+        let (enc, pending) = precomputed.encapsulate(&req.encode()).unwrap();
+        let (inner, responder) = gw.decapsulate(&enc).unwrap();
+        prop_assert_eq!(bhttp::Request::decode(&inner).unwrap(), req);
+        let enc_resp = responder.encapsulate(b"answer", &mut common::os_rng()).unwrap();
+        prop_assert_eq!(pending.decapsulate(&enc_resp).unwrap(), b"answer".to_vec());
+    }
+
     #[test]
     fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = bhttp::Request::decode(&bytes);

@@ -325,3 +325,42 @@ fn load_binary() -> PathBuf {
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
+
+/// The SDK prepares the next request's encapsulation while one travels (on by default); a
+/// prepared context belongs to one key configuration and is dropped, never used, once the
+/// keys change: after a rotation and the old keys' retirement exactly one request is
+/// refused (the one sealed before the client knew), then every request uses the new key.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_encapsulations_never_outlive_their_key_configuration() {
+    let gateway = Gateway::start(GatewayOptions::new(SEALGATE));
+    let client = gateway.client();
+    let body = serde_json::to_vec(&sealgate_test_support::example_request("credit-risk")).unwrap();
+    let request = client.inner_request("POST", "/v2/models/credit-risk/infer", body);
+    let mut prepared = Duration::ZERO;
+    for _ in 0..5 {
+        let (answer, timings) = client.send_timed(&request).await.expect("answered");
+        assert_eq!(answer.status, 200);
+        prepared += timings.precompute;
+    }
+    assert!(prepared > Duration::ZERO, "the SDK prepared encapsulations ahead");
+
+    let data = gateway.data_dir();
+    keys(&data, &["rotate", "--grace", "1h"]).assert_success();
+    for old in [1, 2] {
+        keys(&data, &["retire", &old.to_string()]).assert_success();
+    }
+    wait_for_key_set(&gateway, &[3, 4]);
+    for _ in 0..10 {
+        let (answer, _) = client.send_timed(&request).await.expect("answered after the rotation");
+        assert_eq!(answer.status, 200);
+    }
+    let refused = "sealgate_requests_refused_total{reason=\"key-config\"} ";
+    let scrape = gateway.scrape();
+    let count = scrape.lines().find_map(|l| l.strip_prefix(refused)).map(str::trim);
+    assert_eq!(count, Some("1"), "one request was sealed to a retired key, none after:\n{scrape}");
+
+    // Off: nothing is prepared ahead.
+    let plain = gateway.client_builder().precompute(false).build().unwrap();
+    let (answer, timings) = plain.send_timed(&request).await.expect("answered");
+    assert_eq!((answer.status, timings.precompute), (200, Duration::ZERO));
+}

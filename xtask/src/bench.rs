@@ -15,6 +15,12 @@
 //!   request is the work per request and not a difference in how often the gateway's
 //!   threads go idle and wake up (which closed loops at different speeds also measure).
 //!
+//! The gateway runs pinned to the last core and `sealgate-load` to the others (`taskset -c`,
+//! unless `--no-pin` or a single core), so neither takes the other's CPU, and every load is
+//! measured as `--repeats` (default 3) interleaved encrypted/plaintext pairs: the table shows
+//! each figure's median over the pairs, and the encrypted − plaintext deltas their median
+//! and spread (min…max), so one disturbed run cannot make a result.
+//!
 //! The table puts server CPU per request next to throughput and latency. Last, the protocol
 //! benchmark (`cargo bench -p sealgate-protocol --bench server_cost`, when it exists) gives
 //! the per-request cost of the cryptography alone, and the targets of issue 5 are checked
@@ -82,6 +88,45 @@ pub struct BenchArgs {
     /// With --stream: rows in the long stream (default 10,000,000; 200,000 with --quick).
     #[arg(long)]
     stream_rows: Option<u64>,
+    /// Encrypted/plaintext pairs per model and load, interleaved; the table shows their
+    /// medians and spread (default 3, or 1 with --quick).
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Do not pin the gateway and the load generator to separate cores.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+/// Which cores the gateway and the load generator run on (`taskset -c`), so neither takes
+/// the other's CPU: the gateway on the last core, the load generator on the others. `None`
+/// on a single core, without `taskset`, or with `--no-pin`.
+#[derive(Debug, Clone)]
+struct Pinning {
+    gateway: String,
+    load: String,
+}
+
+impl Pinning {
+    fn choose(no_pin: bool) -> Option<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if no_pin || cores < 2 || !succeeds(Command::new("taskset").arg("--version")) {
+            return None;
+        }
+        let load = if cores == 2 { "0".to_owned() } else { format!("0-{}", cores - 2) };
+        Some(Self { gateway: (cores - 1).to_string(), load })
+    }
+
+    /// `program` run under `taskset -c cores`, or as it is without pinning.
+    fn command(pin: Option<&str>, program: &Path) -> Command {
+        match pin {
+            Some(cores) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", cores]).arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
 }
 
 /// The models measured: the two demo models and the benchmark MLP.
@@ -130,29 +175,52 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
 
     let machine = machine();
     let load_before = loadavg();
-    eprintln!("==> {machine}; load average {load_before}");
-    let server = Server::start(&sealgate, &library, &data, &models, &work, &[])?;
+    let pinning = Pinning::choose(args.no_pin);
+    let repeats = args.repeats.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let pinned = pinning.as_ref().map_or_else(
+        || "not pinned".to_owned(),
+        |p| format!("gateway pinned to core {}, sealgate-load to core(s) {}", p.gateway, p.load),
+    );
+    eprintln!("==> {machine}; load average {load_before}; {pinned}; {repeats} pair(s) per load");
+    let server = Server::start_pinned(&sealgate, &library, &data, &models, &work, &[], pinning.clone())?;
     eprintln!("==> gateway pid {} at {}", server.pid(), server.url);
 
     let mut reports = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut pairs: Vec<Vec<Row>> = Vec::new();
     for model in MODELS {
+        let repeat = |label: &str, load_args: &[&str], reports: &mut Vec<Value>| -> Result<Vec<Row>> {
+            // Each repeat is one `--compare-plaintext` run: encrypted, then plaintext, so
+            // the pairs interleave and drift on the machine hits both modes alike.
+            let mut runs = Vec::new();
+            for _ in 0..repeats {
+                let report = server.compare(&load, model, load_args, seconds, warmup)?;
+                runs.extend(Row::from_report(model, label, &report)?);
+                reports.push(report);
+            }
+            Ok(runs)
+        };
         for concurrency in [1, args.concurrency] {
-            let label = format!("c={concurrency}");
-            let report = server.compare(&load, model, &["--concurrency", &concurrency.to_string()], seconds, warmup)?;
-            rows.extend(Row::from_report(model, &label, &report)?);
-            reports.push(report);
+            pairs.push(repeat(
+                &format!("c={concurrency}"),
+                &["--concurrency", &concurrency.to_string()],
+                &mut reports,
+            )?);
         }
-        let max = rows.iter().filter(|r| r.model == model && r.mode == "encrypted").map(|r| r.throughput);
-        let rate = (max.fold(0.0_f64, f64::max) * 0.5).round().max(1.0);
-        let report = server.compare(&load, model, &["--rate", &format!("{rate}")], seconds, warmup)?;
-        rows.extend(Row::from_report(model, &format!("{rate}/s"), &report)?);
-        reports.push(report);
+        let max = pairs
+            .iter()
+            .flatten()
+            .filter(|r| r.model == model && r.mode == "encrypted")
+            .map(|r| r.throughput)
+            .fold(0.0_f64, f64::max);
+        let rate = (max * 0.5).round().max(1.0);
+        pairs.push(repeat(&format!("{rate}/s"), &["--rate", &format!("{rate}")], &mut reports)?);
     }
     let load_after = loadavg();
+    let rows: Vec<Row> = pairs.iter().flat_map(|runs| Row::medians(runs)).collect();
     println!();
-    println!("{machine}; load average before {load_before}, after {load_after}");
-    print_table(&rows);
+    println!("{machine}; load average before {load_before}, after {load_after}; {pinned}");
+    println!("medians of {repeats} interleaved encrypted/plaintext pair(s) per load (spread: min–max)");
+    print_table(&rows, &pairs);
 
     let soak = if args.soak {
         let max = rows
@@ -184,6 +252,8 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
         "load_average_before": load_before,
         "load_average_after": load_after,
         "seconds_per_run": seconds,
+        "pinning": pinned,
+        "repeats": repeats,
         "runs": reports,
         "soak": soak,
     });
@@ -271,15 +341,30 @@ struct Server {
     url: String,
     ca: PathBuf,
     token: PathBuf,
+    pinning: Option<Pinning>,
 }
 
 impl Server {
     /// Starts `sealgate serve --danger-plaintext-bench` on a free loopback port and waits
     /// until it prints its address. Its log goes to `work/gateway.log`.
     fn start(sealgate: &Path, library: &Path, data: &Path, models: &Path, work: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_pinned(sealgate, library, data, models, work, extra, None)
+    }
+
+    /// [`Server::start`] with the gateway and every later `sealgate-load` pinned to their
+    /// cores (`taskset` execs the program, so the pid is the gateway's own).
+    fn start_pinned(
+        sealgate: &Path,
+        library: &Path,
+        data: &Path,
+        models: &Path,
+        work: &Path,
+        extra: &[&str],
+        pinning: Option<Pinning>,
+    ) -> Result<Self> {
         let log_path = work.join("gateway.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut child = Command::new(sealgate)
+        let mut child = Pinning::command(pinning.as_ref().map(|p| p.gateway.as_str()), sealgate)
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--danger-plaintext-bench"])
             .arg("--data-dir")
             .arg(data)
@@ -316,6 +401,7 @@ impl Server {
             url,
             ca: data.join("tls").join("ca.pem"),
             token: data.join("bench.token"),
+            pinning,
         };
         if server.url.is_empty() {
             bail!("the gateway did not start; see {}", log_path.display());
@@ -331,7 +417,13 @@ impl Server {
     /// returns its JSON report (also left in the work folder).
     fn compare(&self, load: &Path, model: &str, load_args: &[&str], seconds: u64, warmup: &str) -> Result<Value> {
         let name: String = load_args.join("").chars().filter(char::is_ascii_alphanumeric).collect();
-        let json = self.work.join(format!("{model}-{name}.json"));
+        let mut json = self.work.join(format!("{model}-{name}.json"));
+        for repeat in 2.. {
+            if !json.exists() {
+                break;
+            }
+            json = self.work.join(format!("{model}-{name}-{repeat}.json"));
+        }
         let mut command = self.load_command(load, model);
         command
             .args(load_args)
@@ -343,7 +435,7 @@ impl Server {
 
     /// `sealgate-load` aimed at this gateway and `model`, with its CPU measured.
     fn load_command(&self, load: &Path, model: &str) -> Command {
-        let mut command = Command::new(load);
+        let mut command = Pinning::command(self.pinning.as_ref().map(|p| p.load.as_str()), load);
         command
             .args(["--url", &self.url, "--model", model, "--quiet", "--server-pid", &self.pid().to_string()])
             .arg("--ca")
@@ -408,9 +500,49 @@ impl Row {
             })
             .collect()
     }
+
+    /// Per mode, the median of each figure over `runs` (all of one model and load).
+    fn medians(runs: &[Row]) -> Vec<Row> {
+        ["encrypted", "plaintext"]
+            .iter()
+            .filter_map(|mode| {
+                let of: Vec<&Row> = runs.iter().filter(|r| r.mode == *mode).collect();
+                let first = of.first()?;
+                let median = |f: &dyn Fn(&Row) -> f64| median(of.iter().map(|r| f(r)).collect());
+                Some(Row {
+                    model: first.model,
+                    load: first.load.clone(),
+                    mode: (*mode).to_owned(),
+                    throughput: median(&|r| r.throughput),
+                    p50_us: median(&|r| r.p50_us),
+                    p99_us: median(&|r| r.p99_us),
+                    crypto_p50_us: first.crypto_p50_us.map(|_| median(&|r| r.crypto_p50_us.unwrap_or(f64::NAN))),
+                    server_cpu_us: median(&|r| r.server_cpu_us),
+                    errors: of.iter().map(|r| r.errors).sum(),
+                })
+            })
+            .collect()
+    }
 }
 
-fn print_table(rows: &[Row]) {
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The median and the spread (min–max) of a figure over the pairs of one model and load.
+fn spread(values: Vec<f64>) -> String {
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let median = median(values);
+    format!("{median:+.1} ({min:+.1}…{max:+.1})")
+}
+
+fn print_table(rows: &[Row], pairs: &[Vec<Row>]) {
     println!(
         "{:<14} {:>8} {:<10} {:>9} {:>10} {:>10} {:>12} {:>16} {:>7}",
         "model", "load", "mode", "req/s", "p50", "p99", "client HPKE", "server CPU/req", "errors"
@@ -430,25 +562,35 @@ fn print_table(rows: &[Row]) {
         );
     }
     println!();
-    println!("encrypted − plaintext, per model and load:");
-    for pair in rows.chunks(2) {
-        if let [enc, plain] = pair {
-            println!(
-                "  {:<14} {:>8}  server CPU {:>+9.1} µs/request   p50 latency {:>+8.1} µs ({:+.2} %)   throughput {:.3}×",
-                enc.model,
-                enc.load,
-                enc.server_cpu_us - plain.server_cpu_us,
-                enc.p50_us - plain.p50_us,
-                (enc.p50_us / plain.p50_us - 1.0) * 100.0,
-                enc.throughput / plain.throughput
-            );
-        }
+    println!("encrypted − plaintext per pair, median (min…max) over the pairs, per model and load:");
+    for runs in pairs {
+        // Each report is one pair: encrypted then plaintext.
+        let pair_list: Vec<(&Row, &Row)> = runs
+            .chunks(2)
+            .filter_map(|p| match p {
+                [enc, plain] if enc.mode == "encrypted" && plain.mode == "plaintext" => Some((enc, plain)),
+                _ => None,
+            })
+            .collect();
+        let Some((first, _)) = pair_list.first() else { continue };
+        let figure = |f: &dyn Fn(&Row, &Row) -> f64| spread(pair_list.iter().map(|(e, p)| f(e, p)).collect());
+        println!(
+            "  {:<14} {:>8}  server CPU {} µs/request   p50 {} %   p99 {} %   throughput ratio {}",
+            first.model,
+            first.load,
+            figure(&|e, p| e.server_cpu_us - p.server_cpu_us),
+            figure(&|e, p| (e.p50_us / p.p50_us - 1.0) * 100.0),
+            figure(&|e, p| (e.p99_us / p.p99_us - 1.0) * 100.0),
+            // In hundredths, so the one-decimal format shows two.
+            figure(&|e, p| e.throughput / p.throughput * 100.0),
+        );
     }
+    println!("  (throughput ratio in % of plaintext)");
 }
 
 /// The targets of issue 5 that these runs measure, each with its figure and verdict.
 fn print_targets(rows: &[Row], soak: Option<&Value>, protocol_us: Option<f64>) {
-    println!("targets (issue 5):");
+    println!("targets (issues 5 and 13):");
     let pair = |model: &str, load: &dyn Fn(&str) -> bool| {
         let enc = rows.iter().find(|r| r.model == model && load(&r.load) && r.mode == "encrypted")?;
         let plain = rows.iter().find(|r| r.model == model && load(&r.load) && r.mode == "plaintext")?;
@@ -471,6 +613,17 @@ fn print_targets(rows: &[Row], soak: Option<&Value>, protocol_us: Option<f64>) {
                 enc.load
             ),
         }
+    }
+    if let Some((enc, plain)) = pair("credit-risk", &|l: &str| l.starts_with("c=") && l != "c=1") {
+        let ratio = enc.throughput / plain.throughput;
+        println!(
+            "  credit-risk closed loop at {}: encrypted {:.0} req/s = {ratio:.3}× plaintext {:.0} req/s (issue 13 target \
+             ≥ 0.65× with the gateway pinned to one core): {}",
+            enc.load,
+            enc.throughput,
+            plain.throughput,
+            verdict(ratio >= 0.65)
+        );
     }
     if let Some((enc, plain)) = pair(MLP, &|l: &str| l == "c=1") {
         let added = (enc.p50_us / plain.p50_us - 1.0) * 100.0;

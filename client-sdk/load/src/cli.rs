@@ -127,6 +127,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub retries: u32,
 
+    /// Do every request's whole HPKE encapsulation when it is sent, instead of preparing
+    /// the next one while a request travels (the SDK's default; `client HPKE` then counts
+    /// only what is left on the critical path: the AEAD and the answer's decryption).
+    #[arg(long)]
+    pub no_precompute: bool,
+
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

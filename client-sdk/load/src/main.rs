@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> Result<()> {
         http_version: cli.http_version(),
         timeout: cli.timeout,
         retries: cli.retries,
+        precompute: !cli.no_precompute,
     };
     let client = target::sdk_client(&settings).map_err(|e| match e {
         e @ Error::InvalidCaCertificate { .. } => {
@@ -261,6 +262,8 @@ fn config_json(cli: &Cli) -> serde_json::Value {
         "warmup_s": cli.warmup.as_secs_f64(),
         "http": if cli.http1 { "1.1" } else if cli.http2 { "2" } else { "alpn" },
         "server_pid": cli.server_pid,
+        "precompute": !cli.no_precompute,
+        "retries": cli.retries,
         "stream": cli.stream,
         "plaintext_as": cli.stream.is_some().then_some(cli.plaintext_as.as_str()),
     })

@@ -186,6 +186,9 @@ pub struct Settings<'a> {
     pub timeout: Duration,
     /// How often a request that got no answer is sent again (`--retries`).
     pub retries: u32,
+    /// Prepare the next request's HPKE encapsulation off the critical path (the SDK's
+    /// default; `--no-precompute` turns it off).
+    pub precompute: bool,
 }
 
 /// Builds the SDK client for the encrypted target (no network traffic yet). A request that
@@ -196,7 +199,8 @@ pub fn sdk_client(settings: &Settings<'_>) -> Result<Client, Error> {
         .ca_certificate_pem(settings.ca_pem)
         .http_version(settings.http_version)
         .timeout(settings.timeout)
-        .connect_retries(settings.retries);
+        .connect_retries(settings.retries)
+        .precompute(settings.precompute);
     if let Some(token) = settings.token {
         builder = builder.bearer_token(token);
     }

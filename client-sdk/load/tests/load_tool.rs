@@ -110,6 +110,7 @@ fn help_documents_every_option() {
         "--http2",
         "--timeout",
         "--retries",
+        "--no-precompute",
         "--json",
         "--compare-plaintext",
         "--stream",
