@@ -55,12 +55,35 @@ pub enum ModelError {
         /// ONNX Runtime's error code, such as `InvalidArgument` or `RuntimeException`.
         class: String,
     },
+    /// ONNX Runtime refused the values of a request's integer inputs (an index operator out
+    /// of range: a token id outside the vocabulary, say): a client error (400). The text is
+    /// fixed and names the tensors, never a value.
+    #[error(
+        "the model could not use the values of its integer input tensor(s) {tensors}: an index out of the \
+         model's range, such as a token id outside its vocabulary"
+    )]
+    InputValues {
+        /// The model's integer inputs, quoted and comma-separated.
+        tensors: String,
+    },
 }
 
 impl ModelError {
     /// An ONNX Runtime failure during a request, with the runtime's message dropped.
     pub fn inference<R>(e: ort::Error<R>) -> Self {
         ModelError::Inference { class: format!("{:?}", e.code()) }
+    }
+
+    /// An ONNX Runtime failure during a request to a model whose integer inputs are
+    /// `integer_inputs`: an `InvalidArgument` there is the request's values out of the
+    /// model's range ([`ModelError::InputValues`]); anything else keeps only its class.
+    pub fn run_failed<R>(e: ort::Error<R>, integer_inputs: &[&str]) -> Self {
+        if matches!(e.code(), ort::ErrorCode::InvalidArgument) && !integer_inputs.is_empty() {
+            let names: Vec<String> =
+                integer_inputs.iter().map(|n| format!("'{}'", sealgate_protocol::inference::check::echo(n))).collect();
+            return ModelError::InputValues { tensors: names.join(", ") };
+        }
+        Self::inference(e)
     }
 
     /// Drops the text of a runtime error raised while handling a request (it could quote

@@ -14,7 +14,7 @@ use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use sealgate_protocol::inference::check::check_request;
 use sealgate_protocol::inference::{
-    InferenceRequest, InferenceResponse, ModelMetadata, OutputTensor, TensorData, TensorMetadata,
+    DataType, InferenceRequest, InferenceResponse, ModelMetadata, OutputTensor, TensorData, TensorMetadata,
 };
 
 use crate::error::{ModelError, Result};
@@ -163,7 +163,15 @@ impl Model {
         let wanted = self.wanted_outputs(request)?;
 
         let mut session = self.sessions.checkout();
-        let outputs = session.run(values).map_err(ModelError::inference)?;
+        let outputs = session.run(values).map_err(|e| {
+            let integer: Vec<&str> = self
+                .inputs
+                .iter()
+                .filter(|i| matches!(i.datatype, DataType::Int32 | DataType::Int64))
+                .map(|i| i.name.as_str())
+                .collect();
+            ModelError::run_failed(e, &integer)
+        })?;
         let mut found = Vec::with_capacity(wanted.len());
         let mut elements = 0u64;
         for name in &wanted {

@@ -181,6 +181,9 @@ impl From<ModelError> for InnerError {
     fn from(e: ModelError) -> Self {
         match e {
             ModelError::InvalidInput(msg) => InnerError::new(StatusCode::BAD_REQUEST, msg),
+            // Fixed text and tensor names only (the runtime's message, which quotes the
+            // index, was dropped where the error was made).
+            e @ ModelError::InputValues { .. } => InnerError::new(StatusCode::BAD_REQUEST, e.to_string()),
             ModelError::TooLarge(msg) => InnerError::new(StatusCode::PAYLOAD_TOO_LARGE, msg),
             other => {
                 // Every variant's text is fixed or names files and tensors; the runtime's own

@@ -160,8 +160,9 @@ async fn canaries_never_reach_logs_or_files() {
     }
 }
 
-/// ONNX Runtime's error for an out-of-range Gather index quotes the index; the gateway logs
-/// only the error class, and the runtime's own log line loses its text.
+/// ONNX Runtime's error for an out-of-range Gather index quotes the index: the client gets
+/// a fixed inner 400 naming the integer input, the gateway logs only the status, and the
+/// runtime's own log line loses its text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_runtime_error_texts_never_reach_the_log() {
     let models = tempfile::tempdir().unwrap();
@@ -186,11 +187,14 @@ async fn onnx_runtime_error_texts_never_reach_the_log() {
         }],
         outputs: None,
     };
+    // An index out of range is the caller's mistake: an inner 400 with a fixed text that
+    // names the integer input, never the value.
     match gateway.client().infer("gather", &request).await {
-        Err(Error::Exchange(ExchangeError::Inference { status: 500, message })) => {
-            assert_eq!(message, "inference failed")
+        Err(Error::Exchange(ExchangeError::Inference { status: 400, message })) => {
+            assert!(message.contains("'index'") && message.contains("outside its vocabulary"), "{message}");
+            assert!(!message.contains("987654"), "the index reached the client: {message}");
         }
-        other => panic!("expected an inner 500, got {other:?}"),
+        other => panic!("expected an inner 400, got {other:?}"),
     }
     let good = InferenceRequest {
         inputs: vec![InputTensor { data: TensorData::Int(vec![2]), ..request.inputs[0].clone() }],
@@ -199,7 +203,7 @@ async fn onnx_runtime_error_texts_never_reach_the_log() {
     assert!(gateway.client().infer("gather", &good).await.is_ok(), "the model still answers");
     gateway.stop();
     let logs = without_timing(&gateway.logs());
-    assert!(logs.contains("error class InvalidArgument"), "the failure is logged by class:\n{logs}");
+    assert!(logs.contains("inner_status=400"), "the refusal is logged by status:\n{logs}");
     assert!(logs.contains("ONNX Runtime logged a message"), "the runtime's own line is kept, without text:\n{logs}");
     assert!(!logs.contains("987654321") && !logs.contains("987654"), "the index reached the log:\n{logs}");
 }
