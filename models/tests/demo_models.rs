@@ -198,9 +198,9 @@ fn answers_are_bounded_before_they_are_built() {
 }
 
 #[test]
-fn a_runtime_failure_carries_only_its_error_class() {
+fn an_index_out_of_range_names_the_integer_input_and_never_the_value() {
     // tests/models/gather.onnx (models/make/make_test_models.py): an out-of-range index makes
-    // ONNX Runtime fail with a message that quotes the index.
+    // ONNX Runtime fail (InvalidArgument) with a message that quotes the index.
     let bytes = std::fs::read(repo().join("tests/models/gather.onnx")).unwrap();
     let model = Model::from_onnx_bytes(env(), "gather", "1", &bytes, 1).unwrap();
     let request = |index: i64| InferenceRequest {
@@ -214,11 +214,11 @@ fn a_runtime_failure_carries_only_its_error_class() {
         outputs: None,
     };
     match model.infer(&request(987_654_321)) {
-        Err(e @ ModelError::Inference { .. }) => {
+        Err(e @ ModelError::InputValues { .. }) => {
             let text = e.to_string();
-            assert!(text.contains("InvalidArgument") && !text.contains("987654321"), "{text}");
+            assert!(text.contains("'index'") && !text.contains("987654"), "{text}");
         }
-        other => panic!("expected an inference failure, got {other:?}"),
+        other => panic!("expected the input values refused, got {other:?}"),
     }
     // The session went back to the pool: the (single-session) model still answers.
     let answer = model.infer(&request(1)).unwrap();
