@@ -650,7 +650,8 @@ fn read_bundle(path: &Path) -> Result<Bundle> {
     } else {
         std::fs::read(path).with_context(|| format!("reading {name}"))?
     };
-    // serde's message names the field or the position, never the bytes.
+    // serde's message names the field and position, and may quote a value of the bundle:
+    // those are public parameters and KMS-wrapped keys, never a plaintext key.
     serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a key bundle of `sealgate keys export`"))
 }
 
