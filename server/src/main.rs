@@ -2,7 +2,8 @@
 //!
 //! `sealgate serve` with no arguments runs the embedded development default (see
 //! [`data_dir`]): a data directory `./.sealgate/` with a local KMS keyring, a development CA,
-//! a KMS-sealed HPKE key and the demo models sealed on first start, listening on
+//! a KMS-sealed HPKE key and the demo models (with the real models of `cargo xtask setup`
+//! when installed) sealed the first time each is served, listening on
 //! 127.0.0.1:8443. Every piece can be pointed elsewhere with flags. The other commands
 //! (`seal`, `verify`, `rewrap`, `kms`, `audit`, `tenants`, `keys`) manage sealed artifacts, keys and
 //! who may call.
@@ -75,6 +76,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALGATE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal; a file or a log pipeline gets plain text (escape
+        // codes in every field are noise to a log search, and cost formatting per line).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = match parse() {
         Ok(cli) => cli,

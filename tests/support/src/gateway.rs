@@ -1,5 +1,6 @@
 //! The gateway process: [`Gateway::start`] runs `sealgate serve` on `127.0.0.1:0` with a
-//! fresh temporary data directory (the demo models unless told otherwise), captures its
+//! fresh temporary data directory (the demo models unless told otherwise: the real models
+//! only for [`GatewayOptions::real_models`]), captures its
 //! stdout and stderr to files, waits until it prints its address, and kills it when
 //! dropped. Every test starts its own gateway, so tests run in parallel.
 //!
@@ -41,19 +42,21 @@ pub struct GatewayOptions {
     args: Vec<String>,
     env: Vec<(String, String)>,
     models: Option<PathBuf>,
+    real_models: bool,
     data_dir: Option<PathBuf>,
     no_test_tenant: bool,
 }
 
 impl GatewayOptions {
-    /// The defaults for the `sealgate` binary at `binary`: the demo models, log level
-    /// `info`, the gateway's default limits.
+    /// The defaults for the `sealgate` binary at `binary`: the demo models (the embedded
+    /// default with `--no-real-models`), log level `info`, the gateway's default limits.
     pub fn new(binary: impl Into<PathBuf>) -> Self {
         Self {
             binary: binary.into(),
             args: Vec::new(),
             env: Vec::new(),
             models: None,
+            real_models: false,
             data_dir: None,
             no_test_tenant: false,
         }
@@ -79,6 +82,16 @@ impl GatewayOptions {
     /// Serves the models in `dir` instead of the demo models sealed into the data dir.
     pub fn models(mut self, dir: impl Into<PathBuf>) -> Self {
         self.models = Some(dir.into());
+        self
+    }
+
+    /// The embedded default with the real models too (`seizure-risk`, `text-embedding`, from
+    /// `.tools/models`, see [`crate::real_models_installed`]), as `sealgate serve` runs
+    /// without flags. Every other gateway passes `--no-real-models`: sealing about 30 MB and
+    /// building MiniLM's sessions would add most of a second of CPU to each of the
+    /// suite's ~200 gateways.
+    pub fn real_models(mut self) -> Self {
+        self.real_models = true;
         self
     }
 
@@ -112,10 +125,17 @@ impl GatewayOptions {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
-        // Without --models the gateway runs its embedded default: it seals models/demo with
-        // its local KMS into the data dir on first start and serves the sealed artifacts.
-        if let Some(models) = &self.models {
-            command.arg("--models").arg(models);
+        // Without --models the gateway runs its embedded default: it seals models/demo (and,
+        // unless --no-real-models, .tools/models) with its local KMS into the data dir on first
+        // start and serves the sealed artifacts.
+        match &self.models {
+            Some(models) => {
+                command.arg("--models").arg(models);
+            }
+            None if !self.real_models => {
+                command.arg("--no-real-models");
+            }
+            None => {}
         }
         // The metrics listener's default port (9464) would be shared by every gateway the
         // tests start in parallel; each gets a port of its own unless the test picks one.
