@@ -53,6 +53,7 @@ pub const CREDIT_RISK_FEATURES: [&str; 20] = [
 ];
 
 /// `POST /v2/models/{model}/infer` for one row of named FP32 features, in column order.
+#[allow(dead_code)] // Only the demo models' examples use it; each example compiles this module.
 pub fn one_row(id: &str, features: &[(&str, f64)]) -> InferenceRequest {
     InferenceRequest {
         id: Some(id.into()),
@@ -67,6 +68,7 @@ pub fn one_row(id: &str, features: &[(&str, f64)]) -> InferenceRequest {
 }
 
 /// The demo models' `label` (first row) and `probabilities` outputs.
+#[allow(dead_code)] // Only the demo models' examples use it.
 pub fn label_and_probabilities(answer: &InferenceResponse) -> (Option<i64>, Vec<f64>) {
     let label = answer.output("label").and_then(|o| o.data.as_i64()).and_then(|l| l.first().copied());
     let probabilities = answer.output("probabilities").and_then(|o| o.as_f64()).unwrap_or_default();
