@@ -19,6 +19,7 @@ mod key_bundle;
 mod kms_providers_cli;
 mod metrics;
 mod no_plaintext_in_logs;
+mod real_models;
 mod replay;
 mod rotation;
 mod sealed_artifacts;

@@ -5,9 +5,10 @@
 //! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), other
 //! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), the
 //! load balancer ([`nginx::Nginx`], from the templates in `deploy/nginx/`), the
-//! Python ONNX Runtime reference ([`onnxruntime_reference`]), scans for plaintext on disk and
-//! in logs ([`find_plaintext`]), the layout of a sealed artifact ([`SealedLayout`]), the
-//! audit log checks, and raw OHTTP exchanges ([`encapsulate`], [`inner_request`]).
+//! Python ONNX Runtime reference ([`onnxruntime_reference`], [`onnxruntime_outputs`]),
+//! scans for plaintext on disk and in logs ([`find_plaintext`]), the layout of a sealed
+//! artifact ([`SealedLayout`]), the audit log checks, and raw OHTTP exchanges
+//! ([`encapsulate`], [`inner_request`]).
 //!
 //! Tests of the package that owns a binary pass `env!("CARGO_BIN_EXE_sealgate")`, so cargo
 //! builds the binary first and the tests always run the current code; the end-to-end suite
@@ -53,13 +54,14 @@ pub use {
     cli::{CliOutput, SealgateCommand, sealgate, sealgate_command},
     exchange::{RawResponse, date_now, encapsulate, inner_error, inner_request, unix_now},
     fixtures::{
-        DEMO_MODELS, EXAMPLE_LABELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
-        example_request, labels, probabilities, random_bytes, slow_model_dir, slow_request,
+        DEMO_MODELS, EXAMPLE_LABELS, REAL_MODELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
+        example_request, labels, probabilities, random_bytes, real_model_path, real_models_installed, slow_model_dir,
+        slow_request,
     },
     gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT, copy_data_dir, http_get},
     paths::{gateway_binary, ort_library, repo_root},
     plaintext::{PLAINTEXT_WINDOW, assert_no_plaintext, contains, find_plaintext, list_files, without_timing},
     process::{output_text, run_command},
-    reference::{Reference, onnxruntime_reference},
+    reference::{Reference, ReferenceTensor, onnxruntime_outputs, onnxruntime_reference},
     sealed_layout::SealedLayout,
 };
