@@ -103,7 +103,7 @@ pub async fn relay(
     let suite = responder.suite();
     let (nonce, sealer) = responder
         .with_max_chunk(RESPONSE_CHUNK)
-        .start(&mut rand_core::UnwrapErr(getrandom::SysRng))
+        .start(&mut crate::gateway::response_rng())
         .map_err(|_| (Refusal::Malformed, Problem::BadRequest("the response could not be set up")))?;
 
     // From here on the client can read our answer, so every outcome is an encrypted one.

@@ -568,20 +568,28 @@ fn to_http(mut request: bhttp::Request) -> Result<Request, &'static str> {
 pub(crate) fn to_http_head(request: bhttp::Request, body: Body) -> Result<Request, &'static str> {
     let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| "invalid method")?;
     let uri: Uri = request.path.parse().map_err(|_| "invalid path")?;
-    let mut builder = axum::http::Request::builder().method(method).uri(uri);
+    // Straight into a map sized for the fields, rather than through `Request::builder`,
+    // which re-checks each name and value it is given.
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
     for field in &request.headers {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| "invalid header name")?;
         let value = HeaderValue::from_bytes(&field.value).map_err(|_| "invalid header value")?;
-        builder = builder.header(name, value);
+        headers.try_append(name, value).map_err(|_| "too many header fields")?;
     }
-    builder.body(body).map_err(|_| "invalid request")
+    let mut http = Request::new(body);
+    *http.method_mut() = method;
+    *http.uri_mut() = uri;
+    *http.headers_mut() = headers;
+    Ok(http)
 }
 
 /// Collects the inner router's answer into a Binary HTTP response (bounded in size).
 async fn from_http(response: Response, max: usize) -> bhttp::Response {
     let (parts, body) = response.into_parts();
     let body = match http_body_util::Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes().to_vec(),
+        // `Vec::from` takes over the buffer when the body came as one piece (the inner
+        // router's JSON answers do) instead of copying it.
+        Ok(c) => Vec::from(c.to_bytes()),
         Err(_) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "the response is too large".into()),
     };
     let mut response = from_http_head(&parts);
@@ -600,9 +608,19 @@ pub(crate) fn from_http_head(parts: &axum::http::response::Parts) -> bhttp::Resp
     bhttp::Response::new(parts.status.as_u16(), headers, Vec::new())
 }
 
+/// The randomness of response nonces (RFC 9458 section 4.4; the chunked response's too):
+/// `rand`'s thread-local ChaCha12 generator, seeded from the operating system and reseeded
+/// from it every 64 KiB of output. A nonce must be unpredictable and never repeat; both hold
+/// for a CSPRNG seeded from the OS, and it saves the `getrandom` system call that each
+/// response otherwise costs (a VM exit on some hypervisors). The HPKE keys themselves come
+/// from the OS generator directly (`data_dir`).
+pub(crate) fn response_rng() -> rand::rngs::ThreadRng {
+    rand::rng()
+}
+
 fn encapsulate(responder: ServerResponse, inner: &bhttp::Response) -> Response {
     let plaintext = Zeroizing::new(inner.encode());
-    match responder.encapsulate(&plaintext, &mut rand_core::UnwrapErr(getrandom::SysRng)) {
+    match responder.encapsulate(&plaintext, &mut response_rng()) {
         Ok(bytes) => {
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
@@ -663,6 +681,44 @@ mod tests {
 
     fn problem_type(body: &[u8]) -> String {
         serde_json::from_slice::<serde_json::Value>(body).unwrap()["type"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_inner_request_keeps_every_field_in_order_and_refuses_bad_ones() {
+        let mut request = bhttp::Request::new("POST", "https", "gw", "/v2/models/m/infer?x=1");
+        request.headers =
+            vec![bhttp::Field::new("accept", "a"), bhttp::Field::new("x-one", "1"), bhttp::Field::new("accept", "b")];
+        let http = to_http_head(request, Body::empty()).unwrap();
+        assert_eq!(http.method(), Method::POST);
+        assert_eq!(http.uri(), "/v2/models/m/infer?x=1");
+        let accept: Vec<_> = http.headers().get_all(header::ACCEPT).iter().collect();
+        assert_eq!(accept, ["a", "b"], "a repeated field keeps both values, in order");
+        assert_eq!(http.headers().len(), 3);
+
+        for (name, value, error) in
+            [("bad name", "v", "invalid header name"), ("x-ok", "line\nbreak", "invalid header value")]
+        {
+            let mut request = bhttp::Request::new("POST", "https", "gw", "/");
+            request.headers = vec![bhttp::Field::new(name, value)];
+            assert_eq!(to_http_head(request, Body::empty()).unwrap_err(), error);
+        }
+        let request = bhttp::Request::new("GET", "https", "gw", "not a path");
+        assert_eq!(to_http_head(request, Body::empty()).unwrap_err(), "invalid path");
+        let request = bhttp::Request::new("G E T", "https", "gw", "/");
+        assert_eq!(to_http_head(request, Body::empty()).unwrap_err(), "invalid method");
+    }
+
+    #[test]
+    fn response_nonces_do_not_repeat() {
+        use rand_core::Rng as _;
+        let nonces: std::collections::HashSet<[u8; 16]> = (0..10_000)
+            .map(|_| {
+                let mut nonce = [0_u8; 16];
+                response_rng().fill_bytes(&mut nonce);
+                nonce
+            })
+            .collect();
+        assert_eq!(nonces.len(), 10_000);
     }
 
     #[tokio::test]
