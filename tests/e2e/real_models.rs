@@ -4,35 +4,24 @@
 //! they answer as Python onnxruntime answers on the same `.onnx` file, and the bad inputs
 //! they are likely to get come back as inner 400s with fixed texts.
 //!
-//! Tolerance: |gateway - Python| <= 1e-5 + 1e-4 * |Python| for every element. Both sides
-//! are ONNX Runtime 1.31.1 on the CPU with one intra-op thread, given the same float32 and
-//! int64 values, so they run the same kernels in the same order and are expected to agree
-//! exactly (each test prints the largest difference it saw). The margin is float32 rounding
-//! of a deep network (a BiLSTM over 599 steps; the EEG package documents up to 2e-5 between
-//! two runtimes), kept far below anything that would change a probability or a similarity
-//! that matters.
+//! The tolerance, and why, is in tests/support/src/real_models.rs: 1e-5 + 1e-4 × |value|
+//! per element, where both sides are the same runtime with one thread and agree exactly.
 //!
 //! The models come from `cargo xtask setup` (`.tools/models/`, not committed): without them
 //! the tests skip with a message, except in CI, where they fail.
 
 use std::time::{Duration, Instant};
 
-use sealgate_client::inference::{DataType, InferenceRequest, InferenceResponse, InputTensor, TensorData};
+use sealgate_client::inference::{DataType, InferenceRequest, TensorData};
 use sealgate_client::{Client, Error, ExchangeError};
 use sealgate_test_support::{
-    DEMO_MODELS, Gateway, GatewayOptions, REAL_MODELS, ReferenceTensor, onnxruntime_outputs, real_model_path,
-    real_models_installed, repo_root,
+    DEMO_MODELS, Gateway, GatewayOptions, REAL_MODELS, SPECTROGRAM_BINS, assert_matches_onnxruntime, fixture_sentences,
+    real_models_installed, spectrogram_request, token_request,
 };
 
 use crate::SEALGATE;
 
-/// Absolute part of the tolerance (see the module documentation).
-const ABSOLUTE: f64 = 1e-5;
-/// Relative part of the tolerance.
-const RELATIVE: f64 = 1e-4;
-
-/// The seizure model's spectrogram bins, and the columns of a 300 s window (its design).
-const BINS: u64 = 100;
+/// The columns of a 300 s window, the seizure model's design.
 const FIVE_MINUTES: u64 = 599;
 
 /// The MiniLM vocabulary: token ids are 0..VOCABULARY.
@@ -51,99 +40,6 @@ fn real_models_gateway() -> Gateway {
         assert!(startup.contains(&format!("{model} v1")), "{model} is not served:\n{startup}");
     }
     gateway
-}
-
-/// Spectrogram-like values for `x` [batch, 100, time]: z-scores from a fixed generator,
-/// rounded to 1e-4 as client-sdk/examples/eeg.rs sends them (so a 5-minute window fits the
-/// default body limit).
-fn spectrogram(batch: u64, time: u64, seed: u64) -> InferenceRequest {
-    let mut state = seed;
-    let values = (0..batch * BINS * time)
-        .map(|_| {
-            // Sum of four uniforms (xorshift64), centred: close to normal, in [-2, 2].
-            let mut sum = 0.0;
-            for _ in 0..4 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                sum += (state >> 11) as f64 / (1u64 << 53) as f64;
-            }
-            ((sum - 2.0) * 1.7 * 1e4).round() / 1e4
-        })
-        .collect();
-    InferenceRequest {
-        id: None,
-        inputs: vec![InputTensor {
-            name: "x".into(),
-            shape: vec![batch, BINS, time],
-            datatype: DataType::Fp32,
-            data: TensorData::Float(values),
-        }],
-        outputs: None,
-    }
-}
-
-/// The text fixture of client-sdk/examples (ids made offline by the model's tokenizer),
-/// padded into one batch: `input_ids`, `attention_mask`, `token_type_ids`.
-fn sentences() -> (Vec<Vec<i64>>, InferenceRequest) {
-    let path = repo_root().join("client-sdk/examples/fixtures/sentences.tokens.json");
-    let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let ids: Vec<Vec<i64>> = fixture["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["input_ids"].as_array().unwrap().iter().map(|i| i.as_i64().unwrap()).collect())
-        .collect();
-    (ids.clone(), token_request(&ids))
-}
-
-/// The three MiniLM inputs for `sentences`, padded with id 0 (mask 0) to the longest.
-fn token_request(sentences: &[Vec<i64>]) -> InferenceRequest {
-    let length = sentences.iter().map(Vec::len).max().unwrap();
-    let padded = |f: &dyn Fn(&[i64], usize) -> i64| -> Vec<i64> {
-        sentences.iter().flat_map(|s| (0..length).map(move |i| f(s, i))).collect()
-    };
-    let input = |name: &str, data: Vec<i64>| InputTensor {
-        name: name.into(),
-        shape: vec![sentences.len() as u64, length as u64],
-        datatype: DataType::Int64,
-        data: TensorData::Int(data),
-    };
-    InferenceRequest {
-        id: None,
-        inputs: vec![
-            input("input_ids", padded(&|s, i| s.get(i).copied().unwrap_or(0))),
-            input("attention_mask", padded(&|s, i| i64::from(i < s.len()))),
-            input("token_type_ids", padded(&|_, _| 0)),
-        ],
-        outputs: None,
-    }
-}
-
-/// Asserts that every output of `answer` equals Python onnxruntime's on the same file and
-/// request within the tolerance; returns the largest difference.
-async fn assert_matches_python(model: &str, request: &InferenceRequest, answer: &InferenceResponse) -> f64 {
-    let reference = onnxruntime_outputs(&real_model_path(model), request).await;
-    let names: Vec<&str> = answer.outputs.iter().map(|o| o.name.as_str()).collect();
-    assert_eq!(names, reference.keys().map(String::as_str).collect::<Vec<_>>(), "{model}: outputs");
-    let mut worst = 0.0_f64;
-    for output in &answer.outputs {
-        let ReferenceTensor { shape, data } = &reference[&output.name];
-        assert_eq!(&output.shape, shape, "{model} {}: shape", output.name);
-        assert_eq!(output.datatype, DataType::Fp32, "{model} {}: datatype", output.name);
-        let ours = output.as_f64().unwrap();
-        assert_eq!(ours.len(), data.len(), "{model} {}: elements", output.name);
-        for (i, (a, b)) in ours.iter().zip(data).enumerate() {
-            let difference = (a - b).abs();
-            assert!(
-                difference <= ABSOLUTE + RELATIVE * b.abs(),
-                "{model} {} element {i}: gateway {a}, Python onnxruntime {b}",
-                output.name
-            );
-            worst = worst.max(difference);
-        }
-    }
-    worst
 }
 
 /// Asserts that `request` gets an inner 400 whose message contains each of `needles`;
@@ -189,9 +85,9 @@ async fn seizure_risk_matches_python_onnxruntime_and_refuses_bad_shapes() {
     // One 5-minute window (the model's design), then a batch of three 30 s windows.
     let mut worst = 0.0_f64;
     for (batch, time, seed) in [(1, FIVE_MINUTES, 7), (3, 59, 11)] {
-        let request = spectrogram(batch, time, seed);
+        let request = spectrogram_request(batch, time, seed);
         let answer = client.infer("seizure-risk", &request).await.unwrap_or_else(|e| panic!("{e}\n{}", gateway.logs()));
-        worst = worst.max(assert_matches_python("seizure-risk", &request, &answer).await);
+        worst = worst.max(assert_matches_onnxruntime("seizure-risk", &request, &answer.outputs).await);
         let probs = answer.output("probs").unwrap();
         assert_eq!(probs.shape, [time, batch, 4], "probs is [time, batch, 4]");
         for classes in probs.as_f64().unwrap().chunks(4) {
@@ -199,26 +95,26 @@ async fn seizure_risk_matches_python_onnxruntime_and_refuses_bad_shapes() {
         }
     }
     eprintln!("seizure-risk: largest difference from Python onnxruntime {worst:e}");
-    let took = median_call(&client, "seizure-risk", &spectrogram(1, FIVE_MINUTES, 7)).await;
+    let took = median_call(&client, "seizure-risk", &spectrogram_request(1, FIVE_MINUTES, 7)).await;
     eprintln!("seizure-risk [1, 100, 599]: median {took:?} per call through the gateway");
 
     // A spectrogram without its batch axis, one with 99 bins, and integers for floats: each
     // refused by the gateway's checks before ONNX Runtime sees it, naming the rule.
-    let mut unbatched = spectrogram(1, 10, 3);
-    unbatched.inputs[0].shape = vec![BINS, 10];
+    let mut unbatched = spectrogram_request(1, 10, 3);
+    unbatched.inputs[0].shape = vec![SPECTROGRAM_BINS, 10];
     assert_refused(&client, "seizure-risk", &unbatched, &["input 'x' has shape [100, 10]", "[-1, 100, -1]"]).await;
-    let mut bins = spectrogram(1, 10, 3);
+    let mut bins = spectrogram_request(1, 10, 3);
     bins.inputs[0].shape = vec![1, 99, 10];
     bins.inputs[0].data = TensorData::Float(vec![0.5; 990]);
     assert_refused(&client, "seizure-risk", &bins, &["input 'x' has shape [1, 99, 10]"]).await;
-    let mut integers = spectrogram(1, 10, 3);
+    let mut integers = spectrogram_request(1, 10, 3);
     integers.inputs[0].datatype = DataType::Int64;
     integers.inputs[0].data = TensorData::Int(vec![1; 1000]);
     assert_refused(&client, "seizure-risk", &integers, &["datatype INT64", "expects datatype FP32"]).await;
     // Still serving, the same answer as before.
-    let request = spectrogram(3, 59, 11);
+    let request = spectrogram_request(3, 59, 11);
     let answer = client.infer("seizure-risk", &request).await.unwrap();
-    assert_matches_python("seizure-risk", &request, &answer).await;
+    assert_matches_onnxruntime("seizure-risk", &request, &answer.outputs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,14 +133,15 @@ async fn text_embedding_matches_python_onnxruntime_and_refuses_unknown_tokens() 
     assert_eq!(metadata.outputs[0].shape, [-1, -1, 384]);
 
     // The fixture's three sentences as one padded batch, then the first alone.
-    let (ids, batch) = sentences();
+    let ids = fixture_sentences();
+    let batch = token_request(&ids);
     let answer = client.infer("text-embedding", &batch).await.unwrap_or_else(|e| panic!("{e}\n{}", gateway.logs()));
-    let mut worst = assert_matches_python("text-embedding", &batch, &answer).await;
+    let mut worst = assert_matches_onnxruntime("text-embedding", &batch, &answer.outputs).await;
     let length = ids.iter().map(Vec::len).max().unwrap() as u64;
     assert_eq!(answer.output("last_hidden_state").unwrap().shape, [ids.len() as u64, length, HIDDEN]);
     let single = token_request(&ids[..1]);
     let alone = client.infer("text-embedding", &single).await.unwrap();
-    worst = worst.max(assert_matches_python("text-embedding", &single, &alone).await);
+    worst = worst.max(assert_matches_onnxruntime("text-embedding", &single, &alone.outputs).await);
     eprintln!("text-embedding: largest difference from Python onnxruntime {worst:e}");
 
     // The embeddings mean something: mean-pooled over each sentence's own tokens, the two

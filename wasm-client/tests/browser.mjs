@@ -24,6 +24,8 @@
 // 4b. Streams `streamRows` through `gw.inferStream` from an async generator, recording how
 //    far the generator had been pulled when the first answer came; and breaks off a second
 //    stream, recording that the generator was pulled no further and was closed.
+// 4c. When `realRequests` is given ({ model: request }, for the real models of `cargo xtask
+//    setup`), sends each through `gw.infer` and reports the outputs whole.
 // 5. Checks the page under its Content-Security-Policy: the demo raised no violation, and
 //    an injected inline script, inline event handler and script from another origin are
 //    all refused (none runs; each raises a `securitypolicyviolation` event).
@@ -137,6 +139,14 @@ async function main() {
     });
     log("stream:", report.stream.answers.length, "answers in", Math.round(report.stream.ms), "ms; first after",
       report.stream.pulledAtFirstAnswer, "of", report.stream.rows, "pulled");
+
+    // The real models, when the gateway serves them: the requests the Rust side made, each
+    // through `gw.infer` under the page's policy, every output reported whole.
+    if (config.realRequests) {
+      phase = "real";
+      report.real = await page.evaluate(realModels, { url: config.url, token: config.token, requests: config.realRequests });
+      log("real models:", Object.entries(report.real).map(([m, a]) => `${m} ${Math.round(a.ms)} ms`).join(", "));
+    }
 
     // The demo ran under the policy without a single violation; then scripts injected into
     // the page the way an XSS would (an inline script, an inline event handler, a script
@@ -490,6 +500,20 @@ async function streamRows({ url, token, rows, errorRow }) {
     ms,
     broken: { read, pulledAtBreak, pulledLater: brokenPulls, closed },
   };
+}
+
+// Sends each of `requests` ({ model: KServe request }) through `gw.infer` and returns each
+// answer's outputs and the call's time.
+async function realModels({ url, token, requests }) {
+  const { Sealgate } = await import("/pkg/sealgate_wasm.js");
+  const gw = await Sealgate.connect(url, { token });
+  const answers = {};
+  for (const [model, request] of Object.entries(requests)) {
+    const started = performance.now();
+    const answer = await gw.infer(model, request);
+    answers[model] = { outputs: answer.outputs, ms: performance.now() - started };
+  }
+  return answers;
 }
 
 // Measures the smallest step of performance.now() (Chromium coarsens it).

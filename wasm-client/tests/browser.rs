@@ -4,6 +4,9 @@
 //! It checks what a browser app developer and a security reviewer care about:
 //! - both forms give the same labels and probabilities as the Rust SDK for the same inputs
 //!   (and the prefilled inputs are the first rows of `models/demo/*.example.json`);
+//! - when `cargo xtask setup` has installed the real models, the page's `gw.infer` gets the
+//!   same `seizure-risk` and `text-embedding` answers as Python onnxruntime on the same
+//!   `.onnx` file (within tests/support/src/real_models.rs's tolerance);
 //! - no feature value leaves the browser in plaintext: every request any page of the browser
 //!   sent (URL, headers, body) is searched for each value as text in several float formats
 //!   and as raw f32/f64 little-endian bytes; a positive control proves the search finds
@@ -25,15 +28,16 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, TensorData};
+use sealgate_client::inference::{DataType, InferenceRequest, InputTensor, OutputTensor, TensorData};
 use sealgate_protocol::bhttp;
 use sealgate_test_support::{
-    Gateway, GatewayOptions, contains, example_request, gateway_binary, labels, output_text, probabilities,
+    Gateway, GatewayOptions, assert_matches_onnxruntime, contains, example_request, fixture_sentences, gateway_binary,
+    labels, output_text, probabilities, real_models_installed, spectrogram_request, token_request,
 };
 use serde_json::Value;
 
@@ -101,8 +105,14 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("a local address").port()
 }
 
-/// Runs browser.mjs and returns its report.
-async fn run_browser(gateway: &Gateway, bench_calls: u32, stream_rows: &[Vec<f64>]) -> Value {
+/// Runs browser.mjs and returns its report; `real` are the requests for the real models
+/// (none when they are not installed).
+async fn run_browser(
+    gateway: &Gateway,
+    bench_calls: u32,
+    stream_rows: &[Vec<f64>],
+    real: &BTreeMap<&str, InferenceRequest>,
+) -> Value {
     let dir = wasm_client_dir();
     assert!(
         dir.join("node_modules/playwright-core/package.json").is_file(),
@@ -121,6 +131,7 @@ async fn run_browser(gateway: &Gateway, bench_calls: u32, stream_rows: &[Vec<f64
         "dataDir": gateway.data_dir(),
         "streamRows": stream_rows,
         "streamErrorRow": STREAM_ERROR_ROW,
+        "realRequests": if real.is_empty() { Value::Null } else { serde_json::json!(real) },
     });
     let config_path = gateway.root().join("browser-config.json");
     fs::write(&config_path, config.to_string()).expect("writing the browser config");
@@ -245,7 +256,7 @@ fn assert_no_plaintext(report: &Value, gateway: &Gateway, canaries: &Canaries, c
         let body = hex_bytes(request["body"].as_str().unwrap_or(""));
         // The 1,000-call benchmark sends a megabyte of ciphertext: there, search only for
         // needles of 8 bytes or more, which random bytes do not match by chance.
-        let min_len = if request["phase"] == "bench" || request["phase"] == "stream" { 8 } else { 0 };
+        let min_len = if ["bench", "stream", "real"].iter().any(|p| request["phase"] == *p) { 8 } else { 0 };
         let mut haystacks = vec![url.as_bytes().to_vec(), body.clone()];
         for (name, value) in request["headers"].as_object().expect("headers") {
             haystacks.push(format!("{name}: {}", value.as_str().unwrap_or("")).into_bytes());
@@ -283,11 +294,15 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     let wasm_size = fs::metadata(pkg.join("sealgate_wasm_bg.wasm")).expect("the .wasm").len();
     assert!(wasm_size < WASM_SIZE_BUDGET, "the .wasm is {wasm_size} bytes, over the {WASM_SIZE_BUDGET}-byte budget");
     let site = assemble_site(&pkg);
-    let gateway =
-        Gateway::start(GatewayOptions::new(gateway_binary()).arg("--static").arg(site.path().to_string_lossy()));
+    let mut options = GatewayOptions::new(gateway_binary()).arg("--static").arg(site.path().to_string_lossy());
+    let real = if real_models_installed() { real_model_requests() } else { BTreeMap::new() };
+    if !real.is_empty() {
+        options = options.real_models();
+    }
+    let gateway = Gateway::start(options);
     let bench_calls = std::env::var("SEALGATE_WASM_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let rows = stream_rows();
-    let report = run_browser(&gateway, bench_calls, &rows).await;
+    let report = run_browser(&gateway, bench_calls, &rows, &real).await;
 
     assert_eq!(report["status"]["state"], "connected", "{:#}", report["status"]);
     let status = report["status"]["text"].as_str().expect("status text");
@@ -320,6 +335,11 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     check_stream(&report, &gateway, &rows).await;
     // The values every streamed row shares, and the first rows' own, are canaries too.
     all_values.extend(rows.iter().take(16).flatten());
+    if !real.is_empty() {
+        check_real_models(&report, &real).await;
+        // And the first values of the spectrogram the page sent to seizure-risk.
+        all_values.extend(real["seizure-risk"].inputs[0].data.as_f64().expect("floats").iter().take(16));
+    }
 
     // No feature value in any request; and the search does find them in the plaintext.
     let canaries = Canaries::new(&all_values);
@@ -350,6 +370,29 @@ async fn demo_page_encrypts_in_chromium_and_matches_the_sdk() {
     assert_no_plaintext(&report, &gateway, &canaries, &[closed]);
 
     print_bench(&report, wasm_size);
+}
+
+/// The requests the page sends to the real models: one 5-minute spectrogram (599 columns)
+/// to `seizure-risk`, the fixture's three sentences as one batch to `text-embedding`.
+fn real_model_requests() -> BTreeMap<&'static str, InferenceRequest> {
+    BTreeMap::from([
+        ("seizure-risk", spectrogram_request(1, 599, 23)),
+        ("text-embedding", token_request(&fixture_sentences())),
+    ])
+}
+
+/// The page's answers from the real models are Python onnxruntime's on the same file.
+async fn check_real_models(report: &Value, requests: &BTreeMap<&str, InferenceRequest>) {
+    for (model, request) in requests {
+        let answer = &report["real"][model];
+        let outputs: Vec<OutputTensor> = serde_json::from_value(answer["outputs"].clone())
+            .unwrap_or_else(|e| panic!("the page's {model} answer ({e}): {:#}", report["real"]));
+        let worst = assert_matches_onnxruntime(model, request, &outputs).await;
+        eprintln!(
+            "browser {model}: {:.0} ms per call in the page; largest difference from Python onnxruntime {worst:e}",
+            answer["ms"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 /// How many credit-risk rows the page streams through `inferStream`.

@@ -1,6 +1,5 @@
 //! The inputs and expected answers the tests share: the demo models and their example
-//! requests (`models/demo/`), the real models `cargo xtask setup` installs
-//! (`.tools/models/`), the slow model that holds sessions busy (`tests/models/`),
+//! requests (`models/demo/`), the slow model that holds sessions busy (`tests/models/`),
 //! readers for the outputs the demo models return, and the check that a gateway still
 //! serves after a test has thrown bad input at it.
 
@@ -25,31 +24,6 @@ pub fn demo_models_dir() -> PathBuf {
 /// The ONNX file of a demo model.
 pub fn demo_model_path(model: &str) -> PathBuf {
     demo_models_dir().join(format!("{model}.onnx"))
-}
-
-/// The real models the embedded default serves beside the demo models once `cargo xtask
-/// setup` has installed them (models/README.md); a gateway serves them only with
-/// [`crate::GatewayOptions::real_models`].
-pub const REAL_MODELS: [&str; 2] = ["seizure-risk", "text-embedding"];
-
-/// The ONNX file of a real model, where `cargo xtask setup` installs it.
-pub fn real_model_path(model: &str) -> PathBuf {
-    repo_root().join(".tools/models").join(format!("{model}.onnx"))
-}
-
-/// True when both real models are installed. When they are not, a test that needs them
-/// returns early after calling this, which says why on stderr; in CI (`CI` set to anything
-/// but `false`) they must be there, because `cargo xtask test` installs them first, so it
-/// panics instead.
-pub fn real_models_installed() -> bool {
-    let missing: Vec<PathBuf> = REAL_MODELS.iter().map(|m| real_model_path(m)).filter(|p| !p.is_file()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    assert!(!ci, "the real models are missing in CI ({missing:?}); `cargo xtask setup` installs them");
-    eprintln!("skipped: the real models are not installed ({missing:?}); run `cargo xtask setup`");
-    false
 }
 
 /// A temporary folder holding `tests/models/slow.onnx` (made by

@@ -5,7 +5,8 @@
 //! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), other
 //! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), the
 //! load balancer ([`nginx::Nginx`], from the templates in `deploy/nginx/`), the
-//! Python ONNX Runtime reference ([`onnxruntime_reference`], [`onnxruntime_outputs`]),
+//! Python ONNX Runtime reference ([`onnxruntime_reference`], [`onnxruntime_outputs`]), the
+//! real models and their comparison with it ([`assert_matches_onnxruntime`]),
 //! scans for plaintext on disk and in logs ([`find_plaintext`]), the layout of a sealed
 //! artifact ([`SealedLayout`]), the audit log checks, and raw OHTTP exchanges
 //! ([`encapsulate`], [`inner_request`]).
@@ -44,6 +45,8 @@ mod plaintext;
 #[cfg(feature = "gateway")]
 mod process;
 #[cfg(feature = "gateway")]
+mod real_models;
+#[cfg(feature = "gateway")]
 mod reference;
 #[cfg(feature = "gateway")]
 mod sealed_layout;
@@ -54,14 +57,17 @@ pub use {
     cli::{CliOutput, SealgateCommand, sealgate, sealgate_command},
     exchange::{RawResponse, date_now, encapsulate, inner_error, inner_request, unix_now},
     fixtures::{
-        DEMO_MODELS, EXAMPLE_LABELS, REAL_MODELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
-        example_request, labels, probabilities, random_bytes, real_model_path, real_models_installed, slow_model_dir,
-        slow_request,
+        DEMO_MODELS, EXAMPLE_LABELS, assert_still_serving, demo_model_path, demo_models_dir, example_path,
+        example_request, labels, probabilities, random_bytes, slow_model_dir, slow_request,
     },
     gateway::{FailedStart, Gateway, GatewayOptions, STDERR_FILE, STDOUT_FILE, TEST_TENANT, copy_data_dir, http_get},
     paths::{gateway_binary, ort_library, repo_root},
     plaintext::{PLAINTEXT_WINDOW, assert_no_plaintext, contains, find_plaintext, list_files, without_timing},
     process::{output_text, run_command},
+    real_models::{
+        ABSOLUTE_TOLERANCE, REAL_MODELS, RELATIVE_TOLERANCE, SPECTROGRAM_BINS, assert_matches_onnxruntime,
+        fixture_sentences, real_model_path, real_models_installed, spectrogram_request, token_request,
+    },
     reference::{Reference, ReferenceTensor, onnxruntime_outputs, onnxruntime_reference},
     sealed_layout::SealedLayout,
 };
