@@ -55,12 +55,15 @@ pub enum ModelError {
         /// ONNX Runtime's error code, such as `InvalidArgument` or `RuntimeException`.
         class: String,
     },
-    /// ONNX Runtime refused the values of a request's integer inputs (an index operator out
-    /// of range: a token id outside the vocabulary, say): a client error (400). The text is
-    /// fixed and names the tensors, never a value.
+    /// ONNX Runtime refused a request whose inputs passed the metadata checks, on a model
+    /// with integer inputs: an index operator out of range (a token id outside the
+    /// vocabulary, say), or inputs whose free dimensions disagree with each other (a mask of
+    /// another length than the ids). A client error (400). ONNX Runtime's own message quotes
+    /// the value, so the text is fixed and names the tensors, never a value.
     #[error(
-        "the model could not use the values of its integer input tensor(s) {tensors}: an index out of the \
-         model's range, such as a token id outside its vocabulary"
+        "the model could not use its integer input tensor(s) {tensors} as given: a value out of the model's \
+         range, such as a token id outside its vocabulary, or inputs whose sizes disagree, such as an \
+         attention mask of another length than the ids"
     )]
     InputValues {
         /// The model's integer inputs, quoted and comma-separated.
