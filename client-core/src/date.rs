@@ -9,6 +9,7 @@
 //! times are whole seconds since the UNIX epoch, from the caller (this crate has no clock).
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use sealgate_protocol::{bhttp, media_type, problem_type};
 
@@ -83,9 +84,21 @@ pub fn parse_http_date(text: &str) -> Option<u64> {
 
 /// Sets the `Date` field of `request` to `now` (UNIX seconds), replacing any it had.
 pub fn set_date(request: &mut bhttp::Request, now: u64) {
-    request.headers.retain(|field| !field.name.eq_ignore_ascii_case("date"));
-    request.headers.push(bhttp::Field::new("date", http_date(now)));
+    request.headers = dated_fields(&request.headers, now);
 }
+
+/// `headers` without any `Date` field, and `now`'s as the last one: [`set_date`]'s fields,
+/// for a request encoded with them in place of its own.
+pub(crate) fn dated_fields(headers: &[bhttp::Field], now: u64) -> Vec<bhttp::Field> {
+    let mut dated: Vec<bhttp::Field> =
+        headers.iter().filter(|field| !field.name.eq_ignore_ascii_case("date")).cloned().collect();
+    dated.push(bhttp::Field::new("date", http_date(now)));
+    dated
+}
+
+/// An upper bound on what the `Date` field adds to an encoded request (name, value, and
+/// their length prefixes).
+pub(crate) const DATE_FIELD_LEN: usize = 4 + 29 + 2;
 
 /// When `response` is the gateway's refusal of the request's `Date` (`400`,
 /// `application/problem+json` of type [`problem_type::DATE`], with a `Date` field), the

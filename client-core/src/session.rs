@@ -197,7 +197,7 @@ impl Session {
         let mut request = self.preferences.inner_request(method, path, body);
         request.headers.extend(headers.iter().map(|(name, value)| bhttp::Field::new(name, *value)));
         crate::date::set_date(&mut request, now);
-        self.seal(&Zeroizing::new(request.encode()), rng)
+        self.seal_with(request.encoded_len(), |out| request.encode_into(out), None, rng)
     }
 
     /// Seals `request` dated `now` (UNIX seconds; any `Date` it had is replaced): what a
@@ -208,7 +208,7 @@ impl Session {
 
     /// Seals an encoded Binary HTTP request (RFC 9458 section 4.3).
     pub fn seal(&self, encoded: &[u8], rng: &mut impl CryptoRng) -> Result<Prepared> {
-        self.seal_with(encoded, None, rng)
+        self.seal_with(encoded.len(), |out| out.extend_from_slice(encoded), None, rng)
     }
 
     /// The HPKE setup of a future request to this configuration, done now ([`ClientRequest::precompute`]):
@@ -226,14 +226,19 @@ impl Session {
         precomputed: Option<PrecomputedRequest>,
         rng: &mut impl CryptoRng,
     ) -> Result<Prepared> {
-        let mut dated = request.clone();
-        crate::date::set_date(&mut dated, now);
-        self.seal_with(&Zeroizing::new(dated.encode()), precomputed, rng)
+        // Encoded with the dated fields in place of its own, straight into the buffer it is
+        // sealed in: the body (which may be large) is neither cloned nor copied twice.
+        let headers = crate::date::dated_fields(&request.headers, now);
+        let len = request.encoded_len() + crate::date::DATE_FIELD_LEN;
+        self.seal_with(len, |out| request.encode_with_fields_into(&headers, out), precomputed, rng)
     }
 
+    /// Seals the Binary HTTP request that `write` appends to the buffer it is given
+    /// ([`PrecomputedRequest::encapsulate_with`]), `len` bytes long or about.
     fn seal_with(
         &self,
-        encoded: &[u8],
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
         precomputed: Option<PrecomputedRequest>,
         rng: &mut impl CryptoRng,
     ) -> Result<Prepared> {
@@ -241,7 +246,7 @@ impl Session {
             Some(precomputed) => precomputed,
             None => self.precompute(rng)?,
         };
-        let (encapsulated, response) = precomputed.encapsulate(encoded)?;
+        let (encapsulated, response) = precomputed.encapsulate_with(len, write)?;
         let pending = Pending { response, gateway_url: self.gateway_url.clone(), max_age: self.max_age };
         Ok(Prepared { encapsulated, pending })
     }
@@ -285,8 +290,11 @@ impl Pending {
         {
             return Ok(Finished::RefetchKeys(e));
         }
-        let plaintext = Zeroizing::new(self.response.decapsulate(answer.body)?);
-        Ok(Finished::Answer(bhttp::Response::decode(&plaintext)?))
+        // Opened in one copy of the body, and the content decoded where it lies: a large
+        // answer is copied once, not three times.
+        let mut buffer = Zeroizing::new(answer.body.to_vec());
+        let message = self.response.decapsulate_in_place(&mut buffer)?;
+        Ok(Finished::Answer(bhttp::Response::decode_in(core::mem::take(&mut *buffer), message)?))
     }
 }
 

@@ -14,6 +14,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -118,17 +119,48 @@ impl Request {
 
     /// Encodes in the known-length form (RFC 9292 section 3.1).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.body.len());
-        varint::encode(KNOWN_REQUEST, &mut out);
-        for part in [&self.method, &self.scheme, &self.authority, &self.path] {
-            put_prefixed(part.as_bytes(), &mut out);
-        }
-        put_message_end(&self.headers, &self.body, &mut out);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
         out
+    }
+
+    /// [`Request::encode`], appended to `out` (for
+    /// [`PrecomputedRequest::encapsulate_with`](crate::PrecomputedRequest::encapsulate_with)).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_with_fields_into(&self.headers, out);
+    }
+
+    /// [`Request::encode_into`] with `headers` in place of the request's own: a client that
+    /// dates each attempt of a request it built once encodes it without copying its body.
+    pub fn encode_with_fields_into(&self, headers: &[Field], out: &mut Vec<u8>) {
+        varint::encode(KNOWN_REQUEST, out);
+        for part in [&self.method, &self.scheme, &self.authority, &self.path] {
+            put_prefixed(part.as_bytes(), out);
+        }
+        put_message_end(headers, &self.body, out);
+    }
+
+    /// An upper bound on the length of [`Request::encode`]'s output, for one allocation.
+    pub fn encoded_len(&self) -> usize {
+        let control =
+            [&self.method, &self.scheme, &self.authority, &self.path].iter().map(|p| 8 + p.len()).sum::<usize>();
+        1 + control + fields_len(&self.headers) + 8 + self.body.len() + 1
     }
 
     /// Decodes either form.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (mut request, content) = Self::decode_head(bytes)?;
+        if let Some(range) = content {
+            request.body = bytes.get(range).unwrap_or_default().to_vec();
+        }
+        Ok(request)
+    }
+
+    /// [`Request::decode`] without copying the content when it lies in one piece (the
+    /// known-length form): then the request's `body` is empty and its content is
+    /// `bytes[range]`, the range returned. For the indeterminate-length form the chunks are
+    /// joined into `body` and the range is `None`.
+    pub fn decode_head(bytes: &[u8]) -> Result<(Self, Option<Range<usize>>)> {
         let mut r = Reader::new(bytes);
         let indeterminate = framing(&mut r, KNOWN_REQUEST, INDETERMINATE_REQUEST, "not a request")?;
         let method = text(&mut r, "method")?;
@@ -142,10 +174,10 @@ impl Request {
             return Err(Error::BinaryHttp("path"));
         }
         let headers = read_fields(&mut r, indeterminate)?;
-        let body = read_content(&mut r, indeterminate)?;
+        let (body, range) = content_of(bytes, &mut r, indeterminate)?;
         read_fields(&mut r, indeterminate)?; // Trailers are parsed for validity and dropped.
         check_padding(&r)?;
-        Ok(Self { method, scheme, authority, path, headers, body })
+        Ok((Self { method, scheme, authority, path, headers, body }, range))
     }
 }
 
@@ -162,15 +194,54 @@ impl Response {
 
     /// Encodes in the known-length form (RFC 9292 section 3.1).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.body.len());
-        varint::encode(KNOWN_RESPONSE, &mut out);
-        varint::encode(u64::from(self.status), &mut out);
-        put_message_end(&self.headers, &self.body, &mut out);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
         out
+    }
+
+    /// [`Response::encode`], appended to `out` (for
+    /// [`ServerResponse::encapsulate_with`](crate::ServerResponse::encapsulate_with)).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        varint::encode(KNOWN_RESPONSE, out);
+        varint::encode(u64::from(self.status), out);
+        put_message_end(&self.headers, &self.body, out);
+    }
+
+    /// An upper bound on the length of [`Response::encode`]'s output, for one allocation.
+    pub fn encoded_len(&self) -> usize {
+        1 + 8 + fields_len(&self.headers) + 8 + self.body.len() + 1
     }
 
     /// Decodes either form, skipping informational (1xx) responses.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (mut response, content) = Self::decode_head(bytes)?;
+        if let Some(range) = content {
+            response.body = bytes.get(range).unwrap_or_default().to_vec();
+        }
+        Ok(response)
+    }
+
+    /// [`Response::decode`] of `buffer[message]` (as
+    /// [`ClientResponse::decapsulate_in_place`](crate::ClientResponse::decapsulate_in_place)
+    /// leaves it) whose content keeps the buffer's allocation, moved to its front, instead
+    /// of being copied into a new one. The buffer is wiped if decoding fails.
+    pub fn decode_in(buffer: Vec<u8>, message: Range<usize>) -> Result<Self> {
+        let mut buffer = zeroize::Zeroizing::new(buffer);
+        let bytes = buffer.get(message.clone()).ok_or(Error::BinaryHttp("message"))?;
+        let (mut response, content) = Self::decode_head(bytes)?;
+        if let Some(content) = content {
+            let len = content.len();
+            let start = message.start + content.start;
+            buffer.copy_within(start..start + len, 0);
+            buffer.truncate(len);
+            // Taken whole: the body is zeroized on drop with its spare capacity.
+            response.body = core::mem::take(&mut *buffer);
+        }
+        Ok(response)
+    }
+
+    /// [`Request::decode_head`] for a response.
+    fn decode_head(bytes: &[u8]) -> Result<(Self, Option<Range<usize>>)> {
         let mut r = Reader::new(bytes);
         let indeterminate = framing(&mut r, KNOWN_RESPONSE, INDETERMINATE_RESPONSE, "not a response")?;
         let status = loop {
@@ -184,10 +255,10 @@ impl Response {
             }
         };
         let headers = read_fields(&mut r, indeterminate)?;
-        let body = read_content(&mut r, indeterminate)?;
+        let (body, range) = content_of(bytes, &mut r, indeterminate)?;
         read_fields(&mut r, indeterminate)?;
         check_padding(&r)?;
-        Ok(Self { status, headers, body })
+        Ok((Self { status, headers, body }, range))
     }
 }
 
@@ -281,22 +352,46 @@ fn read_fields(r: &mut Reader<'_>, indeterminate: bool) -> Result<Vec<Field>> {
     Ok(fields)
 }
 
+/// A message's content as read: in one piece of the message, or its chunks joined.
+enum Content<'a> {
+    In(&'a [u8]),
+    Joined(Vec<u8>),
+}
+
 /// Reads content: one length-prefixed block, or a sequence of chunks ended by an empty one.
-fn read_content(r: &mut Reader<'_>, indeterminate: bool) -> Result<Vec<u8>> {
+fn read_content<'a>(r: &mut Reader<'a>, indeterminate: bool) -> Result<Content<'a>> {
     if r.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Content::In(&[]));
     }
     if !indeterminate {
-        return Ok(r.varint_prefixed().map_err(bhttp("content"))?.to_vec());
+        return Ok(Content::In(r.varint_prefixed().map_err(bhttp("content"))?));
     }
     let mut body = Vec::new();
     loop {
         let chunk = r.varint_prefixed().map_err(bhttp("content chunk"))?;
         if chunk.is_empty() {
-            return Ok(body);
+            return Ok(Content::Joined(body));
         }
         body.extend_from_slice(chunk);
     }
+}
+
+/// Reads the content of the message `bytes` from `r`: its range when it is in one piece
+/// (the body left empty), or the indeterminate form's chunks joined.
+fn content_of(bytes: &[u8], r: &mut Reader<'_>, indeterminate: bool) -> Result<(Vec<u8>, Option<Range<usize>>)> {
+    Ok(match read_content(r, indeterminate)? {
+        Content::In(content) => {
+            // The content ends where the reader now stands.
+            let end = bytes.len() - r.remaining().len();
+            (Vec::new(), Some(end - content.len()..end))
+        }
+        Content::Joined(body) => (body, None),
+    })
+}
+
+/// An upper bound on the encoded length of a field section.
+fn fields_len(fields: &[Field]) -> usize {
+    8 + fields.iter().map(|f| 16 + f.name.len() + f.value.len()).sum::<usize>()
 }
 
 fn check_padding(r: &Reader<'_>) -> Result<()> {
@@ -324,6 +419,56 @@ mod tests {
         assert_eq!(Request::decode(&bytes).unwrap(), req);
         bytes.push(1);
         assert_eq!(Request::decode(&bytes), Err(Error::TrailingData));
+    }
+
+    #[test]
+    fn decode_head_points_at_one_piece_of_content_and_joins_chunks() {
+        let req = sample_request();
+        let bytes = req.encode();
+        let (head, range) = Request::decode_head(&bytes).unwrap();
+        assert!(head.body.is_empty());
+        assert_eq!(&bytes[range.unwrap()], req.body.as_slice());
+        assert_eq!(head.headers, req.headers);
+
+        // The indeterminate-length form: fields `a: b`, content in two chunks, no trailers.
+        let mut chunked = alloc::vec![2, 4];
+        chunked.extend_from_slice(b"POST");
+        chunked.extend_from_slice(&[5, b'h', b't', b't', b'p', b's', 2, b'g', b'w', 1, b'/']);
+        chunked.extend_from_slice(&[1, b'a', 1, b'b', 0, 2, b'h', b'i', 3, b'y', b'o', b'u', 0, 0]);
+        let (head, range) = Request::decode_head(&chunked).unwrap();
+        assert_eq!((range, head.body.as_slice()), (None, b"hiyou".as_slice()));
+        assert_eq!(Request::decode(&chunked).unwrap().body, b"hiyou");
+
+        // A request with no content at all (truncated after its fields) has an empty range.
+        let mut bare = Request::new("GET", "https", "gw", "/");
+        bare.headers.push(Field::new("x", "1"));
+        let mut bytes = bare.encode();
+        bytes.truncate(bytes.len() - 2);
+        let (_, range) = Request::decode_head(&bytes).unwrap();
+        assert_eq!(range, Some(bytes.len()..bytes.len()));
+    }
+
+    #[test]
+    fn decode_in_keeps_the_buffer_and_agrees_with_decode() {
+        let response =
+            Response::new(200, alloc::vec![Field::new("content-type", "text/plain")], b"the answer".to_vec());
+        let encoded = response.encode();
+        // The message after a 16-byte prefix and before a tag, as an opened response lies.
+        let mut buffer = alloc::vec![0xAA; 16];
+        buffer.extend_from_slice(&encoded);
+        buffer.extend_from_slice(&[0xBB; 16]);
+        let decoded = Response::decode_in(buffer, 16..16 + encoded.len()).unwrap();
+        assert_eq!(decoded, response);
+
+        // Informational responses and no content at all.
+        let bytes = [1, 0x40, 102, 4, 1, b'a', 1, b'b', 0x40, 204];
+        assert_eq!(Response::decode_in(bytes.to_vec(), 0..bytes.len()), Response::decode(&bytes));
+        assert!(Response::decode_in(bytes.to_vec(), 0..bytes.len()).unwrap().body.is_empty());
+
+        // Bad input is refused as by `decode`, and so is a range outside the buffer.
+        let bad = [1, 0x40, 99];
+        assert_eq!(Response::decode_in(bad.to_vec(), 0..3), Response::decode(&bad));
+        assert_eq!(Response::decode_in(encoded.clone(), 0..encoded.len() + 1), Err(Error::BinaryHttp("message")));
     }
 
     #[test]

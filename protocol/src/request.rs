@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
@@ -140,14 +141,31 @@ impl ClientRequest {
     }
 
     /// Exports the response secret, seals the request and frames `header | enc | ciphertext`.
-    fn finish(self, request: &[u8], enc: Vec<u8>, mut ctx: crypto::SenderContext) -> Result<(Vec<u8>, ClientResponse)> {
+    fn finish(self, request: &[u8], enc: Vec<u8>, ctx: crypto::SenderContext) -> Result<(Vec<u8>, ClientResponse)> {
+        self.finish_with(request.len(), |out| out.extend_from_slice(request), enc, ctx)
+    }
+
+    /// [`ClientRequest::finish`] with the request written by `write` straight into the buffer
+    /// it is sealed in, after `header | enc` (`len` is its size, or a guess).
+    fn finish_with(
+        self,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+        enc: Vec<u8>,
+        mut ctx: crypto::SenderContext,
+    ) -> Result<(Vec<u8>, ClientResponse)> {
         let secret =
             crate::response::export_secret(self.header.suite, LABEL_RESPONSE, |label, out| ctx.export(label, out))?;
-        let ciphertext = ctx.seal(request, &[])?;
-        let mut out = Vec::with_capacity(RequestHeader::LEN + enc.len() + ciphertext.len());
+        let start = RequestHeader::LEN + enc.len();
+        let mut out = Vec::with_capacity(start + len + self.header.suite.aead.tag_len());
         out.extend_from_slice(&self.header.encode());
         out.extend_from_slice(&enc);
-        out.extend_from_slice(&ciphertext);
+        write(&mut out);
+        if let Err(e) = ctx.seal_in_place(&mut out, start, &[]) {
+            // The plaintext is in the buffer until it is sealed.
+            drop(Zeroizing::new(out));
+            return Err(e);
+        }
         Ok((out, ClientResponse::new(self.backend, self.header.suite, enc, secret)))
     }
 }
@@ -181,6 +199,14 @@ impl PrecomputedRequest {
     /// [`ClientRequest::encapsulate`], with the same output.
     pub fn encapsulate(self, request: &[u8]) -> Result<(Vec<u8>, ClientResponse)> {
         self.request.finish(request, self.enc, self.ctx)
+    }
+
+    /// [`PrecomputedRequest::encapsulate`] of the request that `write` appends to the buffer
+    /// it is given (a Binary HTTP encoder, such as [`crate::bhttp::Request::encode_into`]):
+    /// the request is written into the buffer it is sealed in, so it is never copied and no
+    /// other buffer holds it. `len` is its size (or a guess), to allocate once.
+    pub fn encapsulate_with(self, len: usize, write: impl FnOnce(&mut Vec<u8>)) -> Result<(Vec<u8>, ClientResponse)> {
+        self.request.finish_with(len, write, self.enc, self.ctx)
     }
 }
 
@@ -299,17 +325,51 @@ impl GatewayKeys {
     /// Errors before decryption name the problem (so the gateway can answer 400 or 422);
     /// a decryption failure is [`Error::Decrypt`] with no further detail.
     pub fn decapsulate(&self, encapsulated: &[u8]) -> Result<(Zeroizing<Vec<u8>>, ServerResponse)> {
+        let (header, key, enc_end) = self.parse(encapsulated)?;
+        let mut plaintext = Zeroizing::new(encapsulated.get(enc_end..).unwrap_or_default().to_vec());
+        let (len, responder) = self.open(header, key, encapsulated.get(RequestHeader::LEN..enc_end), &mut plaintext)?;
+        plaintext.truncate(len);
+        Ok((plaintext, responder))
+    }
+
+    /// [`GatewayKeys::decapsulate`] in the buffer that holds the encapsulated request: on
+    /// success the Binary HTTP request is `encapsulated[range]` (the range returned), where the
+    /// ciphertext was; the header and `enc` before it are left as they were. Nothing is copied.
+    ///
+    /// The buffer holds plaintext afterwards, and on failure garbage: keep it in a
+    /// [`Zeroizing`] (or wipe it otherwise) as the decrypted request would be.
+    pub fn decapsulate_in_place(&self, encapsulated: &mut [u8]) -> Result<(Range<usize>, ServerResponse)> {
+        let (header, key, enc_end) = self.parse(encapsulated)?;
+        let (head, ciphertext) = encapsulated.split_at_mut(enc_end);
+        let (len, responder) = self.open(header, key, head.get(RequestHeader::LEN..), ciphertext)?;
+        Ok((enc_end..enc_end + len, responder))
+    }
+
+    /// Reads the header and finds its key: the header, the key and where `enc` ends.
+    fn parse(&self, encapsulated: &[u8]) -> Result<(RequestHeader, &SecretKey, usize)> {
         let mut r = Reader::new(encapsulated);
         let header = RequestHeader::decode(&mut r)?;
         let key = self.key_for(&header)?;
-        let enc = r.take(header.suite.kem.enc_len())?;
-        let ciphertext = r.remaining();
-        if ciphertext.len() < header.suite.aead.tag_len() {
+        r.take(header.suite.kem.enc_len())?;
+        if r.remaining().len() < header.suite.aead.tag_len() {
             return Err(Error::Truncated);
         }
+        Ok((header, key, encapsulated.len() - r.remaining().len()))
+    }
+
+    /// `SetupBaseR` with `enc`, and the ciphertext opened in place: the plaintext's length
+    /// and the response state.
+    fn open(
+        &self,
+        header: RequestHeader,
+        key: &SecretKey,
+        enc: Option<&[u8]>,
+        ciphertext: &mut [u8],
+    ) -> Result<(usize, ServerResponse)> {
+        let enc = enc.ok_or(Error::Truncated)?;
         let mut ctx = crypto::setup_receiver(header.suite, key, enc, &header.info())?;
-        let plaintext = Zeroizing::new(ctx.open(ciphertext, &[])?);
+        let len = ctx.open_in_place(ciphertext, &[])?;
         let secret = crate::response::export_secret(header.suite, LABEL_RESPONSE, |label, out| ctx.export(label, out))?;
-        Ok((plaintext, ServerResponse::new(key.backend(), header.suite, enc.to_vec(), secret)))
+        Ok((len, ServerResponse::new(key.backend(), header.suite, enc.to_vec(), secret)))
     }
 }

@@ -4,6 +4,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
@@ -73,11 +74,29 @@ impl ServerResponse {
 
     /// Encrypts a Binary HTTP response: `response_nonce | ciphertext`.
     pub fn encapsulate(self, response: &[u8], rng: &mut impl CryptoRng) -> Result<Vec<u8>> {
-        let mut out = alloc::vec![0u8; self.suite.response_nonce_len()];
+        self.encapsulate_with(response.len(), |out| out.extend_from_slice(response), rng)
+    }
+
+    /// [`ServerResponse::encapsulate`] of the response that `write` appends to the buffer it
+    /// is given (such as [`crate::bhttp::Response::encode_into`]): written into the buffer it
+    /// is sealed in, never copied. `len` is its size (or a guess), to allocate once.
+    pub fn encapsulate_with(
+        self,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<u8>> {
+        let start = self.suite.response_nonce_len();
+        let mut out = Vec::with_capacity(start + len + self.suite.aead.tag_len());
+        out.resize(start, 0);
         rng.fill_bytes(&mut out);
         let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, &out)?;
-        let ciphertext = crypto::aead_seal(self.backend, self.suite.aead, &key, &nonce, response, &[])?;
-        out.extend_from_slice(&ciphertext);
+        write(&mut out);
+        if let Err(e) = crypto::aead_seal_in_place(self.backend, self.suite.aead, &key, &nonce, &mut out, start, &[]) {
+            // The plaintext is in the buffer until it is sealed.
+            drop(Zeroizing::new(out));
+            return Err(e);
+        }
         Ok(out)
     }
 }
@@ -103,12 +122,29 @@ impl ClientResponse {
 
     /// Decrypts an encapsulated response into the Binary HTTP response.
     pub fn decapsulate(self, encapsulated: &[u8]) -> Result<Vec<u8>> {
+        let (key, nonce, nonce_len) = self.key_for(encapsulated)?;
+        let ciphertext = encapsulated.get(nonce_len..).unwrap_or_default();
+        crypto::aead_open(self.backend, self.suite.aead, &key, &nonce, ciphertext, &[])
+    }
+
+    /// [`ClientResponse::decapsulate`] in the buffer that holds the encapsulated response: on
+    /// success the Binary HTTP response is `encapsulated[range]` (the range returned). The
+    /// buffer holds plaintext afterwards (garbage on failure): keep it in a [`Zeroizing`].
+    pub fn decapsulate_in_place(self, encapsulated: &mut [u8]) -> Result<Range<usize>> {
+        let (key, nonce, nonce_len) = self.key_for(encapsulated)?;
+        let ciphertext = encapsulated.get_mut(nonce_len..).unwrap_or_default();
+        let len = crypto::aead_open_in_place(self.backend, self.suite.aead, &key, &nonce, ciphertext, &[])?;
+        Ok(nonce_len..nonce_len + len)
+    }
+
+    /// The response key and nonce for `response_nonce | ciphertext`, and the nonce's length.
+    fn key_for(&self, encapsulated: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, usize)> {
         let nonce_len = self.suite.response_nonce_len();
         if encapsulated.len() < nonce_len + self.suite.aead.tag_len() {
             return Err(Error::Truncated);
         }
-        let (response_nonce, ciphertext) = encapsulated.split_at(nonce_len);
+        let response_nonce = encapsulated.get(..nonce_len).unwrap_or_default();
         let (key, nonce) = response_key(self.backend, self.suite, &self.secret, &self.enc, response_nonce)?;
-        crypto::aead_open(self.backend, self.suite.aead, &key, &nonce, ciphertext, &[])
+        Ok((key, nonce, nonce_len))
     }
 }

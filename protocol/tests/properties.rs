@@ -87,6 +87,65 @@ proptest! {
         prop_assert_eq!(pending.decapsulate(&enc_resp).unwrap(), b"answer".to_vec());
     }
 
+    /// The in-place paths (a request encoded straight into the buffer it is sealed in, opened
+    /// where it arrived, its content a range of that buffer; the answer likewise) give the
+    /// same messages as the copying ones, on every KEM, AEAD and pair of backends.
+    #[test]
+    fn in_place_round_trip(req in request(), kem in 0usize..2, suite in 0usize..3,
+                           client in 0..Backend::ALL.len(), server in 0..Backend::ALL.len(),
+                           answer in request().prop_map(|r| bhttp::Response::new(200, r.headers.clone(), r.body.clone()))) {
+        let gw = gateway_on(Backend::ALL[server]);
+        let config = &gw.configs()[kem];
+        let precomputed = ClientRequest::new(config, SymmetricSuite::ALL[suite]).unwrap()
+            .with_backend(Backend::ALL[client])
+            .precompute(&mut common::os_rng()).unwrap();
+        let (sealed, pending) = precomputed.encapsulate_with(req.encoded_len(), |out| req.encode_into(out)).unwrap();
+        let (copied, _) = gw.decapsulate(&sealed).unwrap();
+        prop_assert_eq!(copied.to_vec(), req.encode());
+
+        let mut buffer = sealed.clone();
+        let (range, responder) = gw.decapsulate_in_place(&mut buffer).unwrap();
+        prop_assert_eq!(&buffer[..range.start], &sealed[..range.start], "header and enc untouched");
+        let (mut head, content) = bhttp::Request::decode_head(&buffer[range.clone()]).unwrap();
+        let content = content.expect("the known-length form's content is in one piece");
+        prop_assert!(head.body.is_empty());
+        head.body = buffer[range][content].to_vec();
+        prop_assert_eq!(&head, &req);
+
+        let encoded = answer.encode();
+        prop_assert!(answer.encoded_len() >= encoded.len());
+        prop_assert!(req.encoded_len() >= req.encode().len());
+        let mut sealed_answer = responder
+            .encapsulate_with(answer.encoded_len(), |out| answer.encode_into(out), &mut common::os_rng())
+            .unwrap();
+        let range = pending.decapsulate_in_place(&mut sealed_answer).unwrap();
+        prop_assert_eq!(&sealed_answer[range.clone()], encoded.as_slice());
+        prop_assert_eq!(bhttp::Response::decode_in(sealed_answer, range).unwrap(), answer);
+    }
+
+    /// A request dated by replacing its fields at encoding time encodes as the request with
+    /// those fields would.
+    #[test]
+    fn encoding_with_other_fields(req in request(), fields in proptest::collection::vec(field(), 0..4)) {
+        let mut expected = req.clone();
+        expected.headers = fields.clone();
+        let mut out = vec![9u8];
+        req.encode_with_fields_into(&fields, &mut out);
+        prop_assert_eq!(out[0], 9, "appended, not overwritten");
+        prop_assert_eq!(out[1..].to_vec(), expected.encode());
+    }
+
+    /// In-place opening refuses what the copying one refuses, and on any backend.
+    #[test]
+    fn in_place_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        for &backend in Backend::ALL {
+            let gw = gateway_on(backend);
+            let mut copy = bytes.clone();
+            prop_assert_eq!(gw.decapsulate_in_place(&mut copy).is_ok(), gw.decapsulate(&bytes).is_ok());
+        }
+        let _ = bhttp::Request::decode_head(&bytes);
+    }
+
     #[test]
     fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = bhttp::Request::decode(&bytes);
@@ -122,6 +181,7 @@ proptest! {
         let bit = bit % (8 * enc.len());
         enc[bit / 8] ^= 1 << (bit % 8);
         prop_assert!(gw.decapsulate(&enc).is_err());
+        prop_assert!(gw.decapsulate_in_place(&mut enc).is_err());
     }
 
     /// Flipping any bit of a valid encapsulated response makes decapsulation fail.
@@ -135,6 +195,27 @@ proptest! {
         let bit = bit % (8 * resp.len());
         resp[bit / 8] ^= 1 << (bit % 8);
         prop_assert_eq!(pending.decapsulate(&resp), Err(Error::Decrypt));
+    }
+
+    /// The same for the in-place opening of a response, truncation included.
+    #[test]
+    fn tampered_responses_fail_in_place(bit in 0usize..(8 * 96), cut in 0usize..80) {
+        let gw = gateway();
+        let fresh = || ClientRequest::new(&gw.configs()[0], SymmetricSuite::ALL[1]).unwrap()
+            .encapsulate(b"x", &mut common::os_rng()).unwrap();
+        let (enc, pending) = fresh();
+        let (_, responder) = gw.decapsulate(&enc).unwrap();
+        let resp = responder.encapsulate(&[1u8; 48], &mut common::os_rng()).unwrap();
+        let mut flipped = resp.clone();
+        let bit = bit % (8 * flipped.len());
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        prop_assert_eq!(pending.decapsulate_in_place(&mut flipped), Err(Error::Decrypt));
+
+        let (enc, pending) = fresh();
+        let (_, responder) = gw.decapsulate(&enc).unwrap();
+        let resp = responder.encapsulate(&[1u8; 48], &mut common::os_rng()).unwrap();
+        let mut short = resp[..cut.min(resp.len() - 1)].to_vec();
+        prop_assert!(pending.decapsulate_in_place(&mut short).is_err());
     }
 }
 

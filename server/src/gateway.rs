@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -460,22 +460,27 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
     };
 
     let decapsulating = Instant::now();
-    // The set current now serves this request to its end, even if a rotation replaces it.
-    let (inner_bytes, responder) = gw.key_set().keys.decapsulate(&body).map_err(|e| {
+    // Opened where it arrived: the body's buffer is taken over (copied once when it is
+    // shared), the ciphertext decrypted in place, and the inner request's content handed on as
+    // a slice of that buffer, never copied again; the buffer is wiped when its last slice is
+    // dropped. The set current now serves this request to its end, even if a rotation
+    // replaces it.
+    let mut buffer = Zeroizing::new(Vec::from(body));
+    let (range, responder) = gw.key_set().keys.decapsulate_in_place(&mut buffer).map_err(|e| {
         log_refusal(&e);
         (refusal_of(&e), Problem::from_decapsulation(&e))
     })?;
     let suite = responder.suite();
     // The first byte of an encapsulated request is its key id (RFC 9458 section 4.3); it
     // names one of our keys, since decapsulation succeeded with it.
-    metrics.decapsulated(body.first().copied().unwrap_or_default(), decapsulating.elapsed());
+    metrics.decapsulated(buffer.first().copied().unwrap_or_default(), decapsulating.elapsed());
+    let buffer = Bytes::from_owner(buffer);
 
     // From here on the client can read our answer, so every outcome is an encrypted one but
     // one: an unreachable shared replay store (an outer 503 that says nothing of the request).
-    let enc_end = RequestHeader::LEN + suite.kem.enc_len();
-    let enc = body.get(RequestHeader::LEN..enc_end).unwrap_or_default();
-    let (inner_response, model, tenant) = answer(gw, &inner_bytes, enc).await?;
-    drop(inner_bytes);
+    let enc = buffer.slice(RequestHeader::LEN..range.start);
+    let (inner_response, model, tenant) = answer(gw, buffer.slice(range), &enc).await?;
+    drop(buffer);
     metrics.answered(metrics.model(model.as_deref()), inner_response.status);
     metrics.tenant(tenant.as_deref());
     tracing::info!(
@@ -494,8 +499,8 @@ async fn relay_admitted(gw: &Gateway, request: Request, started: Instant) -> Res
 /// name when the path names one and the tenant when the request was authorized.
 /// The one outer refusal after decryption: the shared replay store cannot be asked and the
 /// gateway fails closed.
-async fn answer(gw: &Gateway, inner_bytes: &[u8], enc: &[u8]) -> Result<Answered, (Refusal, Problem)> {
-    let request = match bhttp::Request::decode(inner_bytes) {
+async fn answer(gw: &Gateway, inner_bytes: Bytes, enc: &[u8]) -> Result<Answered, (Refusal, Problem)> {
+    let (mut request, content) = match bhttp::Request::decode_head(&inner_bytes) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("the decrypted request is not valid Binary HTTP (RFC 9292): {e}");
@@ -508,7 +513,13 @@ async fn answer(gw: &Gateway, inner_bytes: &[u8], enc: &[u8]) -> Result<Answered
         Err(Unfresh::Answer(refusal)) => return Ok((refusal, model, None)),
         Err(Unfresh::StoreUnreachable) => return Err((Refusal::ReplayStore, Problem::ReplayStoreUnreachable)),
     }
-    let http_request = match to_http(request) {
+    let body = match content {
+        Some(range) => inner_bytes.slice(range),
+        // The indeterminate-length form's chunks, joined by the decoder.
+        None => Bytes::from_owner(Zeroizing::new(std::mem::take(&mut request.body))),
+    };
+    drop(inner_bytes);
+    let http_request = match to_http_head(request, Body::from(body)) {
         Ok(r) => r,
         Err(msg) => return Ok((error_response(StatusCode::BAD_REQUEST, msg.into()), model, None)),
     };
@@ -558,13 +569,9 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Turns the decrypted Binary HTTP request into an `http::Request` for the inner router.
-fn to_http(mut request: bhttp::Request) -> Result<Request, &'static str> {
-    let body = std::mem::take(&mut request.body);
-    to_http_head(request, Body::from(body))
-}
-
-/// [`to_http`] for a head whose body comes separately (a chunked request's).
+/// Turns the head of a decrypted Binary HTTP request and its content (a slice of the
+/// decrypted buffer, or a chunked request's stream) into an `http::Request` for the inner
+/// router.
 pub(crate) fn to_http_head(request: bhttp::Request, body: Body) -> Result<Request, &'static str> {
     let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| "invalid method")?;
     let uri: Uri = request.path.parse().map_err(|_| "invalid path")?;
@@ -618,9 +625,9 @@ pub(crate) fn response_rng() -> rand::rngs::ThreadRng {
     rand::rng()
 }
 
+/// Seals the inner answer, encoded straight into the buffer it is encrypted in.
 fn encapsulate(responder: ServerResponse, inner: &bhttp::Response) -> Response {
-    let plaintext = Zeroizing::new(inner.encode());
-    match responder.encapsulate(&plaintext, &mut response_rng()) {
+    match responder.encapsulate_with(inner.encoded_len(), |out| inner.encode_into(out), &mut response_rng()) {
         Ok(bytes) => {
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
@@ -782,6 +789,36 @@ mod tests {
         let (status, headers, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], media_type::OHTTP_RESPONSE);
+        let answer = bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"secret features"[..]));
+    }
+
+    /// The inner request's content reaches the inner router whole in both Binary HTTP forms:
+    /// a slice of the decrypted buffer (known length, here 300 KB) or the indeterminate
+    /// form's chunks joined.
+    #[tokio::test]
+    async fn content_reaches_the_inner_router_in_either_form() {
+        let (app, config) = app(Limits::default());
+        let large: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();
+        let mut inner = bhttp::Request::new("POST", "https", "gw", "/echo");
+        inner.body = large.clone();
+        let (enc, pending) = encapsulated(&config, &inner);
+        let (status, _, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap();
+        assert_eq!((answer.status, answer.body.len()), (200, large.len()));
+        assert!(answer.body == large);
+
+        let mut head = bhttp::Request::new("POST", "https", "gw", "/echo");
+        head.headers.push(bhttp::Field::new("date", replay::http_date(SystemTime::now())));
+        let (mut wire, mut encoder) = bhttp::stream::Encoder::request(&head);
+        wire.extend(encoder.body(b"secret "));
+        wire.extend(encoder.body(b"features"));
+        wire.extend(encoder.finish(&[]));
+        let (enc, pending) =
+            ClientRequest::new(&config, SymmetricSuite::ALL[0]).unwrap().encapsulate(&wire, &mut rng()).unwrap();
+        let (status, _, body) = call(&app, post_ohttp(enc, media_type::OHTTP_REQUEST)).await;
+        assert_eq!(status, StatusCode::OK);
         let answer = bhttp::Response::decode(&pending.decapsulate(&body).unwrap()).unwrap();
         assert_eq!((answer.status, answer.body.as_slice()), (200, &b"secret features"[..]));
     }

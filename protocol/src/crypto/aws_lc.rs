@@ -241,20 +241,15 @@ impl Context {
         Ok(())
     }
 
-    fn seal(&mut self, plaintext: &[u8], aad: &[u8]) -> core::result::Result<Vec<u8>, Unspecified> {
-        let mut out = Vec::with_capacity(plaintext.len() + lc_aead::MAX_TAG_LEN);
-        out.extend_from_slice(plaintext);
-        self.key.seal_in_place_append_tag(self.nonce(), Aad::from(aad), &mut out)?;
-        self.increment_seq()?;
-        Ok(out)
+    fn seal_in_place(&mut self, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> core::result::Result<(), Unspecified> {
+        seal_tail(&self.key, self.nonce(), buf, start, aad)?;
+        self.increment_seq()
     }
 
-    fn open(&mut self, ciphertext: &[u8], aad: &[u8]) -> core::result::Result<Vec<u8>, Unspecified> {
-        let mut buffer = ciphertext.to_vec();
-        let len = self.key.open_in_place(self.nonce(), Aad::from(aad), &mut buffer)?.len();
-        buffer.truncate(len);
+    fn open_in_place(&mut self, buf: &mut [u8], aad: &[u8]) -> core::result::Result<usize, Unspecified> {
+        let len = self.key.open_in_place(self.nonce(), Aad::from(aad), buf)?.len();
         self.increment_seq()?;
-        Ok(buffer)
+        Ok(len)
     }
 
     /// `Context.Export(exporter_context, L) = LabeledExpand(exporter_secret, "sec",
@@ -262,6 +257,20 @@ impl Context {
     fn export(&self, exporter_context: &[u8], out: &mut [u8]) -> core::result::Result<(), Unspecified> {
         labeled_expand(&self.suite_id, &self.exporter_secret, b"sec", exporter_context, out)
     }
+}
+
+/// Encrypts `buf[start..]` in place and appends the tag.
+fn seal_tail(
+    key: &LessSafeKey,
+    nonce: Nonce,
+    buf: &mut Vec<u8>,
+    start: usize,
+    aad: &[u8],
+) -> core::result::Result<(), Unspecified> {
+    let plaintext = buf.get_mut(start..).ok_or(Unspecified)?;
+    let tag = key.seal_in_place_separate_tag(nonce, Aad::from(aad), plaintext)?;
+    buf.extend_from_slice(tag.as_ref());
+    Ok(())
 }
 
 fn algorithm(aead: Aead) -> &'static lc_aead::Algorithm {
@@ -359,12 +368,12 @@ impl HpkeBackend for AwsLc {
         Context::key_schedule(suite, &*shared_secret, info).map_err(|_| Error::Decrypt)
     }
 
-    fn seal(ctx: &mut Context, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        ctx.seal(plaintext, aad).map_err(|_| Error::Encrypt)
+    fn seal_in_place(ctx: &mut Context, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<()> {
+        ctx.seal_in_place(buf, start, aad).map_err(|_| Error::Encrypt)
     }
 
-    fn open(ctx: &mut Context, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        ctx.open(ciphertext, aad).map_err(|_| Error::Decrypt)
+    fn open_in_place(ctx: &mut Context, buf: &mut [u8], aad: &[u8]) -> Result<usize> {
+        ctx.open_in_place(buf, aad).map_err(|_| Error::Decrypt)
     }
 
     fn sender_export(ctx: &Context, exporter_context: &[u8], out: &mut [u8]) -> Result<()> {
@@ -390,22 +399,23 @@ impl HpkeBackend for AwsLc {
         prk.expand(&info, Len(out.len())).and_then(|okm| okm.fill(out)).map_err(|_| Error::Encrypt)
     }
 
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    fn aead_seal_in_place(
+        aead: Aead,
+        key: &[u8],
+        nonce: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+        aad: &[u8],
+    ) -> Result<()> {
         let key = LessSafeKey::new(UnboundKey::new(algorithm(aead), key).map_err(|_| Error::Encrypt)?);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Encrypt)?;
-        let mut out = Vec::with_capacity(plaintext.len() + aead.tag_len());
-        out.extend_from_slice(plaintext);
-        key.seal_in_place_append_tag(nonce, Aad::from(aad), &mut out).map_err(|_| Error::Encrypt)?;
-        Ok(out)
+        seal_tail(&key, nonce, buf, start, aad).map_err(|_| Error::Encrypt)
     }
 
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    fn aead_open_in_place(aead: Aead, key: &[u8], nonce: &[u8], buf: &mut [u8], aad: &[u8]) -> Result<usize> {
         let key = LessSafeKey::new(UnboundKey::new(algorithm(aead), key).map_err(|_| Error::Decrypt)?);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Decrypt)?;
-        let mut buffer = ciphertext.to_vec();
-        let len = key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| Error::Decrypt)?.len();
-        buffer.truncate(len);
-        Ok(buffer)
+        Ok(key.open_in_place(nonce, Aad::from(aad), buf).map_err(|_| Error::Decrypt)?.len())
     }
 }
 

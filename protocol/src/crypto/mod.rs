@@ -118,10 +118,13 @@ pub(crate) trait HpkeBackend {
     ) -> Result<(Vec<u8>, Self::SenderContext)>;
     /// `SetupBaseR` (RFC 9180 section 5.1.1).
     fn setup_receiver(suite: Suite, key: &Self::SecretKey, enc: &[u8], info: &[u8]) -> Result<Self::ReceiverContext>;
-    /// `ContextS.Seal` (RFC 9180 section 5.2); advances the sequence number.
-    fn seal(ctx: &mut Self::SenderContext, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
-    /// `ContextR.Open` (RFC 9180 section 5.2); advances the sequence number.
-    fn open(ctx: &mut Self::ReceiverContext, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+    /// `ContextS.Seal` (RFC 9180 section 5.2) in place: encrypts `buf[start..]` and appends
+    /// the tag; advances the sequence number.
+    fn seal_in_place(ctx: &mut Self::SenderContext, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<()>;
+    /// `ContextR.Open` (RFC 9180 section 5.2) in place: `buf` holds ciphertext and tag, and
+    /// on success its first `n` bytes (`n` returned) the plaintext; advances the sequence
+    /// number. On failure `buf` holds garbage.
+    fn open_in_place(ctx: &mut Self::ReceiverContext, buf: &mut [u8], aad: &[u8]) -> Result<usize>;
     /// `Context.Export` (RFC 9180 section 5.3) on the sender's side.
     fn sender_export(ctx: &Self::SenderContext, exporter_context: &[u8], out: &mut [u8]) -> Result<()>;
     /// `Context.Export` (RFC 9180 section 5.3) on the recipient's side.
@@ -130,11 +133,20 @@ pub(crate) trait HpkeBackend {
     fn hkdf_sha256_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<Vec<u8>>;
     /// `HKDF-Expand(prk, info, out.len())` with SHA-256 (RFC 5869).
     fn hkdf_sha256_expand(prk: &[u8], info: &[u8], out: &mut [u8]) -> Result<()>;
-    /// One-shot AEAD encryption. The response AAD is empty, except on the final chunk of
-    /// a chunked response (`"final"`, draft-ietf-ohai-chunked-ohttp-08 section 6.2).
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
-    /// One-shot AEAD decryption, with the AAD as for [`HpkeBackend::aead_seal`].
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+    /// One-shot AEAD encryption in place: encrypts `buf[start..]` and appends the tag. The
+    /// response AAD is empty, except on the final chunk of a chunked response (`"final"`,
+    /// draft-ietf-ohai-chunked-ohttp-08 section 6.2).
+    fn aead_seal_in_place(
+        aead: Aead,
+        key: &[u8],
+        nonce: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+        aad: &[u8],
+    ) -> Result<()>;
+    /// One-shot AEAD decryption in place, with the AAD as for
+    /// [`HpkeBackend::aead_seal_in_place`] and the result as for [`HpkeBackend::open_in_place`].
+    fn aead_open_in_place(aead: Aead, key: &[u8], nonce: &[u8], buf: &mut [u8], aad: &[u8]) -> Result<usize>;
 }
 
 use rust_hpke::RustHpke;
@@ -246,12 +258,17 @@ pub(crate) fn setup_receiver(suite: Suite, key: &SecretKey, enc: &[u8], info: &[
 }
 
 impl SenderContext {
-    /// `ContextS.Seal`.
+    /// `ContextS.Seal` into a new buffer.
     pub(crate) fn seal(&mut self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        sealed_copy(plaintext, |buf| self.seal_in_place(buf, 0, aad))
+    }
+
+    /// `ContextS.Seal` of `buf[start..]` in place, the tag appended.
+    pub(crate) fn seal_in_place(&mut self, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<()> {
         match self {
-            SenderContext::RustHpke(ctx) => RustHpke::seal(ctx, plaintext, aad),
+            SenderContext::RustHpke(ctx) => RustHpke::seal_in_place(ctx, buf, start, aad),
             #[cfg(feature = "aws-lc")]
-            SenderContext::AwsLc(ctx) => AwsLc::seal(ctx, plaintext, aad),
+            SenderContext::AwsLc(ctx) => AwsLc::seal_in_place(ctx, buf, start, aad),
         }
     }
 
@@ -266,12 +283,17 @@ impl SenderContext {
 }
 
 impl ReceiverContext {
-    /// `ContextR.Open`.
+    /// `ContextR.Open` into a new buffer.
     pub(crate) fn open(&mut self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        opened_copy(ciphertext, |buf| self.open_in_place(buf, aad))
+    }
+
+    /// `ContextR.Open` in place ([`HpkeBackend::open_in_place`]).
+    pub(crate) fn open_in_place(&mut self, buf: &mut [u8], aad: &[u8]) -> Result<usize> {
         match self {
-            ReceiverContext::RustHpke(ctx) => RustHpke::open(ctx, ciphertext, aad),
+            ReceiverContext::RustHpke(ctx) => RustHpke::open_in_place(ctx, buf, aad),
             #[cfg(feature = "aws-lc")]
-            ReceiverContext::AwsLc(ctx) => AwsLc::open(ctx, ciphertext, aad),
+            ReceiverContext::AwsLc(ctx) => AwsLc::open_in_place(ctx, buf, aad),
         }
     }
 
@@ -303,7 +325,7 @@ pub(crate) fn hkdf_sha256_expand(backend: Backend, prk: &[u8], info: &[u8], out:
     }
 }
 
-/// One-shot AEAD encryption.
+/// One-shot AEAD encryption into a new buffer.
 pub(crate) fn aead_seal(
     backend: Backend,
     aead: Aead,
@@ -312,14 +334,27 @@ pub(crate) fn aead_seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
+    sealed_copy(plaintext, |buf| aead_seal_in_place(backend, aead, key, nonce, buf, 0, aad))
+}
+
+/// One-shot AEAD encryption of `buf[start..]` in place, the tag appended.
+pub(crate) fn aead_seal_in_place(
+    backend: Backend,
+    aead: Aead,
+    key: &[u8],
+    nonce: &[u8],
+    buf: &mut Vec<u8>,
+    start: usize,
+    aad: &[u8],
+) -> Result<()> {
     match backend {
-        Backend::RustHpke => RustHpke::aead_seal(aead, key, nonce, plaintext, aad),
+        Backend::RustHpke => RustHpke::aead_seal_in_place(aead, key, nonce, buf, start, aad),
         #[cfg(feature = "aws-lc")]
-        Backend::AwsLc => AwsLc::aead_seal(aead, key, nonce, plaintext, aad),
+        Backend::AwsLc => AwsLc::aead_seal_in_place(aead, key, nonce, buf, start, aad),
     }
 }
 
-/// One-shot AEAD decryption.
+/// One-shot AEAD decryption into a new buffer.
 pub(crate) fn aead_open(
     backend: Backend,
     aead: Aead,
@@ -328,9 +363,48 @@ pub(crate) fn aead_open(
     ciphertext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
+    opened_copy(ciphertext, |buf| aead_open_in_place(backend, aead, key, nonce, buf, aad))
+}
+
+/// One-shot AEAD decryption in place ([`HpkeBackend::aead_open_in_place`]).
+pub(crate) fn aead_open_in_place(
+    backend: Backend,
+    aead: Aead,
+    key: &[u8],
+    nonce: &[u8],
+    buf: &mut [u8],
+    aad: &[u8],
+) -> Result<usize> {
     match backend {
-        Backend::RustHpke => RustHpke::aead_open(aead, key, nonce, ciphertext, aad),
+        Backend::RustHpke => RustHpke::aead_open_in_place(aead, key, nonce, buf, aad),
         #[cfg(feature = "aws-lc")]
-        Backend::AwsLc => AwsLc::aead_open(aead, key, nonce, ciphertext, aad),
+        Backend::AwsLc => AwsLc::aead_open_in_place(aead, key, nonce, buf, aad),
     }
 }
+
+/// The plaintext copied into a buffer with room for the tag and sealed there. The
+/// allocating forms of sealing for callers that keep their plaintext (the chunked format's
+/// small chunks); on failure the copy is wiped.
+fn sealed_copy(plaintext: &[u8], seal: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    buf.extend_from_slice(plaintext);
+    match seal(&mut buf) {
+        Ok(()) => Ok(buf),
+        Err(e) => {
+            drop(Zeroizing::new(buf));
+            Err(e)
+        }
+    }
+}
+
+/// The ciphertext copied and opened in place; the buffer is cut to the plaintext, or wiped
+/// when opening fails.
+fn opened_copy(ciphertext: &[u8], open: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<Vec<u8>> {
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let len = open(&mut buf)?;
+    buf.truncate(len);
+    Ok(core::mem::take(&mut *buf))
+}
+
+/// The tag length of every AEAD of [`crate::suite`] (`Aead::tag_len`).
+pub(crate) const TAG_LEN: usize = 16;

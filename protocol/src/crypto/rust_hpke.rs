@@ -13,7 +13,8 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use hpke::aead::{AeadCtxR, AeadCtxS, AesGcm128, AesGcm256, ChaCha20Poly1305};
+use hpke::aead::{AeadCtxR, AeadCtxS, AeadTag, AesGcm128, AesGcm256, ChaCha20Poly1305};
+use hpke::inout::InOutBuf;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::{X25519HkdfSha256, XWing};
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
@@ -86,10 +87,17 @@ macro_rules! contexts {
             }
         }
 
-        fn seal(ctx: &mut SenderContext, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-            match ctx {
-                $(SenderContext::$variant(ctx) => ctx.seal(plaintext, aad).map_err(|_| Error::Encrypt),)*
-            }
+        fn seal_in_place(ctx: &mut SenderContext, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<()> {
+            let plaintext = buf.get_mut(start..).ok_or(Error::Encrypt)?;
+            let tag = match ctx {
+                $(SenderContext::$variant(ctx) => ctx
+                    .seal_inout_detached(InOutBuf::from(plaintext), aad)
+                    .map_err(|_| Error::Encrypt)?
+                    .to_bytes()
+                    .to_vec(),)*
+            };
+            buf.extend_from_slice(&tag);
+            Ok(())
         }
 
         fn sender_export(ctx: &SenderContext, exporter_context: &[u8], out: &mut [u8]) -> Result<()> {
@@ -98,10 +106,16 @@ macro_rules! contexts {
             }
         }
 
-        fn open(ctx: &mut ReceiverContext, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        fn open_in_place(ctx: &mut ReceiverContext, buf: &mut [u8], aad: &[u8]) -> Result<usize> {
+            let len = buf.len().checked_sub(super::TAG_LEN).ok_or(Error::Decrypt)?;
+            let (ciphertext, tag) = buf.split_at_mut(len);
             match ctx {
-                $(ReceiverContext::$variant(ctx) => ctx.open(ciphertext, aad).map_err(|_| Error::Decrypt),)*
+                $(ReceiverContext::$variant(ctx) => {
+                    let tag = AeadTag::<$aead_ty>::from_bytes(tag).map_err(|_| Error::Decrypt)?;
+                    ctx.open_inout_detached(InOutBuf::from(ciphertext), aad, &tag).map_err(|_| Error::Decrypt)?;
+                })*
             }
+            Ok(len)
         }
 
         fn receiver_export(ctx: &ReceiverContext, exporter_context: &[u8], out: &mut [u8]) -> Result<()> {
@@ -174,12 +188,12 @@ impl HpkeBackend for RustHpke {
         setup_receiver(suite, key, enc, info)
     }
 
-    fn seal(ctx: &mut SenderContext, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        seal(ctx, plaintext, aad)
+    fn seal_in_place(ctx: &mut SenderContext, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<()> {
+        seal_in_place(ctx, buf, start, aad)
     }
 
-    fn open(ctx: &mut ReceiverContext, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        open(ctx, ciphertext, aad)
+    fn open_in_place(ctx: &mut ReceiverContext, buf: &mut [u8], aad: &[u8]) -> Result<usize> {
+        open_in_place(ctx, buf, aad)
     }
 
     fn sender_export(ctx: &SenderContext, exporter_context: &[u8], out: &mut [u8]) -> Result<()> {
@@ -198,11 +212,18 @@ impl HpkeBackend for RustHpke {
         symmetric::hkdf_sha256_expand(prk, info, out)
     }
 
-    fn aead_seal(aead: Aead, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        symmetric::aead_seal(aead, key, nonce, plaintext, aad)
+    fn aead_seal_in_place(
+        aead: Aead,
+        key: &[u8],
+        nonce: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+        aad: &[u8],
+    ) -> Result<()> {
+        symmetric::aead_seal_in_place(aead, key, nonce, buf, start, aad)
     }
 
-    fn aead_open(aead: Aead, key: &[u8], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        symmetric::aead_open(aead, key, nonce, ciphertext, aad)
+    fn aead_open_in_place(aead: Aead, key: &[u8], nonce: &[u8], buf: &mut [u8], aad: &[u8]) -> Result<usize> {
+        symmetric::aead_open_in_place(aead, key, nonce, buf, aad)
     }
 }
