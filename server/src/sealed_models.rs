@@ -51,8 +51,7 @@ impl DefaultModel {
         let mut models = Vec::new();
         for source in ModelRegistry::onnx_files_in(dir)? {
             let ModelSource::OnnxFile(path) = source;
-            let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
-            let name = name.with_context(|| format!("{}: not a valid model name", path.display()))?.to_owned();
+            let name = model_name_of(&path)?.to_owned();
             models.push(Self { name, source: path });
         }
         Ok(models)
@@ -160,8 +159,7 @@ pub fn load_files(
     if !plaintext.is_empty() {
         tracing::warn!(count = plaintext.len(), "serving PLAINTEXT models (--danger-allow-plaintext-models)");
         for path in plaintext {
-            let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
-            let name = name.with_context(|| format!("{}: not a valid model name", path.display()))?;
+            let name = model_name_of(path)?;
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let model = Model::from_onnx_bytes(env, name, "1", &bytes, options.sessions)?;
             published.check(&model)?;
@@ -170,6 +168,12 @@ pub fn load_files(
     }
     published.save(data)?;
     Ok(registry)
+}
+
+/// The model an ONNX file is served as: its file stem, which must be a valid model name.
+fn model_name_of(path: &Path) -> Result<&str> {
+    let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
+    name.with_context(|| format!("{}: not a valid model name", path.display()))
 }
 
 /// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
@@ -292,5 +296,19 @@ impl Published {
             write_file(&self.path, &serde_json::to_vec_pretty(&self.versions)?, 0o644)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_is_served_under_its_file_stem_when_that_is_a_valid_name() {
+        assert_eq!(model_name_of(Path::new("/m/credit-risk.onnx")).unwrap(), "credit-risk");
+        for bad in ["/m/bad name.onnx", "/m/../x/é.onnx", "/m/a\\b.onnx"] {
+            let e = model_name_of(Path::new(bad)).unwrap_err().to_string();
+            assert_eq!(e, format!("{bad}: not a valid model name"));
+        }
     }
 }
