@@ -126,6 +126,9 @@ async function main() {
       return route.fulfill({ response, headers });
     });
     await otherOrigins.goto(`${config.url}/?other-origins`);
+    // The cases import the page's module without initializing it: wait until the page's own
+    // start-up (`await init()`, then its first connect) is over, as for the first page.
+    await otherOrigins.waitForSelector("#status:is([data-state=connected],[data-state=error])", { timeout: 30000 });
     await badInput(page, otherOrigins);
     await otherOrigins.close();
 
