@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod audit;
 mod error;
+pub mod external;
 pub mod files;
 pub mod kms;
 mod model;
@@ -21,5 +22,5 @@ pub mod runtime;
 pub mod tensor;
 
 pub use error::{ModelError, Result};
-pub use model::Model;
+pub use model::{Model, ModelFiles};
 pub use registry::{ModelRegistry, ModelSource, is_valid_name};

@@ -46,6 +46,20 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// What a model's sessions are built from, all in memory.
+#[derive(Clone, Copy)]
+pub struct ModelFiles<'a> {
+    /// The ONNX model.
+    pub onnx: &'a [u8],
+    /// Its external data files, by the exact `location` its initializers give (a version-2
+    /// sealed artifact's files 1..). Every reference must be among them and every file
+    /// referenced ([`crate::onnx_scan::References::check_against`]).
+    pub external: &'a [(&'a str, &'a [u8])],
+    /// An empty directory, given to ONNX Runtime as the folder it resolves external data
+    /// against, so that a reference the scan missed fails instead of reading a file.
+    pub empty_dir: Option<&'a std::path::Path>,
+}
+
 impl Model {
     /// Builds `pool_size` sessions from ONNX bytes held in memory. The caller may wipe
     /// `onnx` as soon as this returns: ONNX Runtime keeps its own copy of the weights.
@@ -72,23 +86,42 @@ impl Model {
         pool_size: usize,
         sha256: [u8; 32],
     ) -> Result<Self> {
+        let files = ModelFiles { onnx, external: &[], empty_dir: None };
+        Self::from_files(env, name, version, &files, pool_size, sha256)
+    }
+
+    /// Builds `pool_size` sessions from a model and its external data files held in memory
+    /// (`sha256` as in [`Model::from_onnx_bytes_with_digest`]). ONNX Runtime copies what it
+    /// needs while each session is built: the caller may wipe every buffer once this returns.
+    pub fn from_files(
+        env: &Environment,
+        name: &str,
+        version: &str,
+        files: &ModelFiles<'_>,
+        pool_size: usize,
+        sha256: [u8; 32],
+    ) -> Result<Self> {
         let pool_size = pool_size.max(1);
-        match crate::onnx_scan::scan(onnx) {
-            Ok(crate::onnx_scan::Scan::SelfContained) => {}
-            Ok(crate::onnx_scan::Scan::ExternalData) => {
-                return Err(ModelError::Unsupported {
-                    model: name.to_owned(),
-                    reason: "the model references external data files; only self-contained models are served \
-                             (ONNX Runtime would read those files from disk, unencrypted)"
-                        .into(),
-                });
-            }
-            Err(e) => return Err(ModelError::Unsupported { model: name.to_owned(), reason: e.to_string() }),
+        let unsupported = |reason: String| ModelError::Unsupported { model: name.to_owned(), reason };
+        let refs = crate::onnx_scan::references(files.onnx).map_err(|e| unsupported(e.to_string()))?;
+        if files.external.is_empty() && !refs.is_empty() {
+            return Err(unsupported(
+                "the model references external data files, which only a version-2 sealed artifact carries \
+                 (`sealgate seal` includes them); ONNX Runtime would otherwise read them from disk, unencrypted"
+                    .into(),
+            ));
         }
+        let sizes: Vec<(&str, u64)> = files.external.iter().map(|(n, b)| (*n, b.len() as u64)).collect();
+        refs.check_against(&sizes).map_err(unsupported)?;
         let mut sessions = Vec::with_capacity(pool_size);
         for _ in 0..pool_size {
+            let mut builder = Session::builder(env)?.with_intra_threads(1)?.with_inter_threads(1)?;
+            if let Some(dir) = files.empty_dir {
+                builder =
+                    builder.with_config_entry(crate::external::EXTERNAL_DATA_FOLDER_KEY, dir.to_string_lossy())?;
+            }
             let session =
-                Session::builder(env)?.with_intra_threads(1)?.with_inter_threads(1)?.commit_from_memory(onnx)?;
+                crate::external::with_files_in_memory(builder, files.external)?.commit_from_memory(files.onnx)?;
             sessions.push(session);
         }
         let first = sessions.first().ok_or_else(|| ModelError::Runtime("no session was built".into()))?;

@@ -159,9 +159,12 @@ fn truncation_reordering_and_duplication_are_refused() {
     };
     // Cut at a frame boundary: no final frame, so the length cannot be a sealed body.
     assert!(matches!(open(&[&f.kms], &rebuild(&[0, 1, 2])), Err(ArtifactError::Truncated)));
-    // The final frame moved up: frame 1 is read as the final frame, but was not sealed as
-    // one (and not as number 1 of a shorter artifact), so it fails.
-    assert!(matches!(open(&[&f.kms], &rebuild(&[0, 3])), Err(ArtifactError::Frame(1))));
+    // The final frame moved up: the body now holds fewer bytes than the header's file list
+    // says, which version 2 refuses before decrypting anything.
+    assert!(matches!(
+        open(&[&f.kms], &rebuild(&[0, 3])),
+        Err(ArtifactError::FileList { body: 4106, files: 1, listed: 12298 })
+    ));
     // Swapped frames.
     assert!(matches!(open(&[&f.kms], &rebuild(&[1, 0, 2, 3])), Err(ArtifactError::Frame(0))));
     // A duplicated frame.

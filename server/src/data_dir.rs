@@ -86,6 +86,29 @@ impl DataDir {
         self.root.join("models")
     }
 
+    /// An empty folder, read-only (0555), that ONNX Runtime is told to resolve external
+    /// data against: a model reference the gateway's scan missed then finds no file, rather
+    /// than one next to the gateway. Created (or emptied of nothing: a non-empty one stops
+    /// start-up) on first use.
+    pub fn empty_external_data_dir(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.root.join("no-external-data");
+        if !dir.is_dir() {
+            fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555))
+            .with_context(|| format!("making {} read-only", dir.display()))?;
+        let mut entries = fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(entry) = entries.next() {
+            bail!(
+                "{} must stay empty (ONNX Runtime is pointed at it so that no model can read files) but holds {}",
+                dir.display(),
+                entry?.file_name().to_string_lossy()
+            );
+        }
+        Ok(dir)
+    }
+
     /// The record of published model versions and their digests.
     pub fn published_models(&self) -> PathBuf {
         self.root.join("published-models.json")

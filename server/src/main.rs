@@ -19,6 +19,7 @@ mod inference;
 mod listener;
 mod log_throttle;
 mod problem;
+mod progress;
 mod providers;
 mod sealed_models;
 mod serve;

@@ -19,10 +19,11 @@ use anyhow::{Context, Result, bail};
 use sealgate_models::artifact::{self, DigestCheck, SealRequest};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::runtime::Environment;
-use sealgate_models::{Model, ModelRegistry, ModelSource};
+use sealgate_models::{Model, ModelFiles, ModelRegistry, ModelSource};
 use sha2::{Digest as _, Sha256};
 
 use crate::data_dir::{DataDir, write_file};
+use crate::progress::Progress;
 use crate::providers::{Providers, Refusal};
 
 /// How to load.
@@ -148,10 +149,11 @@ pub fn load_files(
 ) -> Result<ModelRegistry> {
     let mut published = Published::open(data)?;
     let mut registry = ModelRegistry::default();
+    let empty_dir = data.empty_external_data_dir()?;
     for path in sealed {
         // Every refusal is audited, including those after the KMS unwrapped the key
         // (commitment, header MAC, frames, identity, immutability).
-        let loaded = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions))
+        let loaded = with_retries(options.kms_retries, || load_sealed(env, path, kms, options.sessions, &empty_dir))
             .and_then(|model| published.check(&model).map(|()| model).map_err(Refusal::new));
         let model = kms.audit_refusal("load", path, loaded)?;
         registry.insert(model)?;
@@ -161,7 +163,9 @@ pub fn load_files(
         for path in plaintext {
             let name = model_name_of(path)?;
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let model = Model::from_onnx_bytes(env, name, "1", &bytes, options.sessions)?;
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            let files = ModelFiles { onnx: &bytes, external: &[], empty_dir: Some(&empty_dir) };
+            let model = Model::from_files(env, name, "1", &files, options.sessions, digest)?;
             published.check(&model)?;
             registry.insert(model)?;
         }
@@ -177,11 +181,22 @@ fn model_name_of(path: &Path) -> Result<&str> {
 }
 
 /// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
-fn load_sealed(env: &Environment, path: &Path, kms: &Providers, sessions: usize) -> Result<Model, Refusal> {
+/// Logs the time decryption and session building took, and the decryption throughput.
+fn load_sealed(
+    env: &Environment,
+    path: &Path,
+    kms: &Providers,
+    sessions: usize,
+    empty_dir: &Path,
+) -> Result<Model, Refusal> {
     let refuse =
         |reason: std::fmt::Arguments<'_>| Refusal::new(anyhow::anyhow!("refusing {}: {reason}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
-    let opened = artifact::open_file(&file, kms, DigestCheck::TrustAead).map_err(|e| {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::new("decrypting", &path.display().to_string(), size);
+    let opened = artifact::open_file_with_progress(&file, kms, DigestCheck::TrustAead, &|n| progress.add(n));
+    let (decrypt_time, decrypt_rate) = progress.finish();
+    let opened = opened.map_err(|e| {
         let refusal = Refusal::from(e);
         // An unreachable KMS is retried and reported as such; anything else refuses the file.
         let prefix = if refusal.is_transient() { "" } else { "refusing " };
@@ -202,18 +217,30 @@ fn load_sealed(env: &Environment, path: &Path, kms: &Providers, sessions: usize)
     if !sealgate_models::is_valid_name(&name) || version.is_empty() {
         return Err(refuse(format_args!("invalid model name or version")));
     }
-    // The header's digest is authenticated and bound to these bytes (key commitment + AEAD),
-    // so it is used as is rather than hashing the model again.
-    let digest: [u8; 32] = context
-        .get(artifact::CONTEXT_SHA256)
-        .and_then(|h| hex::decode(h).ok())
-        .and_then(|d| d.try_into().ok())
-        .ok_or_else(|| refuse(format_args!("malformed sha256 in header")))?;
-    let model = Model::from_onnx_bytes_with_digest(env, &name, &version, opened.plaintext.as_slice(), sessions, digest)
+    // The header's digests are authenticated and bound to these bytes (key commitment +
+    // AEAD), so they are used as they are rather than hashing the model again.
+    let digest = opened.model_digest().map_err(|e| refuse(format_args!("{e}")))?;
+    let built = std::time::Instant::now();
+    let external = opened.external_files();
+    let files = ModelFiles { onnx: opened.model(), external: &external, empty_dir: Some(empty_dir) };
+    let model = Model::from_files(env, &name, &version, &files, sessions, digest)
         .map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let build_time = built.elapsed();
+    let bytes = opened.plaintext.as_slice().len();
+    let file_count = 1 + external.len();
     // `opened.plaintext` drops here: ONNX Runtime holds its own copy, ours is zeroized.
+    drop(external);
     drop(opened);
-    tracing::info!(model = %name, version = %version, "loaded sealed model");
+    tracing::info!(
+        model = %name,
+        version = %version,
+        bytes,
+        files = file_count,
+        decrypt_ms = decrypt_time.as_millis() as u64,
+        decrypt_mb_per_s = decrypt_rate.round(),
+        sessions_ms = build_time.as_millis() as u64,
+        "loaded sealed model"
+    );
     Ok(model)
 }
 

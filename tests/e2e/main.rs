@@ -13,6 +13,7 @@ mod bad_input;
 mod chunked;
 mod config;
 mod connections;
+mod external_data;
 mod happy_path;
 mod hardening;
 mod key_bundle;

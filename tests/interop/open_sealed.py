@@ -2,24 +2,34 @@
 """An independent decryptor for Sealgate sealed artifacts, written from
 docs/ARTIFACT-FORMAT.md alone (it imports nothing of the Rust code base).
 
-It only handles data keys wrapped by the `customer-provided` provider, which needs no KMS.
-It exists to prove the format document is complete: if this script and the Rust reader
-agree on the vectors, someone else can write a decryptor too.
+It opens format version 1 (one ONNX file) and version 2 (the ONNX file plus the external
+data files it references, listed in a files section of the fixed header). It only handles
+data keys wrapped by the `customer-provided` provider, which needs no KMS. It exists to
+prove the format document is complete: if this script and the Rust reader agree on the
+vectors, someone else can write a decryptor too.
 
     python3 tests/interop/open_sealed.py --vectors models/vectors/artifact-v1.json
+    python3 tests/interop/open_sealed.py --vectors models/vectors/artifact-v2.json
     python3 tests/interop/open_sealed.py --key KEY.hex FILE.sealed > model.onnx
+    python3 tests/interop/open_sealed.py --key KEY.hex --out-dir DIR FILE.sealed
+
+The first form with --key needs an artifact that holds one file; --out-dir writes every
+file under DIR by its name (a version 1 plaintext as model.onnx).
 """
 
 import argparse
 import hashlib
 import hmac
 import json
+import os
 import struct
 import sys
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+V1_NAME = "model.onnx"
 
 
 class Invalid(Exception):
@@ -40,6 +50,12 @@ class Reader:
     def u(self, n):
         return int.from_bytes(self.take(n), "big")
 
+    def text(self, n):
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("malformed header: text that is not UTF-8") from None
+
 
 def hkdf_extract(salt, ikm):
     return hmac.new(salt, ikm, hashlib.sha256).digest()
@@ -57,24 +73,53 @@ def canonical(context):
     return out
 
 
+def valid_name(name):
+    """A v2 file name: relative, `/`-separated, no empty, `.` or `..` component, no `\\` or NUL."""
+    if not name or "\\" in name or "\0" in name:
+        return False
+    return all(c not in ("", ".", "..") for c in name.split("/"))
+
+
+def read_files_section(r):
+    count = r.u(2)
+    if not 1 <= count <= 256:
+        raise Invalid(f"malformed files section: {count} files")
+    files = []
+    for _ in range(count):
+        n = r.u(2)
+        name = r.text(n)
+        size, digest = r.u(8), r.take(32)
+        if not 1 <= n <= 255 or not valid_name(name):
+            raise Invalid(f"malformed file name {name[:64]!r}")
+        if any(name == f[0] for f in files):
+            raise Invalid(f"malformed files section: {name!r} listed twice")
+        files.append((name, size, digest))
+    return files
+
+
 def open_artifact(data, customer_key):
+    """Returns (version, context, [(name, plaintext)]); a v1 file is named model.onnx."""
     r = Reader(data)
-    if r.take(8) != b"SGSEALED" or r.u(1) != 1 or r.u(2) != 1:
-        raise Invalid("not a v1 sealed artifact")
+    if r.take(8) != b"SGSEALED":
+        raise Invalid("not a sealed artifact")
+    version = r.u(1)
+    if version not in (1, 2) or r.u(2) != 1:
+        raise Invalid("not a v1 or v2 sealed artifact")
     message_id = r.take(32)
     frame_size = r.u(4)
     if not 4096 <= frame_size <= 64 << 20:
         raise Invalid("frame size out of range")
     context = {}
     for _ in range(r.u(2)):
-        k = r.take(r.u(2)).decode()
-        context[k] = r.take(r.u(2)).decode()
+        k = r.text(r.u(2))
+        context[k] = r.text(r.u(2))
+    files = read_files_section(r) if version == 2 else None
     commitment = r.take(32)
     fixed_end = r.pos
     wrapped = []
     for _ in range(r.u(1)):
-        provider = r.take(r.u(1)).decode()
-        key_id = r.take(r.u(2)).decode()
+        provider = r.text(r.u(1))
+        key_id = r.text(r.u(2))
         wrapped.append((provider, key_id, r.take(r.u(2))))
     keys_end = r.pos
     header_mac = r.take(32)
@@ -102,6 +147,10 @@ def open_artifact(data, customer_key):
     full = frame_size + 16
     if len(body) % full < 16:
         raise Invalid("truncated body")
+    plain_len = len(body) // full * frame_size + len(body) % full - 16
+    if files is not None and plain_len != sum(f[1] for f in files):
+        raise Invalid(f"body holds {plain_len} bytes, the files section lists "
+                      f"{sum(f[1] for f in files)}")
     digest = hashlib.sha256(fixed).digest()
     aead = AESGCM(body_key)
     out = bytearray()
@@ -119,17 +168,63 @@ def open_artifact(data, customer_key):
             break
         pos += full
         i += 1
-    if hashlib.sha256(out).hexdigest() != context.get("sha256"):
-        raise Invalid("plaintext digest mismatch")
-    return context, bytes(out)
+
+    if files is None:
+        if hashlib.sha256(out).hexdigest() != context.get("sha256"):
+            raise Invalid("plaintext digest mismatch")
+        return version, context, [(V1_NAME, bytes(out))]
+    if files[0][2].hex() != context.get("sha256"):
+        raise Invalid("context sha256 is not file 0's digest")
+    result, pos = [], 0
+    for name, size, file_digest in files:
+        plain = bytes(out[pos:pos + size])
+        pos += size
+        if hashlib.sha256(plain).digest() != file_digest:
+            raise Invalid(f"plaintext digest mismatch for {name!r}")
+        result.append((name, plain))
+    return version, context, result
+
+
+def write_out_dir(out_dir, files):
+    """Writes each file under out_dir by name; refuses a name that would land outside it
+    (the reader has rejected such names already; this also catches symlinks in out_dir)."""
+    root = os.path.realpath(out_dir)
+
+    def inside(path):
+        path = os.path.realpath(path)
+        return path != root and os.path.commonpath([root, path]) == root
+
+    targets = [os.path.join(root, *name.split("/")) if valid_name(name) else None
+               for name, _ in files]
+    for (name, _), target in zip(files, targets):  # check them all before writing any
+        if target is None or not inside(target):
+            raise Invalid(f"refusing to write {name!r}: it is not a path inside {out_dir}")
+    os.makedirs(root, exist_ok=True)
+    for (name, plain), target in zip(files, targets):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not inside(target):  # the folders may have changed since the check
+            raise Invalid(f"refusing to write {name!r}: it is not a path inside {out_dir}")
+        with open(target, "wb") as f:
+            f.write(plain)
 
 
 def check_vectors(path):
     v = json.load(open(path))
     key = bytes.fromhex(v["customer_key"])
-    context, plain = open_artifact(bytes.fromhex(v["artifact"]), key)
-    assert plain == bytes.fromhex(v["plaintext"]), "plaintext differs"
-    print(f"ok: vector opens to {len(plain)} bytes of {context['model']}@{context['version']}")
+    version, context, files = open_artifact(bytes.fromhex(v["artifact"]), key)
+    if "files" in v:
+        want = [(f["name"], bytes.fromhex(f["plaintext"])) for f in v["files"]]
+        assert version == 2, f"a files list, but the artifact is version {version}"
+    else:
+        want = [(V1_NAME, bytes.fromhex(v["plaintext"]))]
+        assert version == 1, f"one plaintext, but the artifact is version {version}"
+    assert [f[0] for f in files] == [f[0] for f in want], "file names differ"
+    for (name, got), (_, expected) in zip(files, want):
+        assert got == expected, f"plaintext of {name!r} differs"
+    size = sum(len(p) for _, p in files)
+    what = f"{len(files)} files ({', '.join(n for n, _ in files)})" if version == 2 else "1 file"
+    print(f"ok: v{version} vector opens to {size} bytes in {what} "
+          f"of {context['model']}@{context['version']}")
     for t in v["tampered"]:
         try:
             open_artifact(bytes.fromhex(t["artifact"]), key)
@@ -145,6 +240,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vectors")
     p.add_argument("--key", help="file holding the customer key as 64 hex characters")
+    p.add_argument("--out-dir", help="write every file of the artifact under this folder")
     p.add_argument("file", nargs="?")
     a = p.parse_args()
     if a.vectors:
@@ -153,11 +249,17 @@ def main():
         p.error("give --vectors, or --key and a file")
     key = bytes.fromhex(open(a.key).read().strip())
     try:
-        _, plain = open_artifact(open(a.file, "rb").read(), key)
+        _, _, files = open_artifact(open(a.file, "rb").read(), key)
+        if a.out_dir:
+            write_out_dir(a.out_dir, files)
+            return 0
     except Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    sys.stdout.buffer.write(plain)
+    if len(files) != 1:
+        print(f"error: the artifact holds {len(files)} files: give --out-dir", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(files[0][1])
     return 0
 
 

@@ -103,6 +103,14 @@ pub struct BenchArgs {
     /// them, which this command does when they are missing.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
+    /// Run only the large-model benchmark: a generated model with external initializers
+    /// (about 3 GiB; `--large-gib` to change) sealed, verified and served (see
+    /// `bench_large`).
+    #[arg(long)]
+    large: bool,
+    /// With --large: the model's size in GiB.
+    #[arg(long, default_value_t = 3.0)]
+    large_gib: f64,
 }
 
 /// Which cores the gateway and the load generator run on (`taskset -c`), so neither takes
@@ -179,6 +187,9 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     let release = root.join("target").join("release");
     let sealgate = release.join("sealgate");
     let load = release.join("sealgate-load");
+    if args.large {
+        return crate::bench_large::run_large(root, &library, &sealgate, args.large_gib);
+    }
     if args.overload {
         return overload(root, &library, &sealgate, &load, &work, args.seconds.unwrap_or(30));
     }

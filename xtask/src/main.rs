@@ -17,6 +17,7 @@
 //! Linux only, like the gateway (it loads a Linux `.so`).
 
 mod bench;
+mod bench_large;
 mod process;
 mod setup;
 mod test;

@@ -20,6 +20,7 @@
 
 pub mod format;
 mod locked;
+mod mapped;
 
 use std::io::{Read, Write};
 
@@ -30,7 +31,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-pub use format::Header;
+pub use format::{FileEntry, Header};
 pub use locked::LockedBuffer;
 
 use crate::kms::{DataKey, EncryptionContext, KmsError, KmsProvider, WrappedKey};
@@ -43,6 +44,9 @@ pub const CONTEXT_VERSION: &str = "version";
 pub const CONTEXT_SHA256: &str = "sha256";
 /// Context key: creation time, Unix seconds.
 pub const CONTEXT_CREATED: &str = "created";
+
+/// The name file 0 gets in a version-2 artifact sealed from bytes alone ([`seal`]).
+pub const MODEL_FILE: &str = "model.onnx";
 
 /// Default plaintext bytes per frame.
 pub const DEFAULT_FRAME_SIZE: u32 = 1 << 20;
@@ -79,6 +83,22 @@ pub enum ArtifactError {
     /// The decrypted model does not match the digest in the header.
     #[error("the decrypted model's SHA-256 does not match the header")]
     Digest,
+    /// A file of a version-2 artifact does not match its SHA-256 in the header.
+    #[error("file '{0}' does not match its SHA-256 in the header")]
+    FileDigest(String),
+    /// The body does not hold the files the header lists.
+    #[error(
+        "the body holds {body} bytes of plaintext but the header lists {files} file(s) of {listed} bytes: \
+         a file is missing, truncated or added"
+    )]
+    FileList {
+        /// Plaintext bytes the body holds.
+        body: u64,
+        /// Files the header lists.
+        files: usize,
+        /// Their total size.
+        listed: u64,
+    },
     /// The artifact is not the model it is presented as.
     #[error("artifact identity mismatch: {0}")]
     Identity(String),
@@ -145,20 +165,60 @@ pub struct SealRequest<'a> {
     pub frame_size: u32,
 }
 
-/// Seals `plaintext` (read fully first, to compute the digest that the header commits to)
-/// and writes the artifact to `out`. `progress` is called with bytes encrypted so far.
+/// One plaintext file to seal.
+#[derive(Clone, Copy)]
+pub struct PlainFile<'a> {
+    /// Its name in the header (file 0: the ONNX file's base name; the others: the
+    /// `location` the model references).
+    pub name: &'a str,
+    /// Its content.
+    pub bytes: &'a [u8],
+}
+
+/// Seals one ONNX model held in `plaintext` as a version-2 artifact whose one file is
+/// [`MODEL_FILE`], and writes it to `out`. `progress` is called with bytes encrypted so far.
 pub fn seal(
     request: &SealRequest<'_>,
     plaintext: &[u8],
     out: &mut impl Write,
+    progress: impl FnMut(u64),
+) -> Result<Header, ArtifactError> {
+    seal_files(request, format::VERSION, &[PlainFile { name: MODEL_FILE, bytes: plaintext }], out, progress)
+}
+
+/// Seals `files` (file 0 the ONNX model, then its external data files) as one artifact of
+/// format `version` and writes it to `out`; version 1 holds exactly one file. Every file is
+/// hashed first (the header commits to the digests), then the files are encrypted as one
+/// framed stream. `progress` is called with bytes encrypted so far.
+pub fn seal_files(
+    request: &SealRequest<'_>,
+    version: u8,
+    files: &[PlainFile<'_>],
+    out: &mut impl Write,
     mut progress: impl FnMut(u64),
 ) -> Result<Header, ArtifactError> {
+    if version == format::VERSION_1 && files.len() != 1 {
+        return Err(ArtifactError::Format(
+            "a version-1 artifact holds exactly one file: seal a model with external data as version 2",
+        ));
+    }
+    let digests = sha256_all(files.iter().map(|f| f.bytes));
+    let model_digest = digests.first().ok_or(ArtifactError::Format("nothing to seal"))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut context = EncryptionContext::new();
     context.insert(CONTEXT_MODEL.into(), request.model.into());
     context.insert(CONTEXT_VERSION.into(), request.version.into());
-    context.insert(CONTEXT_SHA256.into(), hex::encode(Sha256::digest(plaintext)));
+    context.insert(CONTEXT_SHA256.into(), hex::encode(model_digest));
     context.insert(CONTEXT_CREATED.into(), now.to_string());
+    let listed = if version == format::VERSION_1 {
+        Vec::new()
+    } else {
+        files
+            .iter()
+            .zip(&digests)
+            .map(|(f, d)| FileEntry { name: f.name.to_owned(), size: f.bytes.len() as u64, sha256: *d })
+            .collect()
+    };
 
     let (kms, key_id) = request.primary;
     let generated = kms.generate_data_key(key_id, &context).map_err(kms_error)?;
@@ -171,9 +231,11 @@ pub fn seal(
     getrandom::fill(&mut message_id).map_err(|e| ArtifactError::Io(std::io::Error::other(e.to_string())))?;
     let keys = Keys::derive(&generated.plaintext, &message_id)?;
     let mut header = Header {
+        version,
         message_id,
         frame_size: request.frame_size,
         context,
+        files: listed,
         commitment: keys.commitment,
         wrapped_keys,
         header_mac: [0; 32],
@@ -185,23 +247,36 @@ pub fn seal(
     let digest: [u8; 32] = Sha256::digest(header.encode_fixed()).into();
     let frame = header.frame_size as usize;
     let mut buffer = Zeroizing::new(Vec::with_capacity(frame + format::TAG_LEN));
-    let mut chunks = plaintext.chunks(frame).peekable();
+    // The files as one stream: frames span file boundaries.
+    let mut parts = files.iter().map(|f| f.bytes);
+    let mut current: &[u8] = &[];
     let mut seq = 0u64;
     let mut done = 0u64;
     loop {
-        let chunk = chunks.next().unwrap_or_default();
+        buffer.clear();
+        while buffer.len() < frame {
+            if current.is_empty() {
+                match parts.next() {
+                    Some(next) => current = next,
+                    None => break,
+                }
+                continue;
+            }
+            let (now, rest) = current.split_at((frame - buffer.len()).min(current.len()));
+            buffer.extend_from_slice(now);
+            current = rest;
+        }
         // The final frame is the first one shorter than a full frame; a plaintext that is an
         // exact multiple of the frame size ends with an empty final frame.
-        let last = chunk.len() < frame;
-        buffer.clear();
-        buffer.extend_from_slice(chunk);
+        let last = buffer.len() < frame;
+        let len = buffer.len() as u64;
         let tag = keys
             .body
             .seal_in_place_separate_tag(frame_nonce(seq), Aad::from(frame_aad(&digest, seq, last)), &mut buffer)
             .map_err(|_| ArtifactError::Format("frame encryption"))?;
         out.write_all(&buffer)?;
         out.write_all(tag.as_ref())?;
-        done += chunk.len() as u64;
+        done += len;
         progress(done);
         if last {
             break;
@@ -210,6 +285,34 @@ pub fn seal(
     }
     out.flush()?;
     Ok(header)
+}
+
+/// SHA-256 of each part, hashed on up to `available_parallelism` threads (a large model's
+/// external files are hashed side by side).
+fn sha256_all<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<[u8; 32]> {
+    let parts: Vec<&[u8]> = parts.collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+    let hash = |bytes: &[u8]| -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        out
+    };
+    if parts.len() < 2 || threads < 2 {
+        return parts.into_iter().map(hash).collect();
+    }
+    let mut digests = vec![[0u8; 32]; parts.len()];
+    let per_thread = parts.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (mine, out) in parts.chunks(per_thread).zip(digests.chunks_mut(per_thread)) {
+            scope.spawn(move || {
+                for (part, digest) in mine.iter().zip(out) {
+                    *digest = hash(part);
+                }
+            });
+        }
+    });
+    digests
 }
 
 fn kms_error(e: KmsError) -> ArtifactError {
@@ -232,10 +335,64 @@ impl KmsSet for [&dyn KmsProvider] {
 pub struct Opened {
     /// The authenticated header.
     pub header: Header,
-    /// The decrypted model, wiped on drop.
+    /// The decrypted files, one after the other, wiped on drop.
     pub plaintext: LockedBuffer,
     /// Which wrapped key opened it (provider, key id).
     pub opened_with: (String, String),
+}
+
+impl Opened {
+    /// The ONNX model: the whole plaintext (version 1) or file 0 (version 2).
+    pub fn model(&self) -> &[u8] {
+        let all = self.plaintext.as_slice();
+        match self.header.files.first() {
+            // The body's length was checked against the listed sizes when it was opened.
+            Some(file) => all.get(..file.size as usize).unwrap_or_default(),
+            None => all,
+        }
+    }
+
+    /// The external data files (version 2, files 1..), by name, in header order.
+    pub fn external_files(&self) -> Vec<(&str, &[u8])> {
+        let all = self.plaintext.as_slice();
+        let mut at = self.header.files.first().map_or(0, |f| f.size as usize);
+        let mut files = Vec::with_capacity(self.header.files.len().saturating_sub(1));
+        for file in self.header.files.iter().skip(1) {
+            let end = at.saturating_add(file.size as usize);
+            files.push((file.name.as_str(), all.get(at..end).unwrap_or_default()));
+            at = end;
+        }
+        files
+    }
+
+    /// The identity a gateway records for this name and version: the SHA-256 of the ONNX
+    /// file for a model in one file; for a model with external data, SHA-256 over
+    /// `"sealgate model files"` and the header's files section (every name, size and
+    /// SHA-256), so that changing any file changes it.
+    pub fn model_digest(&self) -> Result<[u8; 32], ArtifactError> {
+        model_digest(&self.header)
+    }
+}
+
+/// [`Opened::model_digest`] from a header alone.
+pub fn model_digest(header: &Header) -> Result<[u8; 32], ArtifactError> {
+    if header.files.len() > 1 {
+        let mut hash = Sha256::new();
+        hash.update(b"sealgate model files");
+        for file in &header.files {
+            hash.update((file.name.len() as u16).to_be_bytes());
+            hash.update(file.name.as_bytes());
+            hash.update(file.size.to_be_bytes());
+            hash.update(file.sha256);
+        }
+        return Ok(hash.finalize().into());
+    }
+    header
+        .context
+        .get(CONTEXT_SHA256)
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|d| d.try_into().ok())
+        .ok_or(ArtifactError::Format("malformed sha256 in the encryption context"))
 }
 
 /// How thoroughly [`open`] checks.
@@ -311,7 +468,7 @@ pub fn open(
     let mut buffer = LockedBuffer::new(layout.plain_len)?;
     let mut body = std::io::Cursor::new(&checked.rest).chain(reader);
     let mut source = Staged::new(&layout, |_, frame: &mut [u8]| body.read_exact(frame).map_err(read_error));
-    layout.decrypt(&checked.keys, 0, layout.frames(), buffer.as_mut_slice(), &mut source)?;
+    layout.decrypt(&checked.keys, 0, layout.frames(), buffer.as_mut_slice(), &mut source, &|_| {})?;
     drop(source);
     // Anything after the final frame means the file is not what was sealed.
     if body.read(&mut [0u8; 1])? != 0 {
@@ -321,13 +478,26 @@ pub fn open(
 }
 
 /// Opens a sealed file, decrypting into locked memory with up to `available_parallelism`
-/// threads: frames are independent, so each thread reads its own frames with positional
-/// reads and decrypts them straight from a frame-sized staging buffer into its part of the
-/// locked buffer (one pass over the plaintext, no intermediate copy of the whole body).
+/// threads: frames are independent, so each thread decrypts its own frames into its part of
+/// the locked buffer. A file only its owner (or root) can write is decrypted straight out of
+/// a read-only memory map of it (no copy at all); any other file is read frame by frame
+/// into a staging buffer first, so that a writer racing the gateway cannot change a frame's
+/// bytes between its authentication and its decryption (see `mapped`).
 pub fn open_file(
     file: &std::fs::File,
     kms: &(impl KmsSet + ?Sized),
     check: DigestCheck,
+) -> Result<Opened, ArtifactError> {
+    open_file_with_progress(file, kms, check, &|_| {})
+}
+
+/// [`open_file`], calling `progress` (from the decryption threads) with the plaintext bytes
+/// of each frame as it is decrypted.
+pub fn open_file_with_progress(
+    file: &std::fs::File,
+    kms: &(impl KmsSet + ?Sized),
+    check: DigestCheck,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Opened, ArtifactError> {
     use std::os::unix::fs::FileExt;
 
@@ -337,11 +507,15 @@ pub fn open_file(
     let checked = open_header(&mut reader, kms)?;
     let layout = Layout::new(&checked.header, total_len)?;
     let mut buffer = LockedBuffer::new(layout.plain_len)?;
-    layout.decrypt_parallel(&checked.keys, &mut buffer, || {
-        Staged::new(&layout, |seq, dst: &mut [u8]| {
-            file.read_exact_at(dst, layout.frame_offset(seq)).map_err(read_error)
-        })
-    })?;
+    match mapped::map_if_trusted(file, total_len)? {
+        // Frames decrypted straight out of the page cache: no staging copy.
+        Some(map) => layout.decrypt_parallel(&checked.keys, &mut buffer, progress, || InMemory(map.bytes()))?,
+        None => layout.decrypt_parallel(&checked.keys, &mut buffer, progress, || {
+            Staged::new(&layout, |seq, dst: &mut [u8]| {
+                file.read_exact_at(dst, layout.frame_offset(seq)).map_err(read_error)
+            })
+        })?,
+    }
     finish(checked, buffer, check)
 }
 
@@ -351,7 +525,7 @@ pub fn open_slice(bytes: &[u8], kms: &(impl KmsSet + ?Sized), check: DigestCheck
     let checked = open_header(&mut &bytes[..], kms)?;
     let layout = Layout::new(&checked.header, bytes.len() as u64)?;
     let mut buffer = LockedBuffer::new(layout.plain_len)?;
-    layout.decrypt_parallel(&checked.keys, &mut buffer, || InMemory(bytes))?;
+    layout.decrypt_parallel(&checked.keys, &mut buffer, &|_| {}, || InMemory(bytes))?;
     finish(checked, buffer, check)
 }
 
@@ -378,13 +552,30 @@ fn read_error(e: std::io::Error) -> ArtifactError {
 
 fn finish(checked: CheckedHeader, buffer: LockedBuffer, check: DigestCheck) -> Result<Opened, ArtifactError> {
     let CheckedHeader { header, opened_with, .. } = checked;
+    // In version 2 the context's digest is file 0's, as listed (no hashing needed to check).
+    if let Some(model) = header.files.first()
+        && header.context.get(CONTEXT_SHA256).map(String::as_str) != Some(hex::encode(model.sha256).as_str())
+    {
+        return Err(ArtifactError::Digest);
+    }
+    let opened = Opened { header, plaintext: buffer, opened_with };
     if check == DigestCheck::Recompute {
-        let actual = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, buffer.as_slice()));
-        if header.context.get(CONTEXT_SHA256).map(String::as_str) != Some(actual.as_str()) {
-            return Err(ArtifactError::Digest);
+        if opened.header.files.is_empty() {
+            let actual = hex::encode(sha256_all(std::iter::once(opened.plaintext.as_slice()))[0]);
+            if opened.header.context.get(CONTEXT_SHA256).map(String::as_str) != Some(actual.as_str()) {
+                return Err(ArtifactError::Digest);
+            }
+        } else {
+            let mut parts = vec![opened.model()];
+            parts.extend(opened.external_files().into_iter().map(|(_, bytes)| bytes));
+            for (file, actual) in opened.header.files.iter().zip(sha256_all(parts.into_iter())) {
+                if actual != file.sha256 {
+                    return Err(ArtifactError::FileDigest(file.name.clone()));
+                }
+            }
         }
     }
-    Ok(Opened { header, plaintext: buffer, opened_with })
+    Ok(opened)
 }
 
 /// Where frames are, for one artifact.
@@ -400,6 +591,11 @@ impl Layout {
         let header_len = header.encode().len() as u64;
         let body_len = total_len.checked_sub(header_len).ok_or(ArtifactError::Truncated)?;
         let plain_len = format::plaintext_len(body_len, header.frame_size)?;
+        if let Some(listed) = header.listed_plaintext_len()
+            && listed != plain_len
+        {
+            return Err(ArtifactError::FileList { body: plain_len, files: header.files.len(), listed });
+        }
         let plain_len = usize::try_from(plain_len).map_err(|_| ArtifactError::Format("artifact too large"))?;
         let digest = Sha256::digest(header.encode_fixed()).into();
         Ok(Self { header_len, frame_size: header.frame_size, plain_len, digest })
@@ -427,6 +623,7 @@ impl Layout {
         count: u64,
         out: &mut [u8],
         source: &mut impl FrameSource,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), ArtifactError> {
         let frame = self.frame_size as usize;
         let total_frames = self.frames();
@@ -442,23 +639,25 @@ impl Layout {
                 .open_separate_gather(frame_nonce(seq), aad, ciphertext, tag, chunk)
                 .map_err(|_| ArtifactError::Frame(seq))?;
             offset += len;
+            progress(len as u64);
         }
         Ok(())
     }
 
-    /// Decrypts every frame into `buffer`, splitting the frames over up to four threads
+    /// Decrypts every frame into `buffer`, splitting the frames over up to one thread per core (at most 16)
     /// (frames are independent); each thread gets its own source from `source`.
     fn decrypt_parallel<S: FrameSource>(
         &self,
         keys: &Keys,
         buffer: &mut LockedBuffer,
+        progress: &(dyn Fn(u64) + Sync),
         source: impl Fn() -> S + Sync,
     ) -> Result<(), ArtifactError> {
         let frames = self.frames();
         let threads = if self.plain_len < 8 << 20 {
             1
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) as u64
+            std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16) as u64
         };
         let per_thread = frames.div_ceil(threads);
         let frame = u64::from(self.frame_size);
@@ -473,7 +672,7 @@ impl Layout {
                 let (mine, tail) = std::mem::take(&mut rest).split_at_mut(bytes);
                 rest = tail;
                 let source = &source;
-                handles.push(scope.spawn(move || self.decrypt(keys, first, count, mine, &mut source())));
+                handles.push(scope.spawn(move || self.decrypt(keys, first, count, mine, &mut source(), progress)));
                 first += count;
             }
             handles

@@ -1,12 +1,12 @@
 //! `sealgate seal` and `sealgate rewrap`: making and re-keying sealed artifacts.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use sealgate_models::artifact::{self, SealRequest};
+use sealgate_models::artifact::{self, PlainFile, SealRequest, format};
 
 use crate::data_dir::DataDir;
+use crate::progress::Progress;
 use crate::providers::{KeyRef, KmsArgs, Providers};
 
 /// `sealgate seal`.
@@ -34,7 +34,12 @@ pub struct SealArgs {
     /// Plaintext bytes per frame.
     #[arg(long, default_value_t = artifact::DEFAULT_FRAME_SIZE)]
     frame_size: u32,
-    /// The ONNX model to seal.
+    /// Artifact format: 2 (default: the model and every external data file it references,
+    /// in one artifact) or 1 (one self-contained ONNX file, for gateways older than format 2).
+    #[arg(long, default_value_t = format::VERSION, value_parser = clap::value_parser!(u8).range(1..=2))]
+    format_version: u8,
+    /// The ONNX model to seal. External data files it references are found next to it (by
+    /// each initializer's `location`) and sealed with it.
     input: PathBuf,
     /// Where to write the sealed artifact.
     #[arg(short, long)]
@@ -52,14 +57,23 @@ pub fn seal(args: SealArgs) -> Result<()> {
     anyhow::ensure!(sealgate_models::is_valid_name(&args.model), "--model: use [A-Za-z0-9._-], 1-64 characters");
     anyhow::ensure!(sealgate_models::is_valid_name(&args.version), "--version: use [A-Za-z0-9._-], 1-64 characters");
     anyhow::ensure!(!args.output.exists(), "{} exists; sealed artifacts are never overwritten", args.output.display());
+    // Before the data dir and any KMS is touched: a model that cannot be sealed uses no key.
+    let files = sealgate_models::onnx_scan::read_with_external_files(&args.input).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        files.len() == 1 || args.format_version >= format::VERSION_2,
+        "{} references {} external data file(s), which a version-1 artifact cannot hold: seal it as version 2 \
+         (the default)",
+        args.input.display(),
+        files.len() - 1
+    );
+    let plain: Vec<PlainFile<'_>> = files.iter().map(|(name, bytes)| PlainFile { name, bytes }).collect();
+    let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+
     let data = DataDir::open(&args.data_dir)?;
     let providers = Providers::open(&data, &args.providers, Some(&args.kms), "seal")?;
     let key_id = default_key(&args.kms, args.key_id);
     let primary = providers.get(&args.kms)?;
     let recovery_providers = args.recovery.iter().map(|r| providers.get(&r.provider)).collect::<Result<Vec<_>>>()?;
-
-    let plaintext = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let total = plaintext.len() as u64;
     let request = SealRequest {
         model: &args.model,
         version: &args.version,
@@ -70,16 +84,10 @@ pub fn seal(args: SealArgs) -> Result<()> {
     let tmp = args.output.with_extension("sealed.partial");
     let mut out =
         std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
-    let show = std::io::stderr().is_terminal() && total > 8 << 20;
-    let mut shown = 0;
-    let header = artifact::seal(&request, &plaintext, &mut out, |done| {
-        let percent = done * 100 / total.max(1);
-        if show && percent >= shown + 2 {
-            shown = percent;
-            eprint!("\rsealing {}: {percent:>3}%", args.input.display());
-        }
-    });
-    drop(out);
+    let progress = Progress::new("sealing", &args.input.display().to_string(), total);
+    let header = artifact::seal_files(&request, args.format_version, &plain, &mut out, |done| progress.set(done))
+        .and_then(|h| out.into_inner().map_err(|e| e.into_error())?.sync_all().map(|()| h).map_err(Into::into));
+    let (elapsed, rate) = progress.finish();
     let header = match header {
         Ok(h) => h,
         Err(e) => {
@@ -87,16 +95,19 @@ pub fn seal(args: SealArgs) -> Result<()> {
             return Err(e).context("sealing failed");
         }
     };
-    if show {
-        eprintln!();
-    }
     std::fs::rename(&tmp, &args.output)?;
+    let external = match files.len() {
+        1 => String::new(),
+        n => format!(" with {} external data file(s)", n - 1),
+    };
     println!(
-        "sealed {} as {}@{} -> {} (sha256 {}, wrapped by {})",
+        "sealed {}{external} as {}@{} -> {} (format {}, {total} bytes in {:.1}s, {rate:.0} MB/s, sha256 {}, wrapped by {})",
         args.input.display(),
         args.model,
         args.version,
         args.output.display(),
+        header.version,
+        elapsed.as_secs_f64(),
         header.context.get(artifact::CONTEXT_SHA256).map(String::as_str).unwrap_or("-"),
         header.wrapped_keys.iter().map(|k| format!("{}:{}", k.provider, k.key_id)).collect::<Vec<_>>().join(", ")
     );

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use sealgate_models::artifact::{self, DigestCheck};
 
 use crate::data_dir::DataDir;
+use crate::progress::Progress;
 use crate::providers::{KmsArgs, Providers, Refusal};
 
 /// `sealgate verify`.
@@ -31,8 +32,12 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     let data = DataDir::open(&args.data_dir)?;
     let providers = Providers::open(&data, &args.providers, None, "verify")?;
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let opened = artifact::open_file(&file, &providers, DigestCheck::Recompute)
-        .map_err(|e| Refusal::from(e).map(|e| e.context(format!("{} failed verification", args.file.display()))));
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::new("verifying", &args.file.display().to_string(), size);
+    let opened = artifact::open_file_with_progress(&file, &providers, DigestCheck::Recompute, &|n| progress.add(n));
+    let (elapsed, rate) = progress.finish();
+    let opened =
+        opened.map_err(|e| Refusal::from(e).map(|e| e.context(format!("{} failed verification", args.file.display()))));
     let opened = providers.audit_refusal("verify", &args.file, opened)?;
     let context = &opened.header.context;
     let get = |k: &str| context.get(k).map(String::as_str).unwrap_or("-");
@@ -44,15 +49,22 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             return providers.audit_refusal("verify", &args.file, Err(Refusal::new(e)));
         }
     }
+    let files = opened.header.files.len().max(1);
     println!(
-        "ok: {} is {}@{} ({} bytes, sha256 {}), opened with {}:{}",
+        "ok: {} is {}@{} (format {}, {files} file(s), {} bytes, sha256 {}), opened with {}:{} in {:.1}s ({rate:.0} MB/s)",
         args.file.display(),
         get(artifact::CONTEXT_MODEL),
         get(artifact::CONTEXT_VERSION),
+        opened.header.version,
         opened.plaintext.as_slice().len(),
         get(artifact::CONTEXT_SHA256),
         opened.opened_with.0,
-        opened.opened_with.1
+        opened.opened_with.1,
+        elapsed.as_secs_f64()
     );
+    // Every file was checked against its SHA-256 in the authenticated header.
+    for file in &opened.header.files {
+        println!("  {} {} bytes sha256 {}", file.name, file.size, hex::encode(file.sha256));
+    }
     Ok(())
 }

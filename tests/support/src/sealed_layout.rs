@@ -1,4 +1,4 @@
-//! Where the parts of a sealed artifact lie (format v1, docs/ARTIFACT-FORMAT.md), found by
+//! Where the parts of a sealed artifact lie (formats 1 and 2, docs/ARTIFACT-FORMAT.md), found by
 //! a parser written from the format document alone, not `sealgate-models`' own: a test that
 //! flips a bit in a chosen part then checks the format, not one implementation against
 //! itself.
@@ -6,6 +6,10 @@
 /// with an independent parser so tests can flip bits in a chosen part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedLayout {
+    /// Format version (1 or 2).
+    pub version: u8,
+    /// Version 2: each listed file's name, size and where its 8-byte size field lies.
+    pub files: Vec<(String, u64, usize)>,
     /// Plaintext bytes per frame.
     pub frame_size: usize,
     /// The encryption context, in file order.
@@ -32,7 +36,8 @@ impl SealedLayout {
     pub fn parse(bytes: &[u8]) -> Self {
         let mut r = Reader { bytes, pos: 0 };
         assert_eq!(r.take(8), b"SGSEALED", "magic");
-        assert_eq!(r.take(1), [1], "version");
+        let version = r.take(1)[0];
+        assert!(matches!(version, 1 | 2), "version {version}");
         assert_eq!(r.take(2), [0, 1], "suite");
         r.take(32); // message id
         let frame_size = r.u32() as usize;
@@ -45,6 +50,16 @@ impl SealedLayout {
                 model_name_at = Some(r.pos + 2);
             }
             context.push((key, r.text16()));
+        }
+        let mut files = Vec::new();
+        if version == 2 {
+            for _ in 0..r.u16() {
+                let name = r.text16();
+                let size_at = r.pos;
+                let size = u64::from_be_bytes(r.take(8).try_into().expect("eight bytes"));
+                r.take(32); // sha256
+                files.push((name, size, size_at));
+            }
         }
         r.take(32); // key commitment
         let key_section = r.pos;
@@ -74,7 +89,13 @@ impl SealedLayout {
         assert!(bytes.len() - at >= FRAME_TAG_LEN, "the body does not end with a final frame");
         frames.push(at..bytes.len());
         let model_name_at = model_name_at.expect("a 'model' entry in the encryption context");
-        Self { frame_size, context, model_name_at, key_section, wrapped_keys, header_mac, body, frames }
+        Self { version, files, frame_size, context, model_name_at, key_section, wrapped_keys, header_mac, body, frames }
+    }
+
+    /// Where file `index` of a version-2 artifact starts and ends in the plaintext stream.
+    pub fn file_range(&self, index: usize) -> std::ops::Range<u64> {
+        let start: u64 = self.files[..index].iter().map(|f| f.1).sum();
+        start..start + self.files[index].1
     }
 
     /// The context value of `key`.
