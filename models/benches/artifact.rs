@@ -11,37 +11,19 @@
 //! load and nothing else, so the two loads cannot share pages or allocator state. With
 //! `BENCH_TRACE=1` every load also prints its phases (read/open, session build, drop).
 
+mod common;
+
+use common::{arg, env, median, vm_hwm_kib};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use sealgate_models::Model;
 use sealgate_models::artifact::{self, DigestCheck, SealRequest};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::kms::local::{LocalKms, RootKey};
-use sealgate_models::{Model, runtime};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn env() -> &'static runtime::Environment {
-    let lib = std::env::var("ORT_DYLIB_PATH").expect("set ORT_DYLIB_PATH (cargo xtask ort-path)");
-    runtime::environment(Path::new(&lib)).expect("ONNX Runtime")
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 fn load_plaintext(model: &Path) -> Model {
     let t0 = Instant::now();

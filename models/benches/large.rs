@@ -18,6 +18,9 @@
 //!
 //! `--child plaintext|sealed` is the per-process load (internal).
 
+mod common;
+
+use common::{arg, env, median, vm_hwm_kib};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -25,31 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use sealgate_models::ModelFiles;
 use sealgate_models::artifact::{self, DigestCheck};
 use sealgate_models::kms::KmsProvider;
 use sealgate_models::kms::local::{LocalKms, RootKey};
-use sealgate_models::{ModelFiles, runtime};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn env() -> &'static runtime::Environment {
-    let lib = std::env::var("ORT_DYLIB_PATH").expect("set ORT_DYLIB_PATH");
-    runtime::environment(Path::new(&lib)).expect("ONNX Runtime")
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 /// One load in this process; prints "SECONDS VMHWM_KIB".
 fn child(kind: &str, onnx: &Path, sealed: &Path, data: &Path) {
