@@ -302,12 +302,14 @@ fn a_gateway_refuses_to_continue_a_cut_audit_log() {
 }
 
 /// A `sealgate` process running as another user: its `/proc/PID/` files are owned by root,
-/// which the kernel does only for a non-dumpable process. The command (`seal` with the
-/// customer key read from stdin) waits on its stdin, held open here, so it is alive while
+/// which the kernel does only for a non-dumpable process. The command (`seal` of a demo
+/// model with the customer key read from stdin) waits on its stdin, held open here, so it is alive while
 /// the test looks.
 #[test]
 fn a_sealgate_process_is_not_dumpable() {
     let data = tempfile::tempdir().unwrap();
+    // `seal` reads and checks the model before it opens the data dir and reads the key.
+    fs::copy(sealgate_test_support::demo_model_path("breast-cancer"), data.path().join("model.onnx")).unwrap();
     let uid = if own_uid() == 0 { 65534 } else { own_uid() };
     let mut command = Command::new(SEALGATE);
     command
