@@ -66,15 +66,23 @@ pub struct Entry {
     pub result: String,
     /// Hash of the previous entry (zeros for the first).
     pub prev: String,
-    /// SHA-256 of `prev || this entry serialized without this field`, hex.
+    /// SHA-256 of `prev || this entry serialized without this field and `tag`, hex.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// The audit key's MAC of `seq` and `hash`: the `audit.head` that covers this entry,
+    /// written with it. When a process dies between the line and the head (SIGKILL, a
+    /// crash), the log is one entry ahead of its head; this tag shows the entry was written
+    /// by a holder of the key, so the next append (and `verify`) accepts it as an
+    /// interrupted append instead of reporting tampering. Absent in older entries.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag: String,
 }
 
 impl Entry {
     fn compute_hash(&self) -> String {
         let mut unhashed = self.clone();
         unhashed.hash.clear();
+        unhashed.tag.clear();
         // Serializing a struct of strings and integers cannot fail.
         let body = serde_json::to_vec(&unhashed).unwrap_or_default();
         let mut h = Sha256::new();
@@ -297,6 +305,11 @@ impl AuditLog {
         &self.path
     }
 
+    /// [`ensure_room`] for this log's data dir.
+    pub fn ensure_room(&self) -> std::io::Result<()> {
+        ensure_room(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
     /// The key that authenticates the head.
     pub fn key(&self) -> &AuditKey {
         &self.key
@@ -315,8 +328,9 @@ impl AuditLog {
         let _appending = APPENDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut file = fs::OpenOptions::new().create(true).read(true).append(true).mode(0o600).open(&self.path)?;
         file.lock()?;
-        let (seq, prev) = match last_entry(&mut file)? {
-            Some(entry) => (entry.seq, entry.hash),
+        let last = last_entry(&mut file)?;
+        let (seq, prev) = match &last {
+            Some(entry) => (entry.seq, entry.hash.clone()),
             None => (0, GENESIS.to_owned()),
         };
         match read_head(&self.head) {
@@ -324,6 +338,10 @@ impl AuditLog {
                 if !head.tag.as_deref().is_some_and(|tag| self.key.check(seq, &prev, tag)) {
                     return Err(std::io::Error::other(AuditError::HeadNotAuthentic.to_string()));
                 }
+            }
+            // The last append stopped between its line and its head: complete it.
+            Ok(Some(head)) if last.as_ref().is_some_and(|last| interrupted(&head, last, &self.key)) => {
+                write_head(&self.head, &self.key, seq, &prev)?;
             }
             Ok(Some(Head { seq: head_seq, .. })) => {
                 return Err(std::io::Error::other(format!(
@@ -354,14 +372,41 @@ impl AuditLog {
             },
             prev,
             hash: String::new(),
+            tag: String::new(),
         };
         entry.hash = entry.compute_hash();
+        entry.tag = self.key.sign(entry.seq, &entry.hash);
         let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
         file.write_all(&line)?;
         file.sync_data()?;
         write_head(&self.head, &self.key, entry.seq, &entry.hash)
     }
+}
+
+/// The free space the audit log's file system must have before an audited change starts.
+/// An entry is a few hundred bytes and a change writes a few small files; the margin makes
+/// a change that was allowed to start very unlikely to run out of room half-way.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Fails closed when the file system holding `data_dir`'s audit log is (nearly) full: a
+/// change whose audit entry might not be written is not started, so nothing is changed
+/// without a record of it. Serving requests writes no audit entries and is not affected.
+/// Reading the log (`sealgate audit verify`) does not need room either.
+pub fn ensure_room(data_dir: &Path) -> std::io::Result<()> {
+    let stats = rustix::fs::statvfs(data_dir).map_err(std::io::Error::from)?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free < MIN_FREE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!(
+                "the file system of the audit log ({}) has {free} bytes free, less than the {MIN_FREE_BYTES} an \
+                 audited change needs: nothing was changed (free space, then run the command again)",
+                data_dir.join("audit.log").display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Held by every append in this process, from the log line to the head.
@@ -419,6 +464,16 @@ fn last_entry(file: &mut fs::File) -> std::io::Result<Option<Entry>> {
         return Err(broken());
     }
     Ok(Some(entry))
+}
+
+/// Whether `last`, one entry past `head`, is an append that stopped before its head was
+/// written: it follows the head's entry, the head is authentic, and the entry carries the
+/// key's tag (so it was written by a holder of the key, not added by hand).
+fn interrupted(head: &Head, last: &Entry, key: &AuditKey) -> bool {
+    head.seq.checked_add(1) == Some(last.seq)
+        && head.hash == last.prev
+        && head.tag.as_deref().is_some_and(|tag| key.check(head.seq, &head.hash, tag))
+        && key.check(last.seq, &last.hash, &last.tag)
 }
 
 /// What `audit.head` records: `SEQ HASH TAG`, the tag being the audit key's MAC of the other
@@ -499,6 +554,7 @@ fn check(data_dir: &Path, key: Option<&AuditKey>) -> Result<u64, AuditError> {
     let head = read_head(&head).map_err(AuditError::Io)?;
     let mut prev = GENESIS.to_owned();
     let mut seq = 0u64;
+    let mut last = None;
     for (i, line) in file.into_iter().flat_map(|f| std::io::BufReader::new(f).lines()).enumerate() {
         let line_no = i + 1;
         let broken = |reason: &str| AuditError::Broken { line: line_no, reason: reason.into() };
@@ -517,12 +573,29 @@ fn check(data_dir: &Path, key: Option<&AuditKey>) -> Result<u64, AuditError> {
         if entry.hash != entry.compute_hash() {
             return Err(broken("content does not match its hash (edited)"));
         }
-        prev = entry.hash;
+        prev.clone_from(&entry.hash);
         seq = entry.seq;
+        last = Some(entry);
     }
     let Some(head) = head else {
         return Err(AuditError::NoHead { entries: seq });
     };
+    // One entry past the head, written by a holder of the key: an append that stopped before
+    // its head was written (the next append completes it).
+    if let (Some(key), Some(last)) = (key, &last)
+        && interrupted(&head, last, key)
+    {
+        return Ok(seq);
+    }
+    if head.seq < seq {
+        return Err(AuditError::Broken {
+            line: seq as usize,
+            reason: format!(
+                "entries past audit.head (entry {}) that no holder of the audit key wrote (added by hand)",
+                head.seq
+            ),
+        });
+    }
     if head.seq != seq {
         return Err(AuditError::Truncated { found: seq, expected: head.seq });
     }
@@ -704,6 +777,39 @@ mod tests {
         l.pop();
         write_lines(dir.path(), &l);
         assert_eq!(verify(dir.path(), &key()), Err(AuditError::Truncated { found: 4, expected: 5 }));
+    }
+
+    #[test]
+    fn an_append_stopped_before_its_head_is_completed_but_a_line_added_by_hand_is_not() {
+        let dir = logged();
+        let log = AuditLog::new(dir.path(), "test", key());
+        // A process killed between the line and the head: the log is one entry ahead.
+        let head = fs::read_to_string(dir.path().join("audit.head")).unwrap();
+        log.record(&event("wrap")).unwrap();
+        fs::write(dir.path().join("audit.head"), &head).unwrap();
+        assert_eq!(verify(dir.path(), &key()), Ok(6), "the entry carries the key's tag");
+        log.record(&event("unwrap")).unwrap();
+        assert_eq!(verify(dir.path(), &key()), Ok(7));
+        assert!(fs::read_to_string(dir.path().join("audit.head")).unwrap().starts_with("7 "));
+
+        // The same shape made by someone without the key: an entry with a valid hash but no
+        // (or a wrong) tag is not an interrupted append.
+        let head = fs::read_to_string(dir.path().join("audit.head")).unwrap();
+        log.record(&event("wrap")).unwrap();
+        fs::write(dir.path().join("audit.head"), &head).unwrap();
+        let mut l = lines(dir.path());
+        let mut forged: Entry = serde_json::from_str(l.last().unwrap()).unwrap();
+        forged.op = "forged".into();
+        forged.hash = forged.compute_hash();
+        for tag in [String::new(), AuditKey::new(&DataKey::from_bytes([8; 32])).sign(forged.seq, &forged.hash)] {
+            forged.tag = tag;
+            *l.last_mut().unwrap() = serde_json::to_string(&forged).unwrap();
+            write_lines(dir.path(), &l);
+            assert!(
+                matches!(verify(dir.path(), &key()), Err(AuditError::Broken { line: 8, ref reason }) if reason.contains("added by hand"))
+            );
+            assert!(log.record(&event("wrap")).is_err(), "not continued");
+        }
     }
 
     #[test]

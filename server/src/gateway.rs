@@ -108,7 +108,7 @@ impl Gateway {
     /// Keeps the replay window in `redis`, shared with the other replicas, instead of in
     /// memory. When Redis cannot be asked, requests get an outer `503` unless `fail_open`.
     pub fn with_shared_replay(mut self, redis: Redis, fail_open: bool) -> Self {
-        self.replay = ReplayStore::Redis { redis, window: self.limits.replay_window };
+        self.replay = ReplayStore::shared(redis, self.limits.replay_window);
         self.replay_fail_open = fail_open;
         self
     }

@@ -138,6 +138,11 @@ impl Providers {
             _ => RootKey::File,
         };
         let data_dir = data.root();
+        if key_use != AuditKeyUse::ReadOnly {
+            // Every command opened this way may change something it must audit: fail closed
+            // before anything changes when the audit log has no room.
+            sealgate_models::audit::ensure_room(data_dir)?;
+        }
         let local = LocalKms::open(data_dir, root).context("opening the local KMS keyring")?;
         let aws = if args.aws_kms || required == Some(aws::PROVIDER_NAME) {
             Some(AwsKms::new(AwsKmsConfig::from_env()?).context("configuring AWS KMS")?)

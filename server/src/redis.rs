@@ -121,10 +121,41 @@ impl Redis {
     pub async fn set_nx_px(&self, key: &[u8], value: &[u8], ttl: Duration) -> io::Result<bool> {
         let millis = ttl.as_millis().max(1).to_string();
         let reply = self.command(&[b"SET", key, value, b"NX", b"PX", millis.as_bytes()]).await?;
-        match reply {
-            Reply::Status(status) if status == "OK" => Ok(true),
-            Reply::Nil => Ok(false),
-            other => Err(unexpected("SET", &other)),
+        set_reply(reply)
+    }
+
+    /// [`Redis::set_nx_px`] and `GET other` pipelined in one round trip: whether the key was
+    /// set, and `other`'s value (`None` when it does not exist).
+    pub async fn set_nx_px_then_get(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Duration,
+        other: &[u8],
+    ) -> io::Result<(bool, Option<Vec<u8>>)> {
+        let millis = ttl.as_millis().max(1).to_string();
+        let mut replies = self
+            .commands(&[&[b"SET", key, value, b"NX", b"PX", millis.as_bytes()], &[b"GET", other]])
+            .await?
+            .into_iter();
+        let (Some(set), Some(get)) = (replies.next(), replies.next()) else {
+            return Err(protocol_error("fewer replies than commands"));
+        };
+        let value = match get {
+            Reply::Bulk(value) => Some(value),
+            Reply::Nil => None,
+            other => return Err(unexpected("GET", &other)),
+        };
+        Ok((set_reply(set)?, value))
+    }
+
+    /// `SET key value NX GET` (Redis 7): `None` when the key was set to `value`, else the value
+    /// it already had, which is kept.
+    pub async fn set_nx_get(&self, key: &[u8], value: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        match self.command(&[b"SET", key, value, b"NX", b"GET"]).await? {
+            Reply::Nil => Ok(None),
+            Reply::Bulk(existing) => Ok(Some(existing)),
+            other => Err(unexpected("SET NX GET", &other)),
         }
     }
 
@@ -139,16 +170,24 @@ impl Redis {
     /// Sends one command on a pooled (or new) connection within the deadline and reads its
     /// reply. The connection goes back to the pool only after a complete reply.
     async fn command(&self, args: &[&[u8]]) -> io::Result<Reply> {
+        let reply = self.commands(&[args]).await?.pop();
+        reply.ok_or_else(|| protocol_error("no reply"))
+    }
+
+    /// Sends `commands` pipelined (one write) on a pooled (or new) connection within the
+    /// deadline and reads one reply for each. The connection goes back to the pool only after
+    /// every reply was read. A Redis error reply to any of them is an error.
+    async fn commands(&self, commands: &[&[&[u8]]]) -> io::Result<Vec<Reply>> {
         let pooled = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let exchange = async {
             let mut connection = match pooled {
                 Some(connection) => connection,
                 None => self.connect().await?,
             };
-            let reply = connection.call(args).await?;
-            Ok::<_, io::Error>((connection, reply))
+            let replies = connection.call_all(commands).await?;
+            Ok::<_, io::Error>((connection, replies))
         };
-        let (connection, reply) = tokio::time::timeout(self.timeout, exchange)
+        let (connection, replies) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{} did not answer in time", self.url)))??;
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -156,10 +195,10 @@ impl Redis {
             idle.push(connection);
         }
         drop(idle);
-        match reply {
-            Reply::Error(message) => Err(io::Error::other(format!("{} refused the command: {message}", self.url))),
-            reply => Ok(reply),
+        if let Some(Reply::Error(message)) = replies.iter().find(|r| matches!(r, Reply::Error(_))) {
+            return Err(io::Error::other(format!("{} refused the command: {message}", self.url)));
         }
+        Ok(replies)
     }
 
     async fn connect(&self) -> io::Result<Connection> {
@@ -195,18 +234,41 @@ impl Redis {
 impl Connection {
     /// Writes one command as a RESP array of bulk strings and reads one reply.
     async fn call(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
-        let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
-        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
+        let reply = self.call_all(&[args]).await?.pop();
+        reply.ok_or_else(|| protocol_error("no reply"))
+    }
+
+    /// Writes `commands` in one write, each a RESP array of bulk strings, and reads one reply
+    /// for each, in order.
+    async fn call_all(&mut self, commands: &[&[&[u8]]]) -> io::Result<Vec<Reply>> {
+        let mut out =
+            Vec::with_capacity(commands.iter().flat_map(|c| c.iter()).map(|a| a.len() + 16).sum::<usize>() + 16);
+        for args in commands {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in *args {
+                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                out.extend_from_slice(arg);
+                out.extend_from_slice(b"\r\n");
+            }
         }
         let written = self.stream.get_mut().write_all(&out).await;
         // The command may hold a password (AUTH): wipe the copy.
         zeroize::Zeroize::zeroize(&mut out);
         written?;
-        read_reply(&mut self.stream).await
+        let mut replies = Vec::with_capacity(commands.len());
+        for _ in commands {
+            replies.push(read_reply(&mut self.stream).await?);
+        }
+        Ok(replies)
+    }
+}
+
+/// What `SET ... NX` answers: `OK` when it set the key, nil when the key existed.
+fn set_reply(reply: Reply) -> io::Result<bool> {
+    match reply {
+        Reply::Status(status) if status == "OK" => Ok(true),
+        Reply::Nil => Ok(false),
+        other => Err(unexpected("SET", &other)),
     }
 }
 

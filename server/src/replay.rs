@@ -20,6 +20,18 @@
 //! One process remembers in a [`ReplayWindow`]; replicas behind a load balancer share one
 //! window in Redis ([`ReplayStore::Redis`], `SET NX PX`), so a request replayed to another
 //! replica is refused too. [`ReplayStore`] is the one place that decides which.
+//!
+//! A Redis that restarts (or is flushed) forgets the window, and every request it had
+//! remembered could be replayed while its `Date` is still within the window. So the replicas
+//! share an epoch as well: a random value under [`REDIS_EPOCH_KEY`], created by the first
+//! replica that finds none and read back with every `SET` (pipelined, one round trip). A
+//! replica that finds the epoch gone or changed knows the store lost its memory at some time
+//! before now, `T`; every request it had accepted carries a `Date` of at most `T + window`,
+//! so from then on it refuses (outer `503`, as for an unreachable store) every request dated
+//! at or before `T + window` ([`Epoch`]). Clients with a correct clock are refused for one
+//! window; no request from before the loss is answered twice. A loss while no replica runs
+//! is not seen (a replica that starts adopts whatever epoch it finds), the same as a single
+//! gateway's in-memory window across its own restart.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -168,13 +180,60 @@ pub enum ReplayStore {
         redis: Redis,
         /// The window (the same on every replica).
         window: Duration,
+        /// The store's epoch as this replica knows it: how a lost memory is noticed.
+        epoch: Mutex<Epoch>,
     },
 }
 
 /// The prefix of the replay store's Redis keys (the rest is the hex SHA-256 of `enc`).
 pub const REDIS_KEY_PREFIX: &str = "sealgate:replay:";
 
+/// The Redis key holding the shared store's epoch (module docs).
+pub const REDIS_EPOCH_KEY: &str = "sealgate:replay-epoch";
+
+/// What one replica knows of the shared store's epoch.
+#[derive(Debug, Default)]
+pub struct Epoch {
+    /// The epoch last seen; `None` before the first answer.
+    known: Option<Vec<u8>>,
+    /// After a loss noticed at `T`: `T + window`. Requests dated at or before it are refused.
+    refuse_until: Option<SystemTime>,
+}
+
+impl Epoch {
+    /// Takes in the epoch `seen` in the store at `now` (`None`: there is none) and the one
+    /// `made` when there was none (what `SET NX GET` kept: ours or a racing replica's). Returns
+    /// true when this shows the store lost its memory since the epoch last seen.
+    fn observe(&mut self, seen: Option<Vec<u8>>, now: SystemTime, window: Duration) -> bool {
+        let lost = match (&self.known, &seen) {
+            (None, _) => false,
+            (Some(known), Some(seen)) => known != seen,
+            (Some(_), None) => true,
+        };
+        if lost {
+            self.refuse_until = Some(now + window);
+        }
+        if seen.is_some() {
+            self.known = seen;
+        }
+        lost
+    }
+
+    /// Whether a request dated `date` may be answered, given a loss noticed before.
+    fn admits(&self, date: SystemTime) -> Result<(), SystemTime> {
+        match self.refuse_until {
+            Some(until) if date <= until => Err(until),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl ReplayStore {
+    /// The window shared with the other replicas in `redis`.
+    pub fn shared(redis: Redis, window: Duration) -> Self {
+        ReplayStore::Redis { redis, window, epoch: Mutex::new(Epoch::default()) }
+    }
+
     /// The window either side of the clock.
     pub fn window(&self) -> Duration {
         match self {
@@ -189,9 +248,34 @@ impl ReplayStore {
     pub async fn remember(&self, enc: &[u8], date: SystemTime, now: SystemTime) -> std::io::Result<Remembered> {
         match self {
             ReplayStore::Memory(memory) => Ok(memory.remember(enc, date, now)),
-            ReplayStore::Redis { redis, window } => {
+            ReplayStore::Redis { redis, window, epoch } => {
                 let key = format!("{REDIS_KEY_PREFIX}{}", hex::encode(digest(enc)));
-                let set = redis.set_nx_px(key.as_bytes(), b"1", remember_for(date, *window, now)).await?;
+                let ttl = remember_for(date, *window, now);
+                let (set, mut seen) =
+                    redis.set_nx_px_then_get(key.as_bytes(), b"1", ttl, REDIS_EPOCH_KEY.as_bytes()).await?;
+                if seen.is_none() {
+                    // No epoch: a new store, or one that lost its memory. Make one (or take
+                    // the one a racing replica just made).
+                    let mut made = [0u8; 16];
+                    getrandom::fill(&mut made).map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let made = hex::encode(made).into_bytes();
+                    seen = Some(redis.set_nx_get(REDIS_EPOCH_KEY.as_bytes(), &made).await?.unwrap_or(made));
+                }
+                let mut epoch = epoch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if epoch.observe(seen, now, *window) {
+                    tracing::error!(
+                        store = %redis.url(),
+                        refuse_for_s = window.as_secs(),
+                        "the replay store lost its memory (Redis restarted or was flushed): refusing requests dated \
+                         before the loss plus the window, so none answered before can be answered again"
+                    );
+                }
+                if let Err(until) = epoch.admits(date) {
+                    return Err(std::io::Error::other(format!(
+                        "the replay store lost its memory; requests dated before {} are refused",
+                        http_date(until)
+                    )));
+                }
                 Ok(if set { Remembered::New } else { Remembered::Replayed })
             }
         }
@@ -224,6 +308,24 @@ mod tests {
     }
 
     const NOW: u64 = 1_796_150_000;
+
+    #[test]
+    fn a_changed_or_vanished_epoch_refuses_what_the_lost_store_could_have_seen() {
+        let window = Duration::from_secs(60);
+        let mut epoch = Epoch::default();
+        assert!(!epoch.observe(Some(b"a".to_vec()), at(NOW), window), "the first epoch seen is adopted");
+        assert!(!epoch.observe(Some(b"a".to_vec()), at(NOW + 5), window));
+        assert_eq!(epoch.admits(at(NOW + 5)), Ok(()));
+        // Another replica found the store empty and made a new epoch: a loss, noticed at NOW + 10.
+        assert!(epoch.observe(Some(b"b".to_vec()), at(NOW + 10), window));
+        for refused in [NOW - 50, NOW + 10, NOW + 70] {
+            assert_eq!(epoch.admits(at(refused)), Err(at(NOW + 70)), "dated {refused}");
+        }
+        assert_eq!(epoch.admits(at(NOW + 71)), Ok(()), "dated after anything the old store held");
+        assert!(!epoch.observe(Some(b"b".to_vec()), at(NOW + 20), window), "the new epoch is not a second loss");
+        assert!(epoch.observe(None, at(NOW + 30), window), "no epoch at all is a loss too");
+        assert_eq!(epoch.admits(at(NOW + 80)), Err(at(NOW + 90)));
+    }
 
     #[test]
     fn a_date_within_the_window_either_way_is_accepted() {

@@ -14,6 +14,7 @@ mod chunked;
 mod config;
 mod connections;
 mod external_data;
+mod faults;
 mod happy_path;
 mod hardening;
 mod key_bundle;

@@ -2,7 +2,10 @@
 //! loopback, `--replay-store`): a request answered by one replica and replayed to another
 //! is refused without running the model; when Redis cannot be asked the gateway fails
 //! closed with an outer 503 (or, with `--replay-store-fail-open`, answers unchecked), and
-//! serves again once Redis is back; Redis's password never reaches the log.
+//! serves again once Redis is back (after one window, when it came back empty and so forgot
+//! the window); Redis's password never reaches the log.
+
+use std::time::Duration;
 
 use sealgate_protocol::{Aead, bhttp, media_type};
 use sealgate_test_support::redis::Redis;
@@ -12,7 +15,7 @@ use sealgate_test_support::{
 
 use crate::SEALGATE;
 
-fn credit_risk_request(gateway: &Gateway) -> bhttp::Request {
+pub(crate) fn credit_risk_request(gateway: &Gateway) -> bhttp::Request {
     let body = serde_json::to_vec(&example_request("credit-risk")).unwrap();
     inner_request(gateway, "POST", "/v2/models/credit-risk/infer", body)
 }
@@ -89,10 +92,13 @@ async fn an_unreachable_replay_store_fails_closed_until_it_is_back() {
     let secrets = tempfile::tempdir().unwrap();
     let password_file = secrets.path().join("redis.password");
     std::fs::write(&password_file, format!("{}\n", redis.password().unwrap())).unwrap();
+    // A short window, so the blackout after Redis comes back empty is short too.
+    let window = Duration::from_secs(2);
     let gateway = Gateway::start(
         GatewayOptions::new(SEALGATE)
             .env("SEALGATE_REPLAY_STORE", redis.url())
-            .args(["--replay-store-password-file", password_file.to_str().unwrap()]),
+            .args(["--replay-store-password-file", password_file.to_str().unwrap()])
+            .args(["--replay-window", "2s"]),
     );
     let config = gateway.fetch_key_config().await;
     let ok = gateway.exchange(&config, &credit_risk_request(&gateway)).await;
@@ -110,7 +116,14 @@ async fn an_unreachable_replay_store_fails_closed_until_it_is_back() {
     assert!(scrape.contains("sealgate_replay_store_errors_total 1"), "{scrape}");
     assert!(gateway.logs().contains("the replay store cannot be asked; refusing"), "{}", gateway.logs());
 
+    // Redis comes back empty (no persistence): it forgot the window, so for one window the
+    // gateway refuses what the lost store might have held (faults.rs tests the replay itself).
     redis.restart();
+    let (sealed, _) = encapsulate(&config, Aead::Aes128Gcm, &credit_risk_request(&gateway).encode());
+    let blackout = gateway.post_encapsulated(Some(media_type::OHTTP_REQUEST), sealed).await;
+    blackout.assert_problem(503, "about:blank");
+    assert!(gateway.logs().contains("the replay store lost its memory"), "{}", gateway.logs());
+    tokio::time::sleep(window + Duration::from_secs(1)).await;
     let back = gateway.exchange(&config, &credit_risk_request(&gateway)).await;
     assert_eq!(back.status, 200, "{}", String::from_utf8_lossy(&back.body));
     let logs = gateway.logs();

@@ -2,6 +2,7 @@
 //! connections at once, lets the request in flight finish and exits with status 0; with a
 //! short `--drain-timeout` it cuts the request off instead and still exits 0, promptly,
 //! although the inference keeps a blocking thread busy; a second signal ends the drain at once.
+//! Under load (six requests in flight on six connections) every one of them gets its answer.
 //!
 //! `tests/models/slow.onnx` runs as long as the request asks (`repeats` [R, 1]: about 70 ms
 //! per 1000 R on one core), so a request can be held in flight on purpose. The test waits
@@ -155,4 +156,56 @@ async fn a_second_signal_ends_the_drain_at_once() {
     assert!(matches!(timeout(STEP, slow).await.expect("the cut-off request hung").unwrap(), Err(Error::Transport(_))));
     assert!(logs.contains("second signal: exiting without waiting for the drain"), "{logs}");
     assert!(logs.contains("drain interrupted with 1 connections still open"), "{logs}");
+}
+
+/// How many requests are in flight at once in the test under load: each on its own client,
+/// so on its own connection.
+const UNDER_LOAD: usize = 6;
+
+/// The work of each request under load: about 0.7 s on one core, so the six overlap on any
+/// machine and take a few seconds together on the model's two sessions.
+const WORK: i64 = 10_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_lets_every_request_in_flight_finish_with_its_answer() {
+    let dir = slow_model_dir();
+    // Room for all six at once (the defaults admit 2 x 2 sessions), and a queue wait long
+    // enough for the last of them: the test is about the drain, not about shedding.
+    let gateway = slow_gateway(dir.path(), &["--max-in-flight", "12", "--queue-timeout", "30s"]);
+    let mut clients = Vec::new();
+    for _ in 0..UNDER_LOAD {
+        clients.push(warm_client(&gateway).await);
+    }
+    // The answer each request must get, computed before any signal.
+    let expected = timeout(STEP, clients[0].infer("slow", &slow_request(WORK))).await.unwrap().unwrap();
+
+    let requests: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(async move { client.infer("slow", &slow_request(WORK)).await }))
+        .collect();
+    // Signal only once the gateway counts every one of them in flight.
+    let started = Instant::now();
+    let mut most = 0;
+    while most < UNDER_LOAD {
+        let scrape = gateway.scrape();
+        let now = scrape.lines().find_map(|l| l.strip_prefix("sealgate_requests_in_flight ")?.parse().ok());
+        most = most.max(now.unwrap_or(0));
+        assert!(started.elapsed() < STEP, "at most {most} of {UNDER_LOAD} requests were in flight at once:\n{scrape}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    terminate(&gateway);
+
+    for (i, request) in requests.into_iter().enumerate() {
+        let answer = timeout(STEP, request).await.expect("a request in flight hung").unwrap();
+        let answer =
+            answer.unwrap_or_else(|e| panic!("request {i} in flight was not finished: {e}\n{}", gateway.logs()));
+        assert_eq!(answer.outputs, expected.outputs, "request {i} got another answer");
+    }
+    let status = exit_status(&gateway);
+    let logs = gateway.logs();
+    assert!(status.success(), "exit status {status} after draining under load:\n{logs}");
+    let open = format!("draining: stopped accepting, {UNDER_LOAD} connections open");
+    assert!(logs.contains(&open), "expected '{open}':\n{logs}");
+    assert!(logs.lines().any(|line| line.ends_with(": drained")), "no 'drained' line:\n{logs}");
+    assert!(!logs.contains("cutting them off"), "the drain cut something off:\n{logs}");
 }

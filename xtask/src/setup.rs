@@ -107,6 +107,7 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     kms_test_servers(root)?;
     prometheus()?;
     scale_out_servers()?;
+    fault_injection_tools()?;
     // The browser package and its tests: wasm-bindgen-cli, Chromium, npm packages.
     crate::wasm::setup(root)?;
     Ok(library)
@@ -359,6 +360,17 @@ fn scale_out_servers() -> Result<()> {
     // The TCP/TLS pass-through balancer needs the stream module, a package of its own.
     apt_package("libnginx-mod-stream", &|| Path::new(NGINX_STREAM_MODULE).is_file())?;
     apt_package("redis-server", &|| find_in_path("redis-server").is_some())
+}
+
+/// Debian's libfaketime preload library: the fault tests run one replica with its clock
+/// two minutes ahead (`tests/e2e/faults.rs`).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Ensures what the fault-injection tests use (`tests/e2e/faults.rs`): strace, whose
+/// `-e inject` kills a command at its n-th write, and libfaketime.
+fn fault_injection_tools() -> Result<()> {
+    apt_package("strace", &|| find_in_path("strace").is_some())?;
+    apt_package("libfaketime", &|| Path::new(LIBFAKETIME).is_file())
 }
 
 /// Ensures a Debian package, installing it with apt (as root) only when `present` says it is

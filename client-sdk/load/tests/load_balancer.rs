@@ -11,6 +11,10 @@
 //! must: a request whose connection broke is sent again by the SDK sealed afresh, and a
 //! replica that remembered the first copy would refuse a resent one.
 //!
+//! Three nginx reloads (`nginx -s reload`) in the middle of a run fail no request either:
+//! over HTTP/2 none is even resent (GOAWAY); over HTTP/1.1 a request sent on a keep-alive
+//! connection just as the old worker closes it is resent by the SDK, sealed afresh.
+//!
 //! `SEALGATE_LB_SECONDS` shortens (or lengthens) the minute for a quick local run.
 
 use std::path::{Path, PathBuf};
@@ -233,14 +237,13 @@ fn tls_pass_through_over_three_replicas_survives_a_killed_replica() {
     run_through(&nginx, &mut replicas, "--http1");
 }
 
-#[test]
-fn ohttp_relay_over_three_replicas_survives_a_killed_replica() {
-    let mut replicas = Replicas::start(3);
+/// nginx as the Oblivious HTTP relay (`relay.conf.template`) in front of `replicas`.
+fn relay(replicas: &Replicas) -> Nginx {
     let template = deploy_template("relay.conf.template");
     let servers = replicas.upstream_servers();
     let tls = replicas.first().data_dir().join("tls");
     let path = |name: &str| tls.join(name).display().to_string();
-    let nginx = Nginx::start(|port, dir| NginxConfig {
+    Nginx::start(|port, dir| NginxConfig {
         top_level: String::new(),
         http: render(
             &template,
@@ -256,7 +259,76 @@ fn ohttp_relay_over_three_replicas_survives_a_killed_replica() {
                 ("SEALGATE_ACCESS_LOG", &Nginx::access_log_path(dir).display().to_string()),
             ],
         ),
-    });
+    })
+}
+
+#[test]
+fn ohttp_relay_over_three_replicas_survives_a_killed_replica() {
+    let mut replicas = Replicas::start(3);
+    let nginx = relay(&replicas);
     // Per request: HTTP/2 from the client is balanced as well as HTTP/1.1.
     run_through(&nginx, &mut replicas, "--http2");
+}
+
+/// How often nginx is reloaded during a run of the reload tests.
+const RELOADS: u64 = 3;
+
+/// `sealgate-load` through the relay while nginx is reloaded [`RELOADS`] times (`nginx -s
+/// reload`: the old worker finishes what it holds, a new one takes over); returns the run's
+/// report after checking that no request failed.
+fn reloaded_under_load(http: &str, retries: &str) -> serde_json::Value {
+    let replicas = Replicas::start(2);
+    let nginx = relay(&replicas);
+    let seconds = seconds().min(30);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let json = dir.path().join("report.json");
+    let duration = format!("{seconds}s");
+    let run = load_command(
+        &nginx.url(),
+        replicas.first(),
+        &["--concurrency", CONCURRENCY, "--duration", &duration, "--warmup", "1s", "--retries", retries, http],
+    )
+    .arg("--json")
+    .arg(&json)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starting sealgate-load");
+
+    // Reloads spread over the measured part of the run, after the one-second warm-up.
+    for _ in 0..RELOADS {
+        std::thread::sleep(Duration::from_secs(1) + Duration::from_secs(seconds) / (RELOADS as u32 + 1));
+        nginx.reload();
+    }
+    let output = run.wait_with_output().expect("waiting for sealgate-load");
+    let report = read_report(&json, &output);
+    let run = report["runs"][0].clone();
+    assert_eq!(
+        (run["failed"].as_u64(), errors_total(&run)),
+        (Some(0), 0),
+        "no request failed across {RELOADS} reloads ({http}, --retries {retries}): {run}\n{}",
+        nginx.error_log()
+    );
+    assert!(run["ok"].as_u64().is_some_and(|ok| ok > 0), "requests were answered: {run}");
+    let log = nginx.error_log();
+    assert_eq!(log.matches("signal 1 (SIGHUP) received").count() as u64, RELOADS, "{log}");
+    run
+}
+
+/// HTTP/2 to the relay: nginx's old worker says GOAWAY, so the client moves to a new
+/// connection before it sends anything more; not one request fails or has to be resent,
+/// with the load tool's resend turned off (`--retries 0`).
+#[test]
+fn reloading_the_relay_under_http2_load_fails_and_resends_nothing() {
+    let run = reloaded_under_load("--http2", "0");
+    assert_eq!(run["resent"].as_u64(), Some(0), "{run}");
+}
+
+/// HTTP/1.1 keep-alive to the relay: the old worker closes its idle connections, and a
+/// request can be on its way on one as it closes (the race every HTTP/1.1 client must
+/// handle, RFC 9112 section 9.3.1). The SDK's default resend (2, sealed afresh, so the
+/// gateway never sees the same request twice) makes that no failure.
+#[test]
+fn reloading_the_relay_under_http1_load_fails_no_request_with_the_sdk_resend() {
+    reloaded_under_load("--http1", "2");
 }

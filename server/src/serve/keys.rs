@@ -47,6 +47,15 @@ pub(super) struct KeyWatch {
     current: GatewayKeys,
     /// After a failed scheduled rotation (say the KMS is down), when to try again.
     retry_rotation_at: u64,
+    /// Scheduled rotations failed in a row: the retry backs off (2 s, 4 s, ... at most a minute).
+    rotation_failures: u32,
+}
+
+/// How long after the `failures`-th failed scheduled rotation in a row the next is tried:
+/// 2 s doubling to at most 60 s, so a KMS that is back is used within seconds and one that
+/// stays down is asked (and each refusal audited) about once a minute.
+fn rotation_retry_secs(failures: u32) -> u64 {
+    2u64.saturating_pow(failures.clamp(1, 6)).min(60)
 }
 
 /// Prepares the key list (made on first start, wrapped with `--hpke-key-kms`), records what
@@ -88,6 +97,7 @@ pub(super) fn hpke_keys(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Re
         published: (Vec::new(), None),
         current,
         retry_rotation_at: 0,
+        rotation_failures: 0,
     })
 }
 
@@ -172,15 +182,31 @@ impl KeyWatch {
         if self.next_rotation(&list).is_some_and(|due| due <= now) && now >= self.retry_rotation_at {
             let grace = self.every.unwrap_or_default().max(list.serving.min_grace());
             let wrap_with = kms.get(&self.wrap_with.provider)?;
-            let changes = self.store.rotate(&Kem::ALL, grace, (wrap_with, &self.wrap_with.key_id), now);
-            audit(&self.log, &changes, "all")?;
+            // A full audit disk refuses the rotation before it starts (it could not be
+            // audited, nor its refusal): retried like a KMS that is down.
+            let changes = match self.log.ensure_room() {
+                Ok(()) => {
+                    let changes = self.store.rotate(&Kem::ALL, grace, (wrap_with, &self.wrap_with.key_id), now);
+                    audit(&self.log, &changes, "all")?;
+                    changes
+                }
+                Err(e) => Err(e.into()),
+            };
             match changes {
                 Ok(_) => {
+                    self.rotation_failures = 0;
                     tracing::info!(grace = %humantime::format_duration(grace), "rotated the HPKE keys on schedule")
                 }
                 Err(e) => {
-                    self.retry_rotation_at = now.saturating_add(60);
-                    tracing::error!(error = %format!("{e:#}"), "the scheduled key rotation failed; retrying in a minute");
+                    self.rotation_failures = self.rotation_failures.saturating_add(1);
+                    let retry_in = rotation_retry_secs(self.rotation_failures);
+                    self.retry_rotation_at = now.saturating_add(retry_in);
+                    tracing::error!(
+                        error = %format!("{e:#}"),
+                        failures = self.rotation_failures,
+                        retry_in_s = retry_in,
+                        "the scheduled key rotation failed; the keys served before stay in force and it is retried"
+                    );
                 }
             }
             list = load(&self.store)?;
@@ -237,5 +263,16 @@ pub(super) async fn watch_keys(watch: KeyWatch, gateway: Arc<Gateway>) {
             }
             Err(e) => tracing::error!(error = %e, "the HPKE key check did not finish"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation_retry_secs;
+
+    #[test]
+    fn a_failed_scheduled_rotation_is_retried_sooner_first_then_once_a_minute() {
+        let delays: Vec<u64> = (1..=8).map(rotation_retry_secs).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

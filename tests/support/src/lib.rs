@@ -3,8 +3,9 @@
 //! What Sealgate's tests share, once: the gateway process ([`Gateway`], started from a
 //! binary the caller names), the `sealgate` CLI runner ([`sealgate`]), throwaway KMS
 //! backends ([`moto::Moto`] for the AWS KMS API, [`softhsm::SoftHsm`] for PKCS#11), other
-//! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), the
-//! load balancer ([`nginx::Nginx`], from the templates in `deploy/nginx/`), the
+//! throwaway servers on loopback ([`redis::Redis`], any [`service::Service`]), a TCP
+//! forwarder a test cuts and restores to make a dependency go away ([`proxy::FaultProxy`]),
+//! the load balancer ([`nginx::Nginx`], from the templates in `deploy/nginx/`), the
 //! Python ONNX Runtime reference ([`onnxruntime_reference`], [`onnxruntime_outputs`]), the
 //! real models and their comparison with it ([`assert_matches_onnxruntime`]),
 //! scans for plaintext on disk and in logs ([`find_plaintext`]), the layout of a sealed
@@ -17,13 +18,14 @@
 //! browser test, the load tool's tests) use [`gateway_binary`], which finds the binary in
 //! the target directory and warns when it is older than the sources.
 //!
-//! Everything but [`moto`], [`nginx`], [`redis`], [`service`] and [`softhsm`] needs the `gateway`
+//! Everything but [`moto`], [`nginx`], [`proxy`], [`redis`], [`service`] and [`softhsm`] needs the `gateway`
 //! feature. Those depend on
 //! no Sealgate crate, so `sealgate-models` uses them in its own tests without the feature
 //! and without a dependency cycle back to itself.
 
 pub mod moto;
 pub mod nginx;
+pub mod proxy;
 pub mod redis;
 pub mod service;
 pub mod softhsm;

@@ -72,6 +72,23 @@ impl Nginx {
         fs::read_to_string(Self::access_log_path(self.dir.path())).unwrap_or_default()
     }
 
+    /// Reloads nginx as an operator does after changing its configuration (`nginx -s reload`,
+    /// a SIGHUP to the master): new workers start on the configuration, the old ones finish
+    /// what they hold and exit. Waits until the error log shows the reload was taken, and
+    /// panics with the log if it is not within a few seconds.
+    pub fn reload(&self) {
+        let reloads = |log: &str| log.matches("reconfiguring").count();
+        let before = reloads(&self.error_log());
+        let pid = self.service.pid().expect("nginx runs");
+        let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("running kill");
+        assert!(status.success(), "kill -HUP {pid} failed");
+        let started = std::time::Instant::now();
+        while reloads(&self.error_log()) == before {
+            assert!(started.elapsed() < START_TIMEOUT, "nginx did not reload:\n{}", self.error_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
