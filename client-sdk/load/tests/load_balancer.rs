@@ -127,6 +127,30 @@ fn load_command(url: &str, first: &Gateway, extra: &[&str]) -> Command {
     command
 }
 
+/// `sealgate-load` through `nginx` for `duration` at [`CONCURRENCY`] after a one-second
+/// warm-up, resending a request that got no answer up to `retries` times; its report goes to
+/// `json`.
+fn spawn_load(
+    nginx: &Nginx,
+    first: &Gateway,
+    duration: &str,
+    retries: &str,
+    http: &str,
+    json: &Path,
+) -> std::process::Child {
+    load_command(
+        &nginx.url(),
+        first,
+        &["--concurrency", CONCURRENCY, "--duration", duration, "--warmup", "1s", "--retries", retries, http],
+    )
+    .arg("--json")
+    .arg(json)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starting sealgate-load")
+}
+
 fn read_report(json: &Path, output: &std::process::Output) -> serde_json::Value {
     let text = format!(
         "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
@@ -151,17 +175,7 @@ fn run_through(nginx: &Nginx, replicas: &mut Replicas, http: &str) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let json = dir.path().join("report.json");
     let duration = format!("{seconds}s");
-    let run = load_command(
-        &nginx.url(),
-        replicas.first(),
-        &["--concurrency", CONCURRENCY, "--duration", &duration, "--warmup", "1s", "--retries", "2", http],
-    )
-    .arg("--json")
-    .arg(&json)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting sealgate-load");
+    let run = spawn_load(nginx, replicas.first(), &duration, "2", http, &json);
 
     std::thread::sleep(Duration::from_secs(1 + seconds / 3));
     let before = inferences(replicas.get(VICTIM));
@@ -283,17 +297,7 @@ fn reloaded_under_load(http: &str, retries: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let json = dir.path().join("report.json");
     let duration = format!("{seconds}s");
-    let run = load_command(
-        &nginx.url(),
-        replicas.first(),
-        &["--concurrency", CONCURRENCY, "--duration", &duration, "--warmup", "1s", "--retries", retries, http],
-    )
-    .arg("--json")
-    .arg(&json)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting sealgate-load");
+    let run = spawn_load(&nginx, replicas.first(), &duration, retries, http, &json);
 
     // Reloads spread over the measured part of the run, after the one-second warm-up.
     for _ in 0..RELOADS {
