@@ -13,6 +13,9 @@ pub mod audit;
 mod error;
 pub mod external;
 pub mod files;
+// The fuzz targets' bodies (fuzz/ and tests/fuzz_regressions.rs), not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kms;
 mod model;
 pub mod onnx_scan;

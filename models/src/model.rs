@@ -248,7 +248,7 @@ impl Model {
         max_output_elements: u64,
     ) -> Vec<Result<InferenceResponse>> {
         let one_by_one = || requests.iter().map(|r| self.infer_limited(r, max_output_elements)).collect();
-        let Some((stacked, rows)) = self.stack(requests) else { return one_by_one() };
+        let Some((stacked, rows)) = stack(&self.inputs, &self.outputs, requests) else { return one_by_one() };
         let total = max_output_elements.saturating_mul(requests.len() as u64);
         match self.infer_limited(&stacked, total).ok().and_then(|answer| split(answer, requests, &rows)) {
             Some(answers) => answers
@@ -271,50 +271,7 @@ impl Model {
 
     /// True when [`Model::infer_batch`] would run `requests` as one stacked run.
     pub fn stacks(&self, requests: &[InferenceRequest]) -> bool {
-        self.stack(requests).is_some()
-    }
-
-    /// The requests as one, and the rows each brought; `None` when they cannot be stacked.
-    fn stack(&self, requests: &[InferenceRequest]) -> Option<(InferenceRequest, Vec<u64>)> {
-        let free_rows = |specs: &[TensorMetadata]| specs.iter().all(|s| s.shape.first() == Some(&-1));
-        if requests.len() < 2 || !free_rows(&self.inputs) || !free_rows(&self.outputs) {
-            return None;
-        }
-        let first = &requests[0];
-        let mut rows = Vec::with_capacity(requests.len());
-        let mut stacked = first.clone();
-        stacked.id = None;
-        for (i, request) in requests.iter().enumerate() {
-            if request.inputs.len() != first.inputs.len() || request.outputs != first.outputs {
-                return None;
-            }
-            let mut count = None;
-            for (input, model) in request.inputs.iter().zip(&first.inputs) {
-                let same = input.name == model.name
-                    && input.datatype == model.datatype
-                    && input.shape.len() == model.shape.len()
-                    && input.shape.get(1..) == model.shape.get(1..)
-                    && std::mem::discriminant(&input.data) == std::mem::discriminant(&model.data);
-                let n = *input.shape.first()?;
-                if !same || count.is_some_and(|c| c != n) {
-                    return None;
-                }
-                count = Some(n);
-            }
-            rows.push(count?);
-            if i > 0 {
-                for (into, input) in stacked.inputs.iter_mut().zip(&request.inputs) {
-                    into.shape[0] = into.shape[0].checked_add(input.shape[0])?;
-                    match (&mut into.data, &input.data) {
-                        (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
-                        (TensorData::Int(a), TensorData::Int(b)) => a.extend_from_slice(b),
-                        (TensorData::Float(a), TensorData::Float(b)) => a.extend_from_slice(b),
-                        _ => return None,
-                    }
-                }
-            }
-        }
-        Some((stacked, rows))
+        stack(&self.inputs, &self.outputs, requests).is_some()
     }
 
     /// The outputs a request asks for (all when it names none); unknown and repeated names
@@ -350,6 +307,55 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// The requests to a model with these `inputs` and `outputs` as one, and the rows each
+/// brought; `None` when they cannot be stacked ([`Model::infer_batch`]). Crate-visible for
+/// the `kserve` fuzz target.
+pub(crate) fn stack(
+    inputs: &[TensorMetadata],
+    outputs: &[TensorMetadata],
+    requests: &[InferenceRequest],
+) -> Option<(InferenceRequest, Vec<u64>)> {
+    let free_rows = |specs: &[TensorMetadata]| specs.iter().all(|s| s.shape.first() == Some(&-1));
+    if requests.len() < 2 || !free_rows(inputs) || !free_rows(outputs) {
+        return None;
+    }
+    let first = &requests[0];
+    let mut rows = Vec::with_capacity(requests.len());
+    let mut stacked = first.clone();
+    stacked.id = None;
+    for (i, request) in requests.iter().enumerate() {
+        if request.inputs.len() != first.inputs.len() || request.outputs != first.outputs {
+            return None;
+        }
+        let mut count = None;
+        for (input, model) in request.inputs.iter().zip(&first.inputs) {
+            let same = input.name == model.name
+                && input.datatype == model.datatype
+                && input.shape.len() == model.shape.len()
+                && input.shape.get(1..) == model.shape.get(1..)
+                && std::mem::discriminant(&input.data) == std::mem::discriminant(&model.data);
+            let n = *input.shape.first()?;
+            if !same || count.is_some_and(|c| c != n) {
+                return None;
+            }
+            count = Some(n);
+        }
+        rows.push(count?);
+        if i > 0 {
+            for (into, input) in stacked.inputs.iter_mut().zip(&request.inputs) {
+                into.shape[0] = into.shape[0].checked_add(input.shape[0])?;
+                match (&mut into.data, &input.data) {
+                    (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
+                    (TensorData::Int(a), TensorData::Int(b)) => a.extend_from_slice(b),
+                    (TensorData::Float(a), TensorData::Float(b)) => a.extend_from_slice(b),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some((stacked, rows))
 }
 
 /// Splits the answer of stacked requests back into one answer per request by `rows`; `None`

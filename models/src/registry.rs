@@ -20,8 +20,9 @@ pub enum ModelSource {
     OnnxFile(PathBuf),
 }
 
-/// Loaded models, keyed by name, then version.
-#[derive(Debug, Default)]
+/// Loaded models, keyed by name, then version. Cloning shares the models (`Arc`): a gateway
+/// that adds a version builds the next registry from a clone of the current one.
+#[derive(Debug, Default, Clone)]
 pub struct ModelRegistry {
     models: BTreeMap<String, BTreeMap<String, Arc<Model>>>,
 }

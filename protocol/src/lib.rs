@@ -66,6 +66,9 @@ pub mod bhttp;
 pub mod chunked;
 mod crypto;
 mod error;
+// The fuzz targets' bodies (fuzz/ and tests/fuzz_regressions.rs), not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inference;
 mod key_config;
 mod request;

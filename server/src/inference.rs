@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -61,10 +61,18 @@ impl InnerLimits {
 
 /// Shared state of the inner router.
 pub struct Models {
+    /// Replaced whole when a version is added (`--models-refresh`); each request resolves its
+    /// model in the catalog current when it starts.
+    catalog: RwLock<Arc<Catalog>>,
+    limits: InnerLimits,
+}
+
+/// The served models: the registry (which resolves versions) and each model's semaphore.
+#[derive(Clone)]
+struct Catalog {
     registry: ModelRegistry,
     /// Each served model by name, then version, with its session semaphore.
     served: HashMap<String, HashMap<String, Served>>,
-    limits: InnerLimits,
 }
 
 impl Models {
@@ -78,17 +86,43 @@ impl Models {
                 .or_default()
                 .insert(m.version().to_owned(), Served { model: m.clone(), slots });
         }
-        Self { registry, served, limits }
+        Self { catalog: RwLock::new(Arc::new(Catalog { registry, served })), limits }
+    }
+
+    /// The catalog now.
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Serves `model` too: a version `--models-refresh` found. The models already served
+    /// keep their sessions and semaphores; a name and version served already is refused.
+    pub fn add(&self, model: Model) -> Result<(), ModelError> {
+        let mut current = self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Catalog::clone(&current);
+        let (name, version) = (model.name().to_owned(), model.version().to_owned());
+        let slots = Arc::new(Semaphore::new(model.pool_size()));
+        next.registry.insert(model)?;
+        let Some(model) = next.registry.get(&name, Some(&version)) else {
+            return Err(ModelError::Duplicate(format!("{name} version {version}")));
+        };
+        next.served.entry(name).or_default().insert(version, Served { model, slots });
+        *current = Arc::new(next);
+        Ok(())
+    }
+
+    /// True when `name` at `version` is served.
+    pub fn serves(&self, name: &str, version: &str) -> bool {
+        self.catalog().served.get(name).is_some_and(|versions| versions.contains_key(version))
     }
 
     /// The names of the served models (each once, whatever its versions).
     pub fn names(&self) -> Vec<String> {
-        self.registry.list().models.into_iter().map(|m| m.name).collect()
+        self.catalog().registry.list().models.into_iter().map(|m| m.name).collect()
     }
 
     /// Sessions of all models together: the most inferences that can run at once.
     pub fn total_sessions(&self) -> usize {
-        self.served.values().flat_map(HashMap::values).map(|s| s.model.pool_size()).sum()
+        self.catalog().served.values().flat_map(HashMap::values).map(|s| s.model.pool_size()).sum()
     }
 
     /// The inner API's limits.
@@ -100,15 +134,17 @@ impl Models {
     /// the serialized answer, or the inner error. What a request and each line of a stream
     /// go through.
     pub async fn score(&self, name: &str, version: Option<&str>, body: &[u8]) -> Result<Vec<u8>, InnerError> {
-        let served = self.find(name, version)?.clone();
+        let served = self.find(name, version)?;
         score_with(&served, self.limits, body).await
     }
 
     /// The model a request names: the registry resolves the version (newest when none is
     /// given), the map holds its semaphore.
-    fn find(&self, name: &str, version: Option<&str>) -> Result<&Served, InnerError> {
-        let model = self.registry.get(name, version).ok_or_else(|| unknown_model(name, version))?;
-        self.served.get(model.name()).and_then(|v| v.get(model.version())).ok_or_else(|| unknown_model(name, version))
+    fn find(&self, name: &str, version: Option<&str>) -> Result<Served, InnerError> {
+        let catalog = self.catalog();
+        let model = catalog.registry.get(name, version).ok_or_else(|| unknown_model(name, version))?;
+        let served = catalog.served.get(model.name()).and_then(|v| v.get(model.version()));
+        served.cloned().ok_or_else(|| unknown_model(name, version))
     }
 }
 
@@ -224,14 +260,14 @@ async fn live() -> axum::Json<Health> {
 }
 
 async fn ready(State(models): State<Arc<Models>>) -> Response {
-    let ready = !models.registry.is_empty();
+    let ready = !models.catalog().registry.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(Health { live: true, ready })).into_response()
 }
 
 /// `GET /v2/models`: only the models the calling tenant may use.
 async fn list(State(models): State<Arc<Models>>, Extension(grant): Extension<Grant>) -> Response {
-    let mut list = models.registry.list();
+    let mut list = models.catalog().registry.list();
     list.models.retain(|m| grant.allows(&m.name));
     axum::Json(list).into_response()
 }
@@ -250,7 +286,7 @@ async fn metadata_version(
 fn metadata_of(models: &Models, name: &str, version: Option<&str>) -> Result<Response, InnerError> {
     let served = models.find(name, version)?;
     let mut meta = served.model.metadata();
-    meta.versions = models.registry.versions(name);
+    meta.versions = models.catalog().registry.versions(name);
     Ok(axum::Json(meta).into_response())
 }
 
@@ -337,7 +373,7 @@ impl Models {
         version: Option<&str>,
         lines: Vec<Vec<u8>>,
     ) -> Result<Vec<Result<Vec<u8>, InnerError>>, InnerError> {
-        let served = self.find(name, version)?.clone();
+        let served = self.find(name, version)?;
         let limits = self.limits;
         run_on_session(&served, limits, move |model| {
             // Per line, the parse error or `None` for a request that goes to the run.

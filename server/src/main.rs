@@ -5,7 +5,7 @@
 //! a KMS-sealed HPKE key and the demo models (with the real models of `cargo xtask setup`
 //! when installed) sealed the first time each is served, listening on
 //! 127.0.0.1:8443. Every piece can be pointed elsewhere with flags. The other commands
-//! (`seal`, `verify`, `rewrap`, `kms`, `audit`, `tenants`, `keys`) manage sealed artifacts, keys and
+//! (`seal`, `verify`, `publish`, `rewrap`, `kms`, `audit`, `tenants`, `keys`) manage sealed artifacts, keys and
 //! who may call.
 
 mod authorization;
@@ -21,6 +21,7 @@ mod log_throttle;
 mod problem;
 mod progress;
 mod providers;
+mod s3;
 mod sealed_models;
 mod serve;
 mod static_files;
@@ -46,6 +47,8 @@ enum Command {
     Seal(commands::seal::SealArgs),
     /// Decrypt an artifact in memory and check it (exit 0 or a clear error).
     Verify(commands::verify::VerifyArgs),
+    /// Verify a sealed artifact and publish it to S3 as PREFIX/NAME/VERSION.sealed, once.
+    Publish(commands::publish::PublishArgs),
     /// Re-wrap an artifact's data key under another key, or add a recovery key, without
     /// touching the encrypted body.
     Rewrap(commands::seal::RewrapArgs),
@@ -97,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Seal(args) => commands::seal::seal(args),
         Command::Verify(args) => commands::verify::verify(args),
+        Command::Publish(args) => commands::publish::publish(args),
         Command::Rewrap(args) => commands::seal::rewrap(args),
         Command::Kms(args) => commands::kms::run(args),
         Command::Audit(command) => commands::audit::run(command),

@@ -218,6 +218,13 @@ impl Providers {
         self.log.record(&event).context("writing the audit log")
     }
 
+    /// Records `op` (`s3-publish`, `s3-download`) on the object version `object` (`s3://BUCKET/KEY
+    /// version=V etag=E`) holding the artifact `subject` (`model@version`).
+    pub fn record_object(&self, op: &str, object: &str, subject: &str, result: Result<(), String>) -> Result<()> {
+        let event = Event { op, provider: "s3", key_id: object, artifact: Some(subject), result };
+        self.log.record(&event).context("writing the audit log")
+    }
+
     /// The audit log's key, for checking the log (`sealgate audit verify`).
     pub fn log_key(&self) -> AuditKey {
         self.log.key().clone()
@@ -280,12 +287,23 @@ impl Providers {
     /// recorded as `op` on the artifact at `path`; one it did record is not recorded twice.
     /// The subject is `model@version` from the header when it parses, else the path.
     pub fn audit_refusal<T>(&self, op: &str, path: &Path, result: Result<T, Refusal>) -> Result<T> {
+        self.audit_refusal_of(op, || artifact_subject(path), result)
+    }
+
+    /// [`Providers::audit_refusal`] for an artifact that is not a file (an object downloaded
+    /// into memory): `subject` names it in the entry.
+    pub fn audit_refusal_of<T>(
+        &self,
+        op: &str,
+        subject: impl FnOnce() -> String,
+        result: Result<T, Refusal>,
+    ) -> Result<T> {
         let refusal = match result {
             Ok(value) => return Ok(value),
             Err(refusal) => refusal,
         };
         if refusal.origin == Origin::Artifact {
-            let subject = artifact_subject(path);
+            let subject = subject();
             let reason = format!("{:#}", refusal.error);
             let event = Event { op, provider: "-", key_id: "-", artifact: Some(&subject), result: Err(reason) };
             self.log.record(&event).context("writing the audit log")?;
@@ -413,13 +431,18 @@ impl From<ArtifactError> for Refusal {
 fn artifact_subject(path: &std::path::Path) -> String {
     use std::io::Read;
     let mut prefix = Vec::new();
-    let parsed = std::fs::File::open(path)
-        .and_then(|f| f.take(64 << 10).read_to_end(&mut prefix))
-        .ok()
-        .and_then(|_| sealgate_models::artifact::Header::parse(&prefix).ok());
-    match parsed {
-        Some((header, _)) => sealgate_models::audit::subject(&header.context),
-        None => path.display().to_string(),
+    match std::fs::File::open(path).and_then(|f| f.take(64 << 10).read_to_end(&mut prefix)) {
+        Ok(_) => subject_of(&prefix, &path.display().to_string()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// `model@version` of the (unauthenticated) header at the start of `bytes`, or `fallback`
+/// if it does not parse.
+pub fn subject_of(bytes: &[u8], fallback: &str) -> String {
+    match sealgate_models::artifact::Header::parse(bytes) {
+        Ok((header, _)) => sealgate_models::audit::subject(&header.context),
+        Err(_) => fallback.to_owned(),
     }
 }
 

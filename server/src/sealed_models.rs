@@ -8,6 +8,10 @@
 //! `--danger-allow-plaintext-models` is given. A name + version, once published in this data
 //! dir, keeps its digest forever: new content needs a new version.
 //!
+//! `serve --models s3://BUCKET/PREFIX/` loads every `NAME/VERSION.sealed` of the bucket the
+//! same way ([`load_bucket`]): downloaded into memory, never to disk, the object key standing
+//! for the file name.
+//!
 //! Loading is all or nothing. A KMS that cannot be reached is retried with exponential
 //! backoff; any other failure stops start-up with the reason.
 
@@ -24,7 +28,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::data_dir::{DataDir, write_file};
 use crate::progress::Progress;
-use crate::providers::{Providers, Refusal};
+use crate::providers::{Providers, Refusal, subject_of};
+use crate::s3::{self, ModelBucket, S3Location};
 
 /// How to load.
 pub struct LoadOptions {
@@ -174,14 +179,136 @@ pub fn load_files(
     Ok(registry)
 }
 
+/// Loads every `NAME/VERSION.sealed` under the prefix of `bucket`: each downloaded into
+/// memory, recorded in the audit log with its version id and ETag, then opened and checked
+/// exactly as a file is ([`load_sealed_bytes`]), the key standing for the file name. A
+/// plaintext `.onnx` under the prefix stops start-up; other keys are ignored. S3 or the KMS
+/// unreachable is retried with backoff (`--kms-retries`), then start-up fails.
+pub fn load_bucket(
+    env: &Environment,
+    data: &DataDir,
+    kms: &Providers,
+    bucket: &ModelBucket,
+    options: &LoadOptions,
+) -> Result<ModelRegistry> {
+    let location = bucket.location();
+    let keys = s3::with_retries(options.kms_retries, &format!("listing {location}"), || bucket.list())?;
+    let objects = bucket_models(location, &keys)?;
+    if objects.is_empty() {
+        bail!("no models (NAME/VERSION.sealed) found in {location}");
+    }
+    let mut published = Published::open(data)?;
+    let mut registry = ModelRegistry::default();
+    let empty_dir = data.empty_external_data_dir()?;
+    for (key, name, version) in &objects {
+        let model = load_object(env, kms, bucket, key, (name, version), options, &empty_dir, &mut published)?;
+        registry.insert(model)?;
+    }
+    published.save(data)?;
+    Ok(registry)
+}
+
+/// Loads the objects of `bucket` whose model `served` says is not served yet and that are
+/// not in `refused`, and hands each model that loaded to `serve`: `--models-refresh`. A
+/// refused object (tampered, renamed, ...) is added to `refused` and not tried again until
+/// a restart; S3 or the KMS unreachable is not retried here but at the next refresh.
+#[allow(clippy::too_many_arguments, reason = "one caller, the refresh thread; a struct would only rename them")]
+pub fn load_new_objects(
+    env: &Environment,
+    data: &DataDir,
+    kms: &Providers,
+    bucket: &ModelBucket,
+    options: &LoadOptions,
+    refused: &mut std::collections::BTreeSet<String>,
+    served: impl Fn(&str, &str) -> bool,
+    mut serve: impl FnMut(Model) -> Result<()>,
+) -> Result<usize> {
+    let keys = bucket.list().map_err(|e| anyhow::anyhow!("listing {}: {e}", bucket.location()))?;
+    let objects = bucket_models(bucket.location(), &keys)?;
+    let new: Vec<_> =
+        objects.iter().filter(|(key, name, version)| !refused.contains(key) && !served(name, version)).collect();
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let mut published = Published::open(data)?;
+    let empty_dir = data.empty_external_data_dir()?;
+    let mut loaded = 0;
+    let mut failure = None;
+    for (key, name, version) in new {
+        match load_object(env, kms, bucket, key, (name, version), options, &empty_dir, &mut published) {
+            Ok(model) => {
+                serve(model)?;
+                loaded += 1;
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if !text.contains("unreachable") && !text.contains("unavailable") {
+                    refused.insert(key.clone());
+                }
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    published.save(data)?;
+    match failure {
+        Some(e) => Err(e.context(format!("{loaded} new version(s) loaded, then"))),
+        None => Ok(loaded),
+    }
+}
+
+/// The `(key, name, version)` of every artifact among `keys`; a plaintext model is refused.
+fn bucket_models(location: &S3Location, keys: &[String]) -> Result<Vec<(String, String, String)>> {
+    let mut objects = Vec::new();
+    for key in keys {
+        if let Some((name, version)) = location.model_of(key) {
+            objects.push((key.clone(), name.to_owned(), version.to_owned()));
+        } else if key.ends_with(".onnx") {
+            bail!(
+                "refusing plaintext model {} (seal it with `sealgate seal` and publish it with `sealgate publish`)",
+                location.url_of(key)
+            );
+        }
+    }
+    Ok(objects)
+}
+
+/// Downloads one object and loads it, auditing the download and any refusal.
+#[allow(clippy::too_many_arguments, reason = "one call site per caller; a struct would only rename them")]
+fn load_object(
+    env: &Environment,
+    kms: &Providers,
+    bucket: &ModelBucket,
+    key: &str,
+    claimed: (&str, &str),
+    options: &LoadOptions,
+    empty_dir: &Path,
+    published: &mut Published,
+) -> Result<Model> {
+    let url = bucket.location().url_of(key);
+    let subject = format!("{}@{}", claimed.0, claimed.1);
+    let (bytes, info) = match s3::with_retries(options.kms_retries, &format!("downloading {url}"), || bucket.get(key)) {
+        Ok(downloaded) => downloaded,
+        Err(e) => {
+            kms.record_object("s3-download", &url, &subject, Err(format!("{e:#}")))?;
+            return Err(e);
+        }
+    };
+    kms.record_object("s3-download", &info.audit_text(&url), &subject_of(&bytes, &subject), Ok(()))?;
+    let loaded = with_retries(options.kms_retries, || {
+        load_sealed_bytes(env, &url, &bytes, claimed, kms, options.sessions, empty_dir)
+    })
+    .and_then(|model| published.check(&model).map(|()| model).map_err(Refusal::new));
+    kms.audit_refusal_of("load", || subject_of(&bytes, &url), loaded)
+}
+
 /// The model an ONNX file is served as: its file stem, which must be a valid model name.
 fn model_name_of(path: &Path) -> Result<&str> {
     let name = path.file_stem().and_then(|s| s.to_str()).filter(|s| sealgate_models::is_valid_name(s));
     name.with_context(|| format!("{}: not a valid model name", path.display()))
 }
 
-/// Opens one artifact and builds its sessions; the plaintext buffer is wiped on return.
-/// Logs the time decryption and session building took, and the decryption throughput.
+/// Opens one artifact file and builds its sessions; the plaintext buffer is wiped on return.
+/// The file name must be `NAME.sealed` or `NAME@VERSION.sealed` of the header's identity.
 fn load_sealed(
     env: &Environment,
     path: &Path,
@@ -189,29 +316,78 @@ fn load_sealed(
     sessions: usize,
     empty_dir: &Path,
 ) -> Result<Model, Refusal> {
-    let refuse =
-        |reason: std::fmt::Arguments<'_>| Refusal::new(anyhow::anyhow!("refusing {}: {reason}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let label = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Refusal::new(anyhow::anyhow!("{label}: {e}")))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let progress = Progress::new("decrypting", &path.display().to_string(), size);
+    let progress = Progress::new("decrypting", &label, size);
     let opened = artifact::open_file_with_progress(&file, kms, DigestCheck::TrustAead, &|n| progress.add(n));
-    let (decrypt_time, decrypt_rate) = progress.finish();
+    let decrypted = progress.finish();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let claim = Claim {
+        matches: &|name, version| stem == name || stem == format!("{name}@{version}"),
+        hint: &|name, version| format!("name the file {name}.sealed or {name}@{version}.sealed"),
+    };
+    build_model(env, &label, opened, decrypted, &claim, sessions, empty_dir)
+}
+
+/// Opens one artifact downloaded into memory (`bytes`, from the object `label`, which claims
+/// to be `name@version` by its key) and builds its sessions: the same checks as a file.
+pub fn load_sealed_bytes(
+    env: &Environment,
+    label: &str,
+    bytes: &[u8],
+    claimed: (&str, &str),
+    kms: &Providers,
+    sessions: usize,
+    empty_dir: &Path,
+) -> Result<Model, Refusal> {
+    let started = std::time::Instant::now();
+    let opened = artifact::open_slice(bytes, kms, DigestCheck::TrustAead);
+    let elapsed = started.elapsed();
+    let rate = bytes.len() as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9);
+    let claim = Claim {
+        matches: &|name, version| (name, version) == claimed,
+        hint: &|name, version| format!("publish it as {name}/{version}.sealed"),
+    };
+    build_model(env, label, opened, (elapsed, rate), &claim, sessions, empty_dir)
+}
+
+/// What an artifact's location (file name, object key) says it is, checked against the
+/// authenticated header: a renamed artifact cannot pose as another model.
+struct Claim<'a> {
+    matches: &'a dyn Fn(&str, &str) -> bool,
+    /// How to name it instead, for the refusal.
+    hint: &'a dyn Fn(&str, &str) -> String,
+}
+
+/// The one path from an opened artifact to a model, for files and downloaded objects alike:
+/// the identity check, the sessions, the plaintext wiped, the log line.
+fn build_model(
+    env: &Environment,
+    label: &str,
+    opened: Result<artifact::Opened, artifact::ArtifactError>,
+    (decrypt_time, decrypt_rate): (Duration, f64),
+    claim: &Claim<'_>,
+    sessions: usize,
+    empty_dir: &Path,
+) -> Result<Model, Refusal> {
+    let refuse = |reason: std::fmt::Arguments<'_>| Refusal::new(anyhow::anyhow!("refusing {label}: {reason}"));
     let opened = opened.map_err(|e| {
         let refusal = Refusal::from(e);
         // An unreachable KMS is retried and reported as such; anything else refuses the file.
         let prefix = if refusal.is_transient() { "" } else { "refusing " };
-        refusal.map(|e| anyhow::anyhow!("{prefix}{}: {e}", path.display()))
+        refusal.map(|e| anyhow::anyhow!("{prefix}{label}: {e}"))
     })?;
     let context = &opened.header.context;
     let (name, version) = (
         context.get(artifact::CONTEXT_MODEL).cloned().unwrap_or_default(),
         context.get(artifact::CONTEXT_VERSION).cloned().unwrap_or_default(),
     );
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    if stem != name && stem != format!("{name}@{version}") {
+    if !(claim.matches)(&name, &version) {
         return Err(refuse(format_args!(
             "the artifact holds model '{name}' version '{version}'; a renamed artifact cannot pose as \
-             another model (name the file {name}.sealed or {name}@{version}.sealed)"
+             another model ({})",
+            (claim.hint)(&name, &version)
         )));
     }
     if !sealgate_models::is_valid_name(&name) || version.is_empty() {
@@ -224,7 +400,7 @@ fn load_sealed(
     let external = opened.external_files();
     let files = ModelFiles { onnx: opened.model(), external: &external, empty_dir: Some(empty_dir) };
     let model = Model::from_files(env, &name, &version, &files, sessions, digest)
-        .map_err(|e| Refusal::new(anyhow::anyhow!("{}: {e}", path.display())))?;
+        .map_err(|e| Refusal::new(anyhow::anyhow!("{label}: {e}")))?;
     let build_time = built.elapsed();
     let bytes = opened.plaintext.as_slice().len();
     let file_count = 1 + external.len();

@@ -24,6 +24,7 @@ mod no_plaintext_in_logs;
 mod real_models;
 mod replay;
 mod rotation;
+mod s3;
 mod sealed_artifacts;
 mod shared_replay;
 mod shutdown;

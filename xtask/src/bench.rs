@@ -29,9 +29,13 @@
 //! the per-request cost of the cryptography alone, and the targets of issue 5 are checked
 //! against both.
 //!
-//! `--soak` adds five minutes of open-loop load at 70 % of the MLP's measured maximum
-//! throughput, reporting errors and the gateway's RSS growth. `--quick` shortens every run
-//! to check the pipeline (figures from it are not worth quoting).
+//! `--soak` adds the soak of issue 15 after the benchmark (`--soak-only` runs it alone): a
+//! fresh gateway serving the MLP behind a real nginx relay, its maximum throughput through
+//! nginx measured, then `--soak-minutes` (default 30) of open-loop load at 70 % of it with a
+//! key rotation and a tenant token rotation at half time, the gateway's RSS, file
+//! descriptors, threads and CPU time sampled every 5 s (see [`crate::soak`]). `--quick`
+//! shortens every run to check the pipeline (figures from it are not worth quoting; the soak
+//! then lasts one minute).
 //!
 //! `--stream` runs only the streaming benchmark (issue 11) instead: `sealgate-load --stream
 //! 1000` (one chunked OHTTP request of 1,000 credit-risk NDJSON lines, closed loop, one in
@@ -65,15 +69,22 @@ use crate::setup::{self, ORT_DYLIB_ENV};
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Short runs (3 s each, 30 s soak) to check the pipeline; not figures to quote.
+    /// Short runs (3 s each, a 1-minute soak) to check the pipeline; not figures to quote.
     #[arg(long)]
-    quick: bool,
-    /// Also run the soak test: 5 minutes at 70 % of the MLP's measured maximum throughput.
+    pub(crate) quick: bool,
+    /// Also run the soak after the benchmark: the MLP through nginx at 70 % of its maximum
+    /// throughput through nginx, with a key and a tenant token rotation at half time.
     #[arg(long)]
     soak: bool,
+    /// Run only the soak (no other benchmark).
+    #[arg(long)]
+    soak_only: bool,
+    /// Length of the soak in minutes (default 30, or 1 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) soak_minutes: Option<u64>,
     /// Closed-loop concurrency of the throughput runs.
     #[arg(long, default_value_t = 4)]
-    concurrency: u32,
+    pub(crate) concurrency: u32,
     /// Seconds per measured run (default 15, or 3 with --quick).
     #[arg(long)]
     seconds: Option<u64>,
@@ -94,10 +105,10 @@ pub struct BenchArgs {
     /// Encrypted/plaintext pairs per model and load, interleaved; the table shows their
     /// medians and spread (default 3, or 1 with --quick).
     #[arg(long)]
-    repeats: Option<usize>,
+    pub(crate) repeats: Option<usize>,
     /// Do not pin the gateway and the load generator to separate cores.
     #[arg(long)]
-    no_pin: bool,
+    pub(crate) no_pin: bool,
     /// Only these models, separated by commas (default: every model below). The real models
     /// (`seizure-risk`, `text-embedding`) are measured when `cargo xtask setup` has installed
     /// them, which this command does when they are missing.
@@ -117,13 +128,13 @@ pub struct BenchArgs {
 /// the other's CPU: the gateway on the last core, the load generator on the others. `None`
 /// on a single core, without `taskset`, or with `--no-pin`.
 #[derive(Debug, Clone)]
-struct Pinning {
-    gateway: String,
-    load: String,
+pub(crate) struct Pinning {
+    pub(crate) gateway: String,
+    pub(crate) load: String,
 }
 
 impl Pinning {
-    fn choose(no_pin: bool) -> Option<Self> {
+    pub(crate) fn choose(no_pin: bool) -> Option<Self> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         if no_pin || cores < 2 || !succeeds(Command::new("taskset").arg("--version")) {
             return None;
@@ -133,7 +144,7 @@ impl Pinning {
     }
 
     /// `program` run under `taskset -c cores`, or as it is without pinning.
-    fn command(pin: Option<&str>, program: &Path) -> Command {
+    pub(crate) fn command(pin: Option<&str>, program: &Path) -> Command {
         match pin {
             Some(cores) => {
                 let mut command = Command::new("taskset");
@@ -160,7 +171,7 @@ const EEG_COLUMNS: usize = 600;
 const TEXT_TOKENS: usize = 128;
 
 /// The model the soak test and the latency target use.
-const MLP: &str = "mlp-30mb";
+pub(crate) const MLP: &str = "mlp-30mb";
 
 /// Runs the whole benchmark.
 pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
@@ -196,6 +207,20 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     if args.stream {
         let rows = args.stream_rows.unwrap_or(if args.quick { 200_000 } else { 10_000_000 });
         return stream(root, &library, &sealgate, &load, &work, seconds, warmup, rows);
+    }
+    let soak_tools = crate::soak::Tools { root, library: &library, sealgate: &sealgate, load: &load, work: &work };
+    if args.soak_only {
+        let soak = crate::soak::run(&soak_tools, args, seconds, warmup)?;
+        let results = serde_json::json!({
+            "machine": machine(),
+            "date": utc_now(),
+            "soak": soak.report,
+        });
+        let results_path = work.join("results.json");
+        fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
+            .with_context(|| format!("writing {}", results_path.display()))?;
+        println!("reports: {}", results_path.display());
+        return soak.check();
     }
 
     let chosen = choose_models(&args.models)?;
@@ -263,29 +288,10 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
     println!("medians of {repeats} interleaved encrypted/plaintext pair(s) per load (spread: min–max)");
     print_table(&rows, &pairs);
 
-    let soak = if args.soak {
-        let max = rows
-            .iter()
-            .filter(|r| r.model == MLP && r.mode == "encrypted" && r.load.starts_with("c="))
-            .map(|r| r.throughput)
-            .fold(0.0_f64, f64::max);
-        ensure!(max > 0.0, "no MLP throughput was measured, so the soak rate is unknown");
-        let rate = 0.7 * max;
-        let minutes = if args.quick { "30s" } else { "5m" };
-        eprintln!("==> soak: {MLP} at {rate:.1} req/s (70 % of {max:.1}) for {minutes}");
-        let json = work.join("soak.json");
-        let mut command = server.load_command(&load, MLP);
-        command
-            .args(["--rate", &format!("{rate:.3}"), "--duration", minutes, "--warmup", "10s"])
-            .arg("--json")
-            .arg(&json);
-        run(&mut command)?;
-        let report = read_json(&json)?;
-        Some(report)
-    } else {
-        None
-    };
     drop(server);
+    // A fresh gateway of its own, behind nginx: the soak's memory curve starts from the
+    // MLP alone, the same with and without the benchmark before it.
+    let soak = if args.soak { Some(crate::soak::run(&soak_tools, args, seconds, warmup)?) } else { None };
 
     let results = serde_json::json!({
         "machine": machine,
@@ -296,7 +302,7 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
         "pinning": pinned,
         "repeats": repeats,
         "runs": reports,
-        "soak": soak,
+        "soak": soak.as_ref().map(|s| &s.report),
     });
     let results_path = work.join("results.json");
     fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
@@ -305,12 +311,16 @@ pub fn run_all(root: &Path, args: &BenchArgs) -> Result<()> {
 
     let protocol_us = if args.no_protocol { None } else { protocol_bench(root, &library, args.quick)? };
     println!();
-    print_targets(&rows, soak.as_ref(), protocol_us);
+    print_targets(&rows, protocol_us);
+    if let Some(soak) = soak {
+        soak.print_verdicts();
+        soak.check()?;
+    }
     Ok(())
 }
 
 /// Makes `target/bench/mlp-30mb.onnx` with the project's model script unless it exists.
-fn ensure_mlp(root: &Path, bench_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn ensure_mlp(root: &Path, bench_dir: &Path) -> Result<PathBuf> {
     let mlp = bench_dir.join("mlp-30mb.onnx");
     if mlp.is_file() {
         eprintln!("==> {} present", mlp.display());
@@ -425,7 +435,7 @@ fn write_input(work: &Path, model: &str, body: &Value) -> Result<PathBuf> {
 /// A fresh data directory with its local KMS key `default`, `sources` (name, ONNX file)
 /// sealed into `models`, and a tenant `bench` allowed every model whose token is written to
 /// `DATA_DIR/bench.token` (the gateway serves only sealed artifacts, to tenants).
-fn seal(sealgate: &Path, data: &Path, models: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
+pub(crate) fn seal(sealgate: &Path, data: &Path, models: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
     let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
     eprintln!("==> sealing {} into {}", names.join(", "), models.display());
     // A fresh data directory makes its local key `default` itself (it wraps the audit key);
@@ -453,7 +463,7 @@ fn seal(sealgate: &Path, data: &Path, models: &Path, sources: &[(&str, PathBuf)]
 }
 
 /// The gateway under test; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     _stdout: BufReader<ChildStdout>,
     work: PathBuf,
@@ -481,15 +491,31 @@ impl Server {
         extra: &[&str],
         pinning: Option<Pinning>,
     ) -> Result<Self> {
+        let args: Vec<&str> = std::iter::once("--danger-plaintext-bench").chain(extra.iter().copied()).collect();
+        Self::launch(sealgate, library, data, models, work, &args, pinning)
+    }
+
+    /// `sealgate serve` on free loopback ports with `args` and nothing else added (no
+    /// plaintext benchmark path): the gateway as an operator runs it. Pinned like
+    /// [`Server::start_pinned`]; its log goes to `work/gateway.log`.
+    pub(crate) fn launch(
+        sealgate: &Path,
+        library: &Path,
+        data: &Path,
+        models: &Path,
+        work: &Path,
+        args: &[&str],
+        pinning: Option<Pinning>,
+    ) -> Result<Self> {
         let log_path = work.join("gateway.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = Pinning::command(pinning.as_ref().map(|p| p.gateway.as_str()), sealgate)
-            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--danger-plaintext-bench"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data)
             .arg("--models")
             .arg(models)
-            .args(extra)
+            .args(args)
             .env(ORT_DYLIB_ENV, library)
             .env("NO_COLOR", "1")
             .env_remove("SEALGATE_LOG")
@@ -528,8 +554,18 @@ impl Server {
         Ok(server)
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `https://127.0.0.1:PORT`, where the gateway listens.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The CA certificate of the gateway's development TLS certificate.
+    pub(crate) fn ca(&self) -> &Path {
+        &self.ca
     }
 
     /// Runs `sealgate-load --compare-plaintext` with `load_args` (the load model) and
@@ -554,13 +590,20 @@ impl Server {
 
     /// `sealgate-load` aimed at this gateway and `model`, with its CPU measured.
     fn load_command(&self, load: &Path, model: &str) -> Command {
+        self.load_command_via(load, model, &self.url, &self.token)
+    }
+
+    /// `sealgate-load` aimed at `model` through `url` (this gateway's, or a relay's in front
+    /// of it whose certificate the same CA signed) with the token in `token`, the gateway's
+    /// CPU measured.
+    pub(crate) fn load_command_via(&self, load: &Path, model: &str, url: &str, token: &Path) -> Command {
         let mut command = Pinning::command(self.pinning.as_ref().map(|p| p.load.as_str()), load);
         command
-            .args(["--url", &self.url, "--model", model, "--quiet", "--server-pid", &self.pid().to_string()])
+            .args(["--url", url, "--model", model, "--quiet", "--server-pid", &self.pid().to_string()])
             .arg("--ca")
             .arg(&self.ca)
             .arg("--token-file")
-            .arg(&self.token);
+            .arg(token);
         command
     }
 
@@ -581,7 +624,7 @@ impl Drop for Server {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
 }
@@ -645,7 +688,7 @@ impl Row {
 }
 
 /// The median of `values` (the mean of the middle two for an even count); NaN when empty.
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -708,7 +751,7 @@ fn print_table(rows: &[Row], pairs: &[Vec<Row>]) {
 }
 
 /// The targets of issue 5 that these runs measure, each with its figure and verdict.
-fn print_targets(rows: &[Row], soak: Option<&Value>, protocol_us: Option<f64>) {
+fn print_targets(rows: &[Row], protocol_us: Option<f64>) {
     println!("targets (issues 5 and 13):");
     let pair = |model: &str, load: &dyn Fn(&str) -> bool| {
         let enc = rows.iter().find(|r| r.model == model && load(&r.load) && r.mode == "encrypted")?;
@@ -780,29 +823,9 @@ fn print_targets(rows: &[Row], soak: Option<&Value>, protocol_us: Option<f64>) {
             );
         }
     }
-    if let Some(report) = soak {
-        let run = &report["runs"][0];
-        let failed = run["failed"].as_u64().unwrap_or(u64::MAX);
-        let start = run["server"]["rss_start_kib"].as_f64().unwrap_or(f64::NAN);
-        let end = run["server"]["rss_end_kib"].as_f64().unwrap_or(f64::NAN);
-        let growth = (end / start - 1.0) * 100.0;
-        println!(
-            "  soak: {} ok, {failed} failed at {:.1} req/s for {:.0} s (p50 {}, p99 {}, max {}); server RSS {:.1} → {:.1} MiB \
-             ({growth:+.2} %) (targets: no errors, growth < 5 %): {}",
-            run["ok"],
-            run["throughput_rps"].as_f64().unwrap_or(f64::NAN),
-            run["elapsed_s"].as_f64().unwrap_or(f64::NAN),
-            us(run["latency_us"]["p50"].as_f64().unwrap_or(f64::NAN)),
-            us(run["latency_us"]["p99"].as_f64().unwrap_or(f64::NAN)),
-            us(run["latency_us"]["max"].as_f64().unwrap_or(f64::NAN)),
-            start / 1024.0,
-            end / 1024.0,
-            verdict(failed == 0 && growth < 5.0)
-        );
-    }
 }
 
-fn us(value: f64) -> String {
+pub(crate) fn us(value: f64) -> String {
     if !value.is_finite() {
         "-".into()
     } else if value < 1e3 {
@@ -815,7 +838,7 @@ fn us(value: f64) -> String {
 }
 
 /// The CPU model and count, for the record.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -826,7 +849,7 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs")
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
@@ -1076,14 +1099,14 @@ fn stream(
 }
 
 /// Prints each target's verdict, one line each.
-fn print_verdicts(verdicts: &[(String, bool)]) {
+pub(crate) fn print_verdicts(verdicts: &[(String, bool)]) {
     for (text, ok) in verdicts {
         println!("  {} {text}", if *ok { "met    " } else { "NOT MET" });
     }
 }
 
 /// The time now, UTC, as `date -u` writes it in ISO 8601.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     stdout_of(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default().trim().to_owned()
 }
 

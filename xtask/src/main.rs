@@ -13,13 +13,17 @@
 //! - `ort-path`: print the ONNX Runtime library path, for scripts.
 //! - `bench [--quick] [--soak]`: the end-to-end benchmark with `sealgate-load` (see [`bench`]).
 //! - `wasm [test [--browser]]`: build the browser package, or run its wasm tests (see [`wasm`]).
+//! - `fuzz [--minutes N] [--target NAME] [--parallel K]`: the fuzz campaigns of
+//!   docs/FUZZING.md, with their figures (see [`fuzz`]).
 //!
 //! Linux only, like the gateway (it loads a Linux `.so`).
 
 mod bench;
 mod bench_large;
+mod fuzz;
 mod process;
 mod setup;
+mod soak;
 mod test;
 mod wasm;
 
@@ -66,6 +70,10 @@ enum Task {
         #[command(subcommand)]
         action: Option<WasmAction>,
     },
+    /// Fuzz the parsers (nightly, cargo-fuzz): each target of fuzz/ for --minutes, up to
+    /// --parallel at a time; prints executions, coverage and crashes per target and writes
+    /// them to target/fuzz-report.md. Fails if a target crashed.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Subcommand)]
@@ -121,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test => test::run_all(&root)?,
         Task::Bench(args) => bench::run_all(&root, &args)?,
+        Task::Fuzz(args) => fuzz::run_all(&root, &args)?,
         Task::Wasm { action: None } => {
             wasm::build(&root)?;
         }

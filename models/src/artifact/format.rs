@@ -232,9 +232,20 @@ impl Header {
         for _ in 0..entries {
             let k = r.text16()?;
             let v = r.text16()?;
-            if context.insert(k, v).is_some() {
-                return Err(ArtifactError::Format("duplicate encryption context key"));
+            // Keys in strictly increasing byte order, as the format says and `encode_fixed`
+            // writes them: the header MAC and every frame's AAD are computed over that
+            // encoding, so a header whose entries were reordered must not parse (it would
+            // otherwise authenticate as the sorted one; found by the `artifact` fuzz target).
+            match context.last_key_value() {
+                Some((last, _)) if *last == k => {
+                    return Err(ArtifactError::Format("duplicate encryption context key"));
+                }
+                Some((last, _)) if last.as_bytes() > k.as_bytes() => {
+                    return Err(ArtifactError::Format("encryption context keys out of order"));
+                }
+                _ => {}
             }
+            context.insert(k, v);
         }
         let mut files = Vec::new();
         if version >= VERSION_2 {
@@ -399,5 +410,36 @@ mod tests {
         let mut unknown = bytes;
         unknown[8] = 3;
         assert!(Header::parse(&unknown).is_err());
+    }
+
+    #[test]
+    fn context_entries_out_of_order_or_repeated_are_refused() {
+        let mut header = header_with(vec![FileEntry { name: "m.onnx".into(), size: 1, sha256: [9; 32] }]);
+        header.context.insert("created".into(), "1".into());
+        let bytes = header.encode();
+        assert_eq!(Header::parse(&bytes).unwrap().0, header);
+        // The same two entries swapped on disk: "model" then "created" (the regression input
+        // fuzz/regressions/artifact/context-keys-out-of-order is such a header, found by the
+        // fuzzer). Parsing used to accept it, and the header MAC over the re-encoded, sorted
+        // header still verified.
+        let created = b"\x00\x07created\x00\x011";
+        let model = b"\x00\x05model\x00\x01m";
+        let at = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+        let (c, m) = (at(created), at(model));
+        assert_eq!(m, c + created.len());
+        let mut swapped = bytes.clone();
+        swapped[c..c + model.len()].copy_from_slice(model);
+        swapped[c + model.len()..m + model.len()].copy_from_slice(created);
+        assert_eq!(
+            Header::parse(&swapped).unwrap_err().to_string(),
+            "malformed artifact header: encryption context keys out of order"
+        );
+        // "created" replaced by a second "model" of the same encoded length.
+        let mut repeated = bytes;
+        repeated[c..c + created.len()].copy_from_slice(b"\x00\x05model\x00\x03mmm");
+        assert_eq!(
+            Header::parse(&repeated).unwrap_err().to_string(),
+            "malformed artifact header: duplicate encryption context key"
+        );
     }
 }

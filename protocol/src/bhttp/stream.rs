@@ -6,8 +6,9 @@
 //! answering before the request is complete, and neither side holds a whole body. The
 //! decoder buffers only one length-prefixed item of the head or the trailers at a time,
 //! bounded by [`Limits`]; body bytes are passed through as they arrive. Truncation
-//! (section 3.8: a message that ends after its header section or its content) and zero
-//! padding are accepted, as by the known-length decoder in the parent module; every other
+//! (section 3.8: a message that ends after its header section or its content, or right
+//! after its control data as RFC 9458 Appendix A's messages do) and zero padding are
+//! accepted, as by the known-length decoder in the parent module; every other
 //! malformation is an [`Error::BinaryHttp`] naming the field, and a limit is
 //! [`Error::BinaryHttpLimit`].
 //!
@@ -301,6 +302,15 @@ impl Decoder {
             Step::ContentLength if !self.content_started => parts.push(Part::End { trailers: Vec::new() }),
             Step::Fields { trailers: true, .. } if self.fields.is_empty() && self.section_bytes == 0 => {
                 parts.push(Part::End { trailers: Vec::new() })
+            }
+            // The message ends right after its control data or final status: the header
+            // section is omitted too, which the known-length decoder accepts and RFC 9458's
+            // own example messages do (Appendix A's request and its `0140c8` response). Only
+            // when nothing of the section was read: a field or a partial item is a cut.
+            // (Found by the `bhttp` fuzz target comparing this decoder with the other.)
+            Step::Fields { trailers: false, informational: false } if self.fields.is_empty() => {
+                self.section_done(false, false, &mut parts);
+                parts.push(Part::End { trailers: Vec::new() });
             }
             Step::Framing => return Err(Error::BinaryHttp("empty message")),
             Step::Content { .. } | Step::ContentLength => return Err(Error::BinaryHttp("content truncated")),
@@ -722,6 +732,32 @@ mod tests {
             Error::BinaryHttp("message truncated inside an item")
         );
         assert_eq!(decode_request(&[], 1).unwrap_err(), Error::BinaryHttp("empty message"));
+    }
+
+    #[test]
+    fn a_message_that_ends_after_its_control_data_or_status_is_complete() {
+        // RFC 9458 Appendix A's request and response omit their header sections, and the
+        // known-length decoder has always read them; this decoder used to refuse them
+        // ("header section truncated"; found by the `bhttp` fuzz target).
+        let request = b"\x00\x03GET\x05https\x0bexample.com\x01/";
+        for step in [1, 2, 100] {
+            let (head, body, trailers) = decode_request(request, step).unwrap();
+            assert_eq!(
+                (head.method.as_str(), head.authority.as_str(), head.path.as_str()),
+                ("GET", "example.com", "/")
+            );
+            assert!(head.headers.is_empty() && body.is_empty() && trailers.is_empty());
+        }
+        let mut decoder = Decoder::response();
+        let mut parts = decoder.push(&[0x01, 0x40, 0xc8]).unwrap();
+        parts.extend(decoder.finish().unwrap());
+        assert!(
+            matches!(&parts[..], [Part::Response(r), Part::End { trailers }] if r.status == 200 && trailers.is_empty())
+        );
+        // A cut after a field, or after an informational status, is still a cut.
+        let mut decoder = Decoder::response();
+        decoder.push(&[0x01, 0x40, 0x67]).unwrap();
+        assert_eq!(decoder.finish().unwrap_err(), Error::BinaryHttp("header section truncated"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! listener (up early, so `/readyz` can say the gateway is still starting), TLS, the KMS
 //! providers, the HPKE keys (`keys.rs`, kept current while serving), the models (the
 //! embedded default sealing the demo and real models it has not sealed yet, then ONNX
-//! Runtime), the tenant directory, the routers, then listening until the drain on SIGTERM
-//! ends. What one step
+//! Runtime), the tenant directory, the routers (and, with `--models-refresh`, the thread
+//! that adds new versions from the models bucket: `refresh.rs`), then listening until the
+//! drain on SIGTERM ends. What one step
 //! builds is handed to the next and nothing else is shared, so each step can be read (and
 //! changed) on its own. Any failure stops start-up with one line on stderr, printed by
 //! `main`. The short steps (data dir, TLS, KMS providers, HPKE keys) live here; the others
@@ -15,6 +16,7 @@ mod keys;
 mod listen;
 mod metrics;
 mod models;
+mod refresh;
 mod routers;
 mod signals;
 mod tenants;
@@ -45,7 +47,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SEALGATE_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Folder of sealed models to serve (`*.sealed`). Default (the embedded default): the
+    /// Folder of sealed models to serve (`*.sealed`), or `s3://BUCKET/PREFIX/` to serve every
+    /// `PREFIX/NAME/VERSION.sealed` there (downloaded into memory at start; AWS_* settings as
+    /// for --aws-kms). Default (the embedded default): the
     /// demo models of models/demo and the real models `cargo xtask setup` installs into
     /// .tools/models (seizure-risk, text-embedding; served when installed), each sealed into
     /// DATA_DIR/models with the local KMS key `default` the first time it is served.
@@ -61,9 +65,15 @@ pub struct ServeArgs {
     /// weights then rest unencrypted on disk.
     #[arg(long)]
     danger_allow_plaintext_models: bool,
-    /// How often to retry when the KMS is unreachable at start-up (exponential backoff).
+    /// How often to retry when the KMS (or the models bucket) is unreachable at start-up
+    /// (exponential backoff).
     #[arg(long, default_value_t = 5)]
     kms_retries: u32,
+    /// With `--models s3://...`: look for new `NAME/VERSION.sealed` objects this often (such
+    /// as 60s) and serve them without a restart, checked as at start. A failed look (S3 or
+    /// the KMS unreachable, a refused object) is logged; what is served stays served.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    models_refresh: Option<Duration>,
     /// KMS provider and key that wrap a newly generated HPKE private key.
     #[arg(long, default_value = "local:default", value_name = "PROVIDER:KEY")]
     hpke_key_kms: KeyRef,
@@ -181,6 +191,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // The models are unwrapped; past start-up the KMS only unwraps keys that rotations add.
     keys.keep_kms(kms);
     let routers = routers::routers(&args, registry, keys.current(), &tenants)?;
+    refresh::start(&args, &data, &routers.models_served)?;
     listen::listen(args, &data, tls, routers, tenants, keys, metrics_addr)
 }
 

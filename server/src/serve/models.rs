@@ -2,6 +2,8 @@
 //! default: the demo models and, when `cargo xtask setup` has installed them, the real
 //! models, sealed into the data dir), ONNX Runtime, then every model loaded.
 //!
+//! `--models s3://BUCKET/PREFIX/` serves the artifacts published there (`sealgate publish`).
+//!
 //! Loading itself, sealed artifacts and their checks, is [`crate::sealed_models`]; this step
 //! only decides where the models come from.
 
@@ -9,12 +11,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use sealgate_models::ModelRegistry;
+use sealgate_models::kms::aws::AwsKmsConfig;
 use sealgate_models::kms::local;
 use sealgate_models::runtime;
 
 use super::ServeArgs;
 use crate::data_dir::DataDir;
 use crate::providers::Providers;
+use crate::s3::{ModelBucket, S3Location};
 use crate::sealed_models::{self, DefaultModel, LoadOptions};
 
 /// The demo models, relative to the checkout: small scikit-learn models, committed.
@@ -45,7 +49,10 @@ pub(super) fn load_models(args: &ServeArgs, data: &DataDir, kms: &Providers) -> 
     };
     let loading = std::time::Instant::now();
     let registry = match &args.models {
-        Some(dir) => sealed_models::load(env, data, kms, dir, &options)?,
+        Some(source) => match bucket_of(source)? {
+            Some(bucket) => sealed_models::load_bucket(env, data, kms, &bucket, &options)?,
+            None => sealed_models::load(env, data, kms, source, &options)?,
+        },
         // Exactly the embedded default's artifacts: one sealed earlier but not chosen now (a
         // real model with --no-real-models) stays in the folder, unserved.
         None => sealed_models::load_files(env, data, kms, &default_artifacts, &[], &options)?,
@@ -53,6 +60,18 @@ pub(super) fn load_models(args: &ServeArgs, data: &DataDir, kms: &Providers) -> 
     let served = registry.iter().map(|m| (m.name(), m.pool_size()));
     sealgate_server::metrics::global().set_models(served, loading.elapsed());
     Ok(registry)
+}
+
+/// The bucket `--models s3://BUCKET/PREFIX/` names (credentials, region and endpoint as for
+/// the aws-kms provider), or `None` for a local folder.
+pub(super) fn bucket_of(source: &Path) -> Result<Option<ModelBucket>> {
+    let Some(location) = source.to_str().and_then(S3Location::parse) else {
+        return Ok(None);
+    };
+    let location = location.map_err(|e| anyhow::anyhow!("--models: {e}"))?;
+    let config = AwsKmsConfig::from_env()
+        .map_err(|e| anyhow::anyhow!("--models {location}: {e} (S3 uses the aws-kms provider's AWS_* settings)"))?;
+    Ok(Some(ModelBucket::new(location, &config)?))
 }
 
 /// The embedded default's models: every `*.onnx` of `models/demo`, then, unless

@@ -27,6 +27,8 @@ pub(super) struct Routers {
     pub models: Vec<String>,
     /// The gateway, whose keys the key watcher replaces on rotation.
     pub gateway: Arc<gateway::Gateway>,
+    /// The served models, which `--models-refresh` adds versions to.
+    pub models_served: Arc<inference::Models>,
 }
 
 /// Builds the inner router (behind the authorization layer) and the gateway around it.
@@ -56,6 +58,7 @@ pub(super) fn routers(
         replay_capacity: args.replay_capacity,
     };
     sealgate_server::metrics::global().set_in_flight_limit(limits.max_in_flight);
+    let models_served = inner_models.clone();
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
     let mut gw = gateway::Gateway::new(keys, inner, model_names, limits);
@@ -83,7 +86,7 @@ pub(super) fn routers(
         );
         app = app.merge(bench);
     }
-    Ok(Routers { app, total_sessions, key_configs, models, gateway })
+    Ok(Routers { app, total_sessions, key_configs, models, gateway, models_served })
 }
 
 /// The password in `--replay-store-password-file`: its first line, which must not be empty.
