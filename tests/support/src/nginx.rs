@@ -3,7 +3,8 @@
 //! (their `${SEALGATE_*}` variables filled in by [`render`]).
 //!
 //! nginx runs unprivileged in the foreground with everything it writes (pid, logs, temporary
-//! files) in its own temporary directory, one worker, and is killed on drop.
+//! files) in its own temporary directory, one worker, and is stopped on drop (SIGTERM, which
+//! takes its workers with it, then the kill of any service).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub struct NginxConfig {
     pub http: String,
 }
 
-/// A running nginx; killed on drop.
+/// A running nginx; stopped on drop, workers included.
 #[derive(Debug)]
 pub struct Nginx {
     service: Service,
@@ -92,6 +93,25 @@ impl Nginx {
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    /// Stops nginx the way its master stops its workers (SIGTERM, a fast shutdown), and
+    /// waits until the master has exited: the SIGKILL of [`Service`]'s drop alone would
+    /// leave the workers running, orphaned, after the test.
+    fn drop(&mut self) {
+        let Some(pid) = self.service.pid() else { return };
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let started = std::time::Instant::now();
+        // Until it is gone or a zombie (the service's drop reaps it).
+        let exited = || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        };
+        while !exited() && started.elapsed() < START_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
