@@ -313,6 +313,14 @@ fn report(results: &[(&'static str, Result<Figures>)], args: &FuzzArgs, seconds:
     for t in &args.targets {
         let _ = write!(line, " --target {t}");
     }
+    for (flag, on) in [(" --seeds", args.seeds), (" --minimize", args.minimize)] {
+        if on {
+            line.push_str(flag);
+        }
+    }
+    if !args.libfuzzer.is_empty() {
+        let _ = write!(line, " -- {}", args.libfuzzer.join(" "));
+    }
     let uname = stdout_of(Command::new("uname").arg("-srm")).unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(out, "Fuzz campaign: `{line}` ({} per target)", humanize(seconds));
