@@ -541,8 +541,8 @@ fn rotate(sealgate: &Path, data: &Path, new_token: &Path, log: &Path, started: I
     Ok(Rotation { at, keys_before, keys_after, keys_picked_up, tenants_picked_up })
 }
 
-/// nginx as the OHTTP relay in front of the gateway, from the shipped template; stopped
-/// when dropped.
+/// nginx as the OHTTP relay in front of the gateway, from the shipped template; stopped,
+/// workers included, when dropped (by the harness).
 struct Relay {
     nginx: Nginx,
     url: String,
@@ -607,26 +607,6 @@ impl Relay {
     fn keep_error_log(&self, path: &Path) {
         if let Err(e) = fs::write(path, self.nginx.error_log()) {
             eprintln!("==> warning: could not keep nginx's error log in {}: {e}", path.display());
-        }
-    }
-}
-
-impl Drop for Relay {
-    /// Stops nginx with SIGTERM, which its master passes on to the workers, before the
-    /// harness kills the master: a SIGKILLed master leaves its workers running (orphaned,
-    /// holding the port and the connections to the gateway).
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.master.to_string()]).stderr(Stdio::null()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let alive = |pid: &u32| {
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-        };
-        while self.workers.iter().any(alive) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-        }
-        for pid in self.workers.iter().filter(|pid| alive(pid)) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
         }
     }
 }
