@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
 use sealgate_protocol::{GatewayKeys, RequestHeader, ServerResponse, bhttp, media_type, problem_type};
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
@@ -25,6 +24,7 @@ use sealgate_server::metrics::{self, Refusal, ReplayRefusal};
 use sealgate_server::redis::Redis;
 use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayStore, ReplayWindow};
 
+use crate::admission::{Admission, Pace, Shed};
 use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
 
@@ -45,6 +45,9 @@ pub struct Limits {
     /// Encapsulated requests handled at once; beyond it the gateway sheds load with an
     /// outer 503 before reading or decrypting anything.
     pub max_in_flight: usize,
+    /// The longest a request may be expected to wait for a session; a request that would
+    /// wait longer is shed like one beyond `max_in_flight` ([`crate::admission`]).
+    pub max_queue_delay: Duration,
     /// The longest a client may cache the key list (`Cache-Control: max-age`); shorter
     /// before a scheduled rotation ([`Gateway::replace_keys`]).
     pub key_cache_max_age: Duration,
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_response_bytes: 16 << 20,
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
+            max_queue_delay: Duration::from_millis(20),
             key_cache_max_age: Duration::from_secs(300),
             replay_window: replay::DEFAULT_WINDOW,
             replay_capacity: replay::DEFAULT_CAPACITY,
@@ -78,8 +82,9 @@ pub struct Gateway {
     model_names: Vec<String>,
     inner: Router,
     limits: Limits,
-    /// One permit per encapsulated request being handled (`Limits::max_in_flight`).
-    in_flight: Arc<Semaphore>,
+    /// One permit per encapsulated request being handled (`Limits::max_in_flight`,
+    /// `Limits::max_queue_delay`).
+    admission: Admission,
     /// The requests answered within the replay window, by `enc`: in memory, or in the Redis
     /// the replicas share.
     replay: ReplayStore,
@@ -99,10 +104,17 @@ pub(crate) enum Unfresh {
 impl Gateway {
     /// Wires the keys and the inner router together.
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
-        let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+        let admission = Admission::new(limits.max_in_flight, limits.max_queue_delay, Arc::new(Pace::default()));
         let keys = RwLock::new(Arc::new(KeySet::new(keys, None)));
         let replay = ReplayStore::Memory(ReplayWindow::new(limits.replay_window, limits.replay_capacity));
-        Self { keys, model_names, inner, limits, in_flight, replay, replay_fail_open: false }
+        Self { keys, model_names, inner, limits, admission, replay, replay_fail_open: false }
+    }
+
+    /// Admits requests by `pace`, the sessions and hold times the inner router measures
+    /// (without it only `Limits::max_in_flight` applies).
+    pub fn with_pace(mut self, pace: Arc<Pace>) -> Self {
+        self.admission = Admission::new(self.limits.max_in_flight, self.limits.max_queue_delay, pace);
+        self
     }
 
     /// Keeps the replay window in `redis`, shared with the other replicas, instead of in
@@ -362,14 +374,24 @@ pub async fn readyz() -> Response {
     }
 }
 
-/// A permit for one request (`Limits::max_in_flight`), or the 503 that sheds it.
+/// A permit for one request ([`Admission::admit`]), or the 503 that sheds it.
 fn admit(gw: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
-    gw.in_flight.clone().try_acquire_owned().map_err(|_| {
+    gw.admission.admit().map_err(|shed| {
         metrics::global().shed();
         if let Some(suppressed) = SHED.allow() {
-            tracing::warn!(max_in_flight = gw.limits.max_in_flight, suppressed, "shedding load: 503 before decryption");
+            match shed {
+                Shed::Full { max_in_flight } => {
+                    tracing::warn!(max_in_flight, suppressed, "shedding load: 503 before decryption")
+                }
+                Shed::Delay { expected, max_queue_delay } => tracing::warn!(
+                    expected_wait = ?expected,
+                    ?max_queue_delay,
+                    suppressed,
+                    "shedding load: 503 before decryption"
+                ),
+            }
         }
-        Problem::Overloaded { max_in_flight: gw.limits.max_in_flight }
+        Problem::Overloaded(shed)
     })
 }
 

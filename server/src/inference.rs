@@ -31,11 +31,15 @@ use sealgate_server::tenants::{Directory, Grant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::admission::Pace;
+
 /// A model with the semaphore that bounds how many requests wait on its session pool.
 #[derive(Clone)]
 struct Served {
     model: Arc<Model>,
     slots: Arc<Semaphore>,
+    /// Where its inference times are counted.
+    pace: Arc<Pace>,
 }
 
 /// Limits of the inner API.
@@ -65,6 +69,8 @@ pub struct Models {
     /// model in the catalog current when it starts.
     catalog: RwLock<Arc<Catalog>>,
     limits: InnerLimits,
+    /// The sessions and the mean inference time, for admission control.
+    pace: Arc<Pace>,
 }
 
 /// The served models: the registry (which resolves versions) and each model's semaphore.
@@ -76,17 +82,19 @@ struct Catalog {
 }
 
 impl Models {
-    /// Wraps a loaded registry.
-    pub fn new(registry: ModelRegistry, limits: InnerLimits) -> Self {
+    /// Wraps a loaded registry; every inference's time is counted in `pace`.
+    pub fn new(registry: ModelRegistry, limits: InnerLimits, pace: Arc<Pace>) -> Self {
         let mut served: HashMap<String, HashMap<String, Served>> = HashMap::new();
         for m in registry.iter() {
             let slots = Arc::new(Semaphore::new(m.pool_size()));
             served
                 .entry(m.name().to_owned())
                 .or_default()
-                .insert(m.version().to_owned(), Served { model: m.clone(), slots });
+                .insert(m.version().to_owned(), Served { model: m.clone(), slots, pace: pace.clone() });
         }
-        Self { catalog: RwLock::new(Arc::new(Catalog { registry, served })), limits }
+        let models = Self { catalog: RwLock::new(Arc::new(Catalog { registry, served })), limits, pace };
+        models.pace.set_sessions(models.total_sessions());
+        models
     }
 
     /// The catalog now.
@@ -105,8 +113,10 @@ impl Models {
         let Some(model) = next.registry.get(&name, Some(&version)) else {
             return Err(ModelError::Duplicate(format!("{name} version {version}")));
         };
-        next.served.entry(name).or_default().insert(version, Served { model, slots });
+        next.served.entry(name).or_default().insert(version, Served { model, slots, pace: self.pace.clone() });
         *current = Arc::new(next);
+        drop(current);
+        self.pace.set_sessions(self.total_sessions());
         Ok(())
     }
 
@@ -455,13 +465,15 @@ async fn run_on_session<T: Send + 'static>(
         }
     };
     metrics.queue_wait(metrics_model, queued.elapsed());
-    let model = served.model.clone();
+    let (model, pace) = (served.model.clone(), served.pace.clone());
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let _busy = metrics.session_busy(metrics_model);
         let started = std::time::Instant::now();
         let out = job(&model);
-        metrics.inference(metrics_model, started.elapsed());
+        let held = started.elapsed();
+        metrics.inference(metrics_model, held);
+        pace.record(held);
         out
     })
     .await

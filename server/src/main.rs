@@ -8,6 +8,7 @@
 //! (`seal`, `verify`, `publish`, `rewrap`, `kms`, `audit`, `tenants`, `keys`) manage sealed artifacts, keys and
 //! who may call.
 
+mod admission;
 mod authorization;
 mod chunked_relay;
 mod commands;

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use sealgate_protocol::{media_type, problem_type};
 use serde::Serialize;
 
+use crate::admission::Shed;
+
 /// An outer error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -25,11 +27,9 @@ pub enum Problem {
     KeyConfigMismatch(&'static str),
     /// The request body did not arrive in time.
     Timeout,
-    /// The gateway is at its limit of requests in flight (load shedding).
-    Overloaded {
-        /// The limit.
-        max_in_flight: usize,
-    },
+    /// The gateway sheds the request (admission control): at its limit of requests in
+    /// flight, or the request would wait too long for a session.
+    Overloaded(Shed),
     /// The shared replay store (`--replay-store`) cannot be asked, and the gateway fails
     /// closed rather than answer a request it cannot check against replays.
     ReplayStoreUnreachable,
@@ -85,11 +85,20 @@ impl Problem {
                 format!("{detail}; fetch the current key configuration"),
             ),
             Problem::Timeout => (StatusCode::REQUEST_TIMEOUT, "about:blank", "Request Timeout", String::new()),
-            Problem::Overloaded { max_in_flight } => (
+            Problem::Overloaded(Shed::Full { max_in_flight }) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "about:blank",
                 "Service Unavailable",
                 format!("the gateway is handling its limit of {max_in_flight} requests; retry shortly"),
+            ),
+            Problem::Overloaded(Shed::Delay { max_queue_delay, .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "about:blank",
+                "Service Unavailable",
+                format!(
+                    "the gateway is at capacity: the request would wait more than {} for the model; retry shortly",
+                    humantime::format_duration(*max_queue_delay)
+                ),
             ),
             Problem::ReplayStoreUnreachable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -103,7 +112,7 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let retry_after = matches!(self, Problem::Overloaded { .. } | Problem::ReplayStoreUnreachable);
+        let retry_after = matches!(self, Problem::Overloaded(_) | Problem::ReplayStoreUnreachable);
         let (status, kind, title, detail) = self.parts();
         let body = Body { kind, title, status: status.as_u16(), detail };
         // Serializing a struct of strings and a number cannot fail.

@@ -25,7 +25,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::ObjectLockMode;
-use sealgate_models::kms::aws::AwsKmsConfig;
+use sealgate_models::kms::aws::{AwsKmsConfig, error_chain};
 
 /// The content type of a sealed artifact in the bucket (the bucket policy requires it).
 pub const CONTENT_TYPE: &str = "application/vnd.sealgate.sealed";
@@ -369,21 +369,6 @@ fn unquote(etag: Option<&str>) -> String {
 fn lock_of(mode: Option<&ObjectLockMode>, until: Option<&DateTime>) -> Option<(String, String)> {
     let until = until.and_then(|d| d.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok());
     Some((mode?.as_str().to_owned(), until.unwrap_or_else(|| "-".into())))
-}
-
-/// An error and its sources on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn short_message(message: Option<&str>) -> String {

@@ -10,7 +10,9 @@
 //!
 //! `serve --models s3://BUCKET/PREFIX/` loads every `NAME/VERSION.sealed` of the bucket the
 //! same way ([`load_bucket`]): downloaded into memory, never to disk, the object key standing
-//! for the file name.
+//! for the file name. The downloads start first, on a thread of their own ([`Prefetch`]),
+//! so that they overlap the rest of start-up (ONNX Runtime, the keys, TLS) and each object's
+//! download overlaps the loading of the one before it.
 //!
 //! Loading is all or nothing. A KMS that cannot be reached is retried with exponential
 //! backoff; any other failure stops start-up with the reason.
@@ -179,30 +181,96 @@ pub fn load_files(
     Ok(registry)
 }
 
-/// Loads every `NAME/VERSION.sealed` under the prefix of `bucket`: each downloaded into
-/// memory, recorded in the audit log with its version id and ETag, then opened and checked
-/// exactly as a file is ([`load_sealed_bytes`]), the key standing for the file name. A
-/// plaintext `.onnx` under the prefix stops start-up; other keys are ignored. S3 or the KMS
-/// unreachable is retried with backoff (`--kms-retries`), then start-up fails.
+/// One object of the bucket as the download thread hands it over: its key, the model and
+/// version its key claims, and its bytes and version (or why they could not be had).
+struct Fetched {
+    key: String,
+    name: String,
+    version: String,
+    downloaded: Result<(Vec<u8>, s3::ObjectInfo)>,
+}
+
+/// The downloads of `serve --models s3://...`, running on a thread of their own from the
+/// start of `serve`: the listing, then each artifact in key order, one object ahead of the
+/// loading (a rendezvous channel: the thread downloads the next object while the previous
+/// one is opened, so at most two downloaded objects are in memory). It stops at the first
+/// failure, after the retries (`--kms-retries`, with backoff), and hands that failure over.
+/// Nothing is written anywhere by the thread: the audit entries are made by [`load_bucket`].
+pub struct Prefetch {
+    bucket: std::sync::Arc<ModelBucket>,
+    fetched: std::sync::mpsc::Receiver<Result<Fetched>>,
+}
+
+impl Prefetch {
+    /// Starts listing and downloading the artifacts of `bucket`.
+    pub fn start(bucket: ModelBucket, retries: u32) -> Result<Self> {
+        let bucket = std::sync::Arc::new(bucket);
+        let (sender, fetched) = std::sync::mpsc::sync_channel(0);
+        let thread_bucket = bucket.clone();
+        std::thread::Builder::new()
+            .name("sealgate-s3-prefetch".into())
+            .spawn(move || prefetch(&thread_bucket, retries, &sender))
+            .context("starting the S3 download thread")?;
+        Ok(Self { bucket, fetched })
+    }
+
+    /// The bucket downloaded from.
+    pub fn bucket(&self) -> &ModelBucket {
+        &self.bucket
+    }
+}
+
+/// The download thread's work (see [`Prefetch`]); a send fails only when start-up already
+/// gave up, and then the thread ends.
+fn prefetch(bucket: &ModelBucket, retries: u32, sender: &std::sync::mpsc::SyncSender<Result<Fetched>>) {
+    let location = bucket.location();
+    let objects = s3::with_retries(retries, &format!("listing {location}"), || bucket.list())
+        .and_then(|keys| bucket_models(location, &keys));
+    let objects = match objects {
+        Ok(objects) if objects.is_empty() => {
+            let _ = sender.send(Err(anyhow::anyhow!("no models (NAME/VERSION.sealed) found in {location}")));
+            return;
+        }
+        Ok(objects) => objects,
+        Err(e) => {
+            let _ = sender.send(Err(e));
+            return;
+        }
+    };
+    for (key, name, version) in objects {
+        let downloaded = download(bucket, &key, retries);
+        let failed = downloaded.is_err();
+        if sender.send(Ok(Fetched { key, name, version, downloaded })).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Loads every `NAME/VERSION.sealed` under the prefix of the bucket of `prefetch`: each
+/// downloaded into memory, recorded in the audit log with its version id and ETag, then
+/// opened and checked exactly as a file is ([`load_sealed_bytes`]), the key standing for the
+/// file name. A plaintext `.onnx` under the prefix stops start-up; other keys are ignored. S3
+/// or the KMS unreachable is retried with backoff (`--kms-retries`), then start-up fails.
 pub fn load_bucket(
     env: &Environment,
     data: &DataDir,
     kms: &Providers,
-    bucket: &ModelBucket,
+    prefetch: Prefetch,
     options: &LoadOptions,
 ) -> Result<ModelRegistry> {
-    let location = bucket.location();
-    let keys = s3::with_retries(options.kms_retries, &format!("listing {location}"), || bucket.list())?;
-    let objects = bucket_models(location, &keys)?;
-    if objects.is_empty() {
-        bail!("no models (NAME/VERSION.sealed) found in {location}");
-    }
     let mut published = Published::open(data)?;
     let mut registry = ModelRegistry::default();
     let empty_dir = data.empty_external_data_dir()?;
-    for (key, name, version) in &objects {
-        let model = load_object(env, kms, bucket, key, (name, version), options, &empty_dir, &mut published)?;
+    let bucket = prefetch.bucket();
+    // The thread ends after the last object (or the first failure), closing the channel.
+    for fetched in prefetch.fetched.iter() {
+        let Fetched { key, name, version, downloaded } = fetched?;
+        let claimed = (name.as_str(), version.as_str());
+        let model = open_object(env, kms, bucket, &key, claimed, downloaded, options, &empty_dir, &mut published)?;
         registry.insert(model)?;
+    }
+    if registry.iter().next().is_none() {
+        bail!("the S3 download thread ended without a model from {}", bucket.location());
     }
     published.save(data)?;
     Ok(registry)
@@ -272,7 +340,13 @@ fn bucket_models(location: &S3Location, keys: &[String]) -> Result<Vec<(String, 
     Ok(objects)
 }
 
-/// Downloads one object and loads it, auditing the download and any refusal.
+/// Downloads the object at `key` into memory, retrying an unreachable S3 `retries` times.
+fn download(bucket: &ModelBucket, key: &str, retries: u32) -> Result<(Vec<u8>, s3::ObjectInfo)> {
+    let url = bucket.location().url_of(key);
+    s3::with_retries(retries, &format!("downloading {url}"), || bucket.get(key))
+}
+
+/// Downloads one object and loads it ([`open_object`]).
 #[allow(clippy::too_many_arguments, reason = "one call site per caller; a struct would only rename them")]
 fn load_object(
     env: &Environment,
@@ -284,9 +358,26 @@ fn load_object(
     empty_dir: &Path,
     published: &mut Published,
 ) -> Result<Model> {
+    let downloaded = download(bucket, key, options.kms_retries);
+    open_object(env, kms, bucket, key, claimed, downloaded, options, empty_dir, published)
+}
+
+/// Loads one downloaded object, auditing the download (or its failure) and any refusal.
+#[allow(clippy::too_many_arguments, reason = "two callers; a struct would only rename them")]
+fn open_object(
+    env: &Environment,
+    kms: &Providers,
+    bucket: &ModelBucket,
+    key: &str,
+    claimed: (&str, &str),
+    downloaded: Result<(Vec<u8>, s3::ObjectInfo)>,
+    options: &LoadOptions,
+    empty_dir: &Path,
+    published: &mut Published,
+) -> Result<Model> {
     let url = bucket.location().url_of(key);
     let subject = format!("{}@{}", claimed.0, claimed.1);
-    let (bytes, info) = match s3::with_retries(options.kms_retries, &format!("downloading {url}"), || bucket.get(key)) {
+    let (bytes, info) = match downloaded {
         Ok(downloaded) => downloaded,
         Err(e) => {
             kms.record_object("s3-download", &url, &subject, Err(format!("{e:#}")))?;

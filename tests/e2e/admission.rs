@@ -92,6 +92,64 @@ async fn sixty_four_concurrent_requests_against_two_sessions_end_cleanly() {
     client.infer("slow", &slow_request(10)).await.unwrap();
 }
 
+/// Sends `n` requests of `repeats` at once; returns (answered, shed before decryption).
+async fn burst(client: &sealgate_client::Client, n: usize, repeats: i64) -> (usize, usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.infer("slow", &slow_request(repeats)).await })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Exchange(ExchangeError::Overloaded { retry_after })) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(1)));
+                shed += 1;
+            }
+            Err(other) => panic!("not an answer or a shed: {other}"),
+        }
+    }
+    (ok, shed)
+}
+
+/// `--max-queue-delay`: with the in-flight cap far away, a burst of short inferences is
+/// queued and answered, while the same burst of inferences that each hold a session for
+/// about 70 ms is shed beyond what the two sessions can start within the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_queued_for_a_fast_model_and_shed_for_a_slow_one() {
+    let dir = slow_model_dir();
+    let gateway = slow_gateway(
+        dir.path(),
+        &["--sessions-per-model", "2", "--max-in-flight", "64", "--max-queue-delay", "20ms", "--queue-timeout", "30s"],
+    );
+    let client = gateway.client_builder().timeout(Duration::from_secs(30)).build().unwrap();
+    // Short inferences (R = 10: well under a millisecond) set the mean hold time.
+    for _ in 0..20 {
+        client.infer("slow", &slow_request(10)).await.unwrap();
+    }
+    let (ok, shed) = burst(&client, 12, 10).await;
+    println!("12 short requests at once: {ok} answered, {shed} shed");
+    assert_eq!((ok, shed), (12, 0), "twelve requests of a fast model are a burst to queue\n{}", gateway.logs());
+    assert!(!gateway.logs().contains("shedding load"), "{}", gateway.logs());
+
+    // Long inferences (R = 1000: about 70 ms each) raise the mean: then, with two sessions,
+    // the third request at once would wait about 35 ms, over the 20 ms allowed.
+    for _ in 0..40 {
+        client.infer("slow", &slow_request(1000)).await.unwrap();
+    }
+    let (ok, shed) = burst(&client, 12, 1000).await;
+    println!("12 long requests at once: {ok} answered, {shed} shed");
+    assert!(ok >= 2, "both sessions answered");
+    assert!(shed >= 6, "the requests that would wait past the delay were shed, not queued: {ok} answered");
+    let logs = gateway.logs();
+    assert!(logs.contains("shedding load") && logs.contains("max_queue_delay=20ms"), "{logs}");
+    // Once the burst is over the gateway answers again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.infer("slow", &slow_request(10)).await.unwrap();
+}
+
 /// A request whose inference outlives the request timeout keeps its session permit until
 /// the inference ends: the next request waits for the session instead of running beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

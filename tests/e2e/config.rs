@@ -51,6 +51,7 @@ fn bad_configuration_files_are_refused_naming_the_key() {
         ("max_in_fligth = 3\n", "unknown option 'max_in_fligth' (did you mean 'max_in_flight'?)"),
         ("max_in_flight = \"lots\"\n", "--max-in-flight"),
         ("queue_timeout = \"soon\"\n", "--queue-timeout"),
+        ("max_queue_delay = \"briefly\"\n", "--max-queue-delay"),
         ("danger_allow_anonymous = \"yes\"\n", "is a switch"),
         ("listen = \n", "not valid TOML"),
     ] {

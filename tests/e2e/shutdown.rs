@@ -169,9 +169,11 @@ const WORK: i64 = 10_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_lets_every_request_in_flight_finish_with_its_answer() {
     let dir = slow_model_dir();
-    // Room for all six at once (the defaults admit 2 x 2 sessions), and a queue wait long
-    // enough for the last of them: the test is about the drain, not about shedding.
-    let gateway = slow_gateway(dir.path(), &["--max-in-flight", "12", "--queue-timeout", "30s"]);
+    // Room for all six at once (by default a request that would wait 20 ms for one of the
+    // two sessions is shed), and a queue wait long enough for the last of them: the test is
+    // about the drain, not about shedding.
+    let gateway =
+        slow_gateway(dir.path(), &["--max-in-flight", "12", "--max-queue-delay", "30s", "--queue-timeout", "30s"]);
     let mut clients = Vec::new();
     for _ in 0..UNDER_LOAD {
         clients.push(warm_client(&gateway).await);

@@ -46,8 +46,8 @@
 //!
 //! `--overload` runs only the admission-control experiment instead: a gateway with 2
 //! sessions of `tests/models/slow.onnx` sized to about 10 ms per request, its capacity
-//! measured closed-loop at concurrency 4 (its default `--max-in-flight`: both sessions busy
-//! and one request waiting for each), then open-loop load at 70 % and at 300 % of it,
+//! measured closed-loop at concurrency 4 (both sessions busy and one request waiting for
+//! each), then open-loop load at 70 % and at 300 % of it,
 //! with the gateway's RSS sampled every 50 ms. It checks that every request ends with an
 //! answer, a 503 or a 429, that the RSS stays within 10 % of idle plus the model size, and
 //! that the p99 of the answered requests at 300 % stays within twice the p99 at 70 %.
@@ -903,7 +903,10 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
     eprintln!("==> {machine}; load average {}", loadavg());
     let server = Server::start(sealgate, library, &data, &models, work, &["--sessions-per-model", "2"])?;
     let pid = server.pid();
-    eprintln!("==> gateway pid {pid} at {} (2 sessions, default --max-in-flight and --queue-timeout)", server.url);
+    eprintln!(
+        "==> gateway pid {pid} at {} (2 sessions, default --max-in-flight, --max-queue-delay and --queue-timeout)",
+        server.url
+    );
 
     let capacity_report = server.measure(load, "slow", "capacity", &["--input", &input, "--concurrency", "4"], 10)?;
     let capacity = capacity_report["runs"][0]["throughput_rps"].as_f64().context("capacity throughput")?;

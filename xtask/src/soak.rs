@@ -103,7 +103,8 @@ const USER_HZ: f64 = 100.0;
 /// What the gateway logs when it serves a new key set, and when it reloaded the tenants.
 const KEYS_SERVED: &str = "serving a new set of HPKE keys";
 const TENANTS_RELOADED: &str = "reloaded the tenant file";
-/// What the gateway logs (throttled) when it refuses requests beyond `--max-in-flight`.
+/// What the gateway logs (throttled) when admission control sheds requests
+/// (`--max-in-flight`, `--max-queue-delay`).
 const SHED: &str = "shedding load: 503";
 
 /// The tenant `bench::seal` creates.
@@ -458,7 +459,7 @@ fn wait(mut child: Child, line: &str) -> Result<()> {
     Ok(())
 }
 
-/// When the gateway shed requests (outer 503 at `--max-in-flight`), from its log: (seconds
+/// When the gateway shed requests (outer 503 of admission control), from its log: (seconds
 /// since the soak's start, requests). The message is throttled, each line counting itself
 /// and the ones suppressed since the previous line, so a count is placed at most a few
 /// seconds late.

@@ -284,8 +284,9 @@ fn map_service_error(
 
 /// An error and its sources, one after another: "dispatch failure: io error: ... Connection
 /// refused". The SDK's own `DisplayErrorContext` appends a `Debug` dump as well, which is
-/// too much for an error that ends up in a log line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// too much for an error that ends up in a log line. Also used for the S3 client's errors
+/// (`sealgate_server::s3`), which come from the same SDK.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -11,10 +11,10 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use super::{FixedRng, Seed, X25519_KEY_ID, aead_name, gateway_keys, sliced, slicing};
+use super::{FixedRng, Seed, X25519_KEY_ID, aead_name, sliced, slicing};
 use crate::bhttp::stream::{Decoder, Encoder};
 use crate::chunked::{ChunkedClientRequest, ChunkedServerResponse, RequestHeaderReader};
-use crate::{Backend, GatewayKeys, KeyConfig, Result, SymmetricSuite, bhttp, rand_core};
+use crate::{GatewayKeys, KeyConfig, Result, SymmetricSuite, bhttp, rand_core};
 
 /// The RNG seed of the fixed client request whose responses the target opens.
 const CLIENT_SEED: u64 = 7;
@@ -34,12 +34,7 @@ type Opened = core::result::Result<Vec<u8>, ()>;
 impl Target {
     /// Derives the fixed keys on every backend.
     pub fn new() -> Result<Self> {
-        let gateways = Backend::ALL.iter().map(|&backend| gateway_keys(backend)).collect::<Result<Vec<_>>>()?;
-        let client_config = gateway_keys(Backend::default())?
-            .configs()
-            .into_iter()
-            .find(|c| c.key_id() == X25519_KEY_ID)
-            .ok_or(crate::Error::UnknownKeyId(X25519_KEY_ID))?;
+        let super::Gateways { gateways, client_config } = super::Gateways::new()?;
         Ok(Self { gateways, client_config })
     }
 

@@ -11,7 +11,7 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use super::{FixedRng, Seed, X25519_KEY_ID, XWING_KEY_ID, aead_name, gateway_keys};
+use super::{FixedRng, Seed, XWING_KEY_ID, aead_name};
 use crate::{
     Backend, ClientRequest, ClientResponse, GatewayKeys, KeyConfig, Result, ServerResponse, SymmetricSuite, bhttp,
     rand_core,
@@ -30,12 +30,7 @@ pub struct Target {
 impl Target {
     /// Derives the fixed keys on every backend.
     pub fn new() -> Result<Self> {
-        let gateways = Backend::ALL.iter().map(|&backend| gateway_keys(backend)).collect::<Result<Vec<_>>>()?;
-        let client_config = gateway_keys(Backend::default())?
-            .configs()
-            .into_iter()
-            .find(|c| c.key_id() == X25519_KEY_ID)
-            .ok_or(crate::Error::UnknownKeyId(X25519_KEY_ID))?;
+        let super::Gateways { gateways, client_config } = super::Gateways::new()?;
         Ok(Self { gateways, client_config })
     }
 

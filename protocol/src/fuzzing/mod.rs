@@ -20,7 +20,7 @@ pub mod key_config;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{GatewayKey, GatewayKeys, Kem, Result, SymmetricSuite};
+use crate::{GatewayKey, GatewayKeys, Kem, KeyConfig, Result, SymmetricSuite};
 
 /// A named valid input, to start a corpus from.
 pub type Seed = (String, Vec<u8>);
@@ -73,6 +73,30 @@ pub fn gateway_keys(backend: crate::Backend) -> Result<GatewayKeys> {
         })
         .collect::<Result<Vec<_>>>()?;
     GatewayKeys::new(keys)
+}
+
+/// What the decrypting targets (`decapsulate`, `chunked`) keep between inputs: the fixed
+/// gateway keys on every backend, and the configuration (the X25519 key) of the fixed
+/// client request whose responses they open.
+#[derive(Debug)]
+pub struct Gateways {
+    /// One [`gateway_keys`] per [`crate::Backend`].
+    pub gateways: Vec<GatewayKeys>,
+    /// The X25519 key's configuration, for the fixed client request.
+    pub client_config: KeyConfig,
+}
+
+impl Gateways {
+    /// Derives the fixed keys on every backend.
+    pub fn new() -> Result<Self> {
+        let gateways = crate::Backend::ALL.iter().map(|&backend| gateway_keys(backend)).collect::<Result<Vec<_>>>()?;
+        let client_config = gateway_keys(crate::Backend::default())?
+            .configs()
+            .into_iter()
+            .find(|c| c.key_id() == X25519_KEY_ID)
+            .ok_or(crate::Error::UnknownKeyId(X25519_KEY_ID))?;
+        Ok(Self { gateways, client_config })
+    }
 }
 
 /// How the first byte of an input slices the rest into pushes for an incremental parser:

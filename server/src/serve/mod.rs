@@ -109,9 +109,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     sessions_per_model: usize,
     /// Encapsulated requests handled at once; beyond it the gateway answers 503 with
-    /// Retry-After before decrypting. Default: twice the sessions of all models together.
+    /// Retry-After before decrypting. Bounds the memory requests hold. Default: 64, or twice
+    /// the sessions of all models together when that is more.
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// Shed a request (503 with Retry-After, before decrypting) when it would wait longer
+    /// than this for a session: the requests ahead of it times the mean inference time,
+    /// over the sessions. Bursts that drain within it queue; sustained overload is shed.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    max_queue_delay: Duration,
     /// How long a request waits for a free session of its model before an inner 503, such
     /// as 2s or 200ms.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -182,11 +188,12 @@ pub struct ServeArgs {
 /// Runs the gateway: each step in start-up order, then serving until shut down.
 pub fn run(args: ServeArgs) -> Result<()> {
     let data = open_data_dir(&args)?;
+    let prefetch = models::prefetch(&args)?;
     let metrics_addr = metrics::serve_metrics(&args)?;
     let tls = tls_config(&args, &data)?;
     let kms = kms(&args, &data)?;
     let mut keys = keys::hpke_keys(&args, &data, &kms)?;
-    let registry = models::load_models(&args, &data, &kms)?;
+    let registry = models::load_models(&args, &data, &kms, prefetch)?;
     let tenants = tenants::tenant_directory(&args, &data, kms.log())?;
     // The models are unwrapped; past start-up the KMS only unwraps keys that rotations add.
     keys.keep_kms(kms);

@@ -19,7 +19,7 @@ use super::ServeArgs;
 use crate::data_dir::DataDir;
 use crate::providers::Providers;
 use crate::s3::{ModelBucket, S3Location};
-use crate::sealed_models::{self, DefaultModel, LoadOptions};
+use crate::sealed_models::{self, DefaultModel, LoadOptions, Prefetch};
 
 /// The demo models, relative to the checkout: small scikit-learn models, committed.
 const DEMO_MODELS_DIR: &str = "models/demo";
@@ -28,10 +28,23 @@ const DEMO_MODELS_DIR: &str = "models/demo";
 /// PyPI wheels pinned by SHA-256 (git-ignored; models/README.md).
 const REAL_MODELS_DIR: &str = ".tools/models";
 
-/// Loads the models of `--models`, or of the embedded default (see [`default_models`]),
-/// sealed into `DATA_DIR/models` with the local key `default` the first time each is
-/// served. All or nothing.
-pub(super) fn load_models(args: &ServeArgs, data: &DataDir, kms: &Providers) -> Result<ModelRegistry> {
+/// Starts downloading the artifacts of `--models s3://...` (`None` for a local folder or the
+/// embedded default), first thing in `serve`, so that the downloads overlap the rest of
+/// start-up; [`load_models`] takes them over.
+pub(super) fn prefetch(args: &ServeArgs) -> Result<Option<Prefetch>> {
+    let Some(source) = &args.models else { return Ok(None) };
+    bucket_of(source)?.map(|bucket| Prefetch::start(bucket, args.kms_retries)).transpose()
+}
+
+/// Loads the models of `--models` (from `prefetch` when they are in a bucket), or of the
+/// embedded default (see [`default_models`]), sealed into `DATA_DIR/models` with the local key
+/// `default` the first time each is served. All or nothing.
+pub(super) fn load_models(
+    args: &ServeArgs,
+    data: &DataDir,
+    kms: &Providers,
+    prefetch: Option<Prefetch>,
+) -> Result<ModelRegistry> {
     // Sealed before ONNX Runtime loads, as a first start always did: sealing needs no runtime.
     let default_artifacts = match &args.models {
         Some(_) => Vec::new(),
@@ -48,14 +61,12 @@ pub(super) fn load_models(args: &ServeArgs, data: &DataDir, kms: &Providers) -> 
         kms_retries: args.kms_retries,
     };
     let loading = std::time::Instant::now();
-    let registry = match &args.models {
-        Some(source) => match bucket_of(source)? {
-            Some(bucket) => sealed_models::load_bucket(env, data, kms, &bucket, &options)?,
-            None => sealed_models::load(env, data, kms, source, &options)?,
-        },
+    let registry = match (&args.models, prefetch) {
+        (_, Some(prefetch)) => sealed_models::load_bucket(env, data, kms, prefetch, &options)?,
+        (Some(source), None) => sealed_models::load(env, data, kms, source, &options)?,
         // Exactly the embedded default's artifacts: one sealed earlier but not chosen now (a
         // real model with --no-real-models) stays in the folder, unserved.
-        None => sealed_models::load_files(env, data, kms, &default_artifacts, &[], &options)?,
+        (None, None) => sealed_models::load_files(env, data, kms, &default_artifacts, &[], &options)?,
     };
     let served = registry.iter().map(|m| (m.name(), m.pool_size()));
     sealgate_server::metrics::global().set_models(served, loading.elapsed());

@@ -31,6 +31,10 @@ pub(super) struct Routers {
     pub models_served: Arc<inference::Models>,
 }
 
+/// `--max-in-flight` when it is not given (or twice the sessions, when that is more): a cap
+/// on the memory requests hold; `--max-queue-delay` is what sheds sustained overload.
+const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
 /// Builds the inner router (behind the authorization layer) and the gateway around it.
 pub(super) fn routers(
     args: &ServeArgs,
@@ -45,14 +49,16 @@ pub(super) fn routers(
         stream_window: args.stream_window,
         max_line_bytes: args.max_body_bytes,
     };
-    let inner_models = Arc::new(inference::Models::new(registry, limits));
+    let pace = Arc::new(crate::admission::Pace::default());
+    let inner_models = Arc::new(inference::Models::new(registry, limits, pace.clone()));
     let total_sessions = inner_models.total_sessions();
     let model_names = inner_models.names();
     let limits = gateway::Limits {
         max_body_bytes: args.max_body_bytes,
         max_response_bytes: args.max_response_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-        max_in_flight: args.max_in_flight.unwrap_or(2 * total_sessions).max(1),
+        max_in_flight: args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT.max(2 * total_sessions)).max(1),
+        max_queue_delay: args.max_queue_delay,
         key_cache_max_age: args.key_cache_max_age,
         replay_window: args.replay_window,
         replay_capacity: args.replay_capacity,
@@ -61,7 +67,7 @@ pub(super) fn routers(
     let models_served = inner_models.clone();
     let inner = inference::router(inner_models, tenants.directory.clone());
     let key_configs = keys.configs();
-    let mut gw = gateway::Gateway::new(keys, inner, model_names, limits);
+    let mut gw = gateway::Gateway::new(keys, inner, model_names, limits).with_pace(pace);
     if let Some(url) = &args.replay_store {
         let mut url =
             sealgate_server::redis::RedisUrl::parse(url).map_err(|why| anyhow::anyhow!("--replay-store: {why}"))?;
