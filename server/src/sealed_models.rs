@@ -224,8 +224,10 @@ impl Prefetch {
 /// gave up, and then the thread ends.
 fn prefetch(bucket: &ModelBucket, retries: u32, sender: &std::sync::mpsc::SyncSender<Result<Fetched>>) {
     let location = bucket.location();
+    let started = std::time::Instant::now();
     let objects = s3::with_retries(retries, &format!("listing {location}"), || bucket.list())
         .and_then(|keys| bucket_models(location, &keys));
+    tracing::debug!(%location, list_ms = started.elapsed().as_millis() as u64, "listed the bucket");
     let objects = match objects {
         Ok(objects) if objects.is_empty() => {
             let _ = sender.send(Err(anyhow::anyhow!("no models (NAME/VERSION.sealed) found in {location}")));
@@ -343,7 +345,18 @@ fn bucket_models(location: &S3Location, keys: &[String]) -> Result<Vec<(String, 
 /// Downloads the object at `key` into memory, retrying an unreachable S3 `retries` times.
 fn download(bucket: &ModelBucket, key: &str, retries: u32) -> Result<(Vec<u8>, s3::ObjectInfo)> {
     let url = bucket.location().url_of(key);
-    s3::with_retries(retries, &format!("downloading {url}"), || bucket.get(key))
+    let started = std::time::Instant::now();
+    let downloaded = s3::with_retries(retries, &format!("downloading {url}"), || bucket.get(key))?;
+    let elapsed = started.elapsed();
+    let bytes = downloaded.0.len();
+    tracing::info!(
+        object = %url,
+        bytes,
+        download_ms = elapsed.as_millis() as u64,
+        download_mb_per_s = (bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)).round(),
+        "downloaded sealed model"
+    );
+    Ok(downloaded)
 }
 
 /// Downloads one object and loads it ([`open_object`]).
