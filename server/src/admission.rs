@@ -1,37 +1,62 @@
 //! Admission control: which encapsulated requests the gateway takes on, decided before their
 //! bodies are read or decrypted, so that a refusal costs almost nothing.
 //!
-//! Two bounds, both answered with an outer 503 and `Retry-After: 1`:
+//! Three bounds, all answered with an outer 503 and `Retry-After: 1`:
 //!
 //! - `--max-in-flight` caps the requests held at once. It bounds memory (each holds its body
 //!   and, later, its answer) whatever the models do.
-//! - `--max-queue-delay` sheds a request that would wait too long for an ONNX Runtime
-//!   session: its expected wait is the requests already admitted beyond the sessions, times
-//!   the recent mean time a session is held ([`Pace`]), divided by the sessions. A burst the
-//!   sessions drain within the delay (a CPU stall of some milliseconds under open-loop load)
-//!   is queued, not shed; sustained overload is shed at once, so the requests that are
-//!   answered keep their latency.
+//! - Each request's expected wait for an ONNX Runtime session is estimated when it arrives:
+//!   the requests already admitted beyond the sessions, times the recent mean time a session
+//!   is held ([`Pace`]), divided by the sessions.
+//! - While the queue keeps emptying (some request found a session free within the last
+//!   [`STANDING_AFTER`]), a burst may be expected to wait up to `--burst-queue-delay`: a CPU
+//!   stall of some milliseconds under open-loop load costs latency, not errors. Once no
+//!   request has found a free session for that long, the queue is standing (sustained
+//!   overload) and a request expected to wait more than `--max-queue-delay` is shed, so the
+//!   answered requests keep their latency.
 //!
-//! A fixed count alone cannot do both: twice the sessions sheds bursts at 70 % load, and a
-//! count large enough for the bursts of a 1 ms model lets a 10 ms model's queue grow to
-//! ten times its latency under overload. Requests that never reach a session (refused by the
-//! tenant check, a stream between lines) count as admitted but add no hold time, so the
-//! estimate errs on the side of admitting; the cap still holds.
+//! This is CoDel's idea (a queue that does not drain within an interval is a standing queue;
+//! Nichols and Jacobson, RFC 8289) and the adaptive timeout of "Fail at Scale" (Maurer,
+//! ACM Queue 2015), applied before decryption. A fixed count alone cannot do both: twice the
+//! sessions sheds bursts at 70 % load, and a count large enough for a 1 ms model's bursts
+//! lets a 10 ms model's queue grow to ten times its latency under overload. Requests that
+//! never reach a session (refused by the tenant check, a stream between lines) count as
+//! admitted but add no hold time, so the estimate errs on the side of admitting; the cap
+//! still holds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How the next session frees up: the sessions of all served models and the mean time one
-/// is held by an inference, shared by the inner router (which measures) and the gateway
-/// (which admits).
-#[derive(Debug, Default)]
+/// How long no request may find a session free before the queue counts as standing:
+/// CoDel's interval (RFC 8289 section 4.3), many inferences long for any model served here.
+pub const STANDING_AFTER: Duration = Duration::from_millis(100);
+
+/// How the next session frees up: the sessions of all served models, the mean time one is
+/// held by an inference, and when a request last found one free; shared by the inner router
+/// (which measures) and the gateway (which admits).
+#[derive(Debug)]
 pub struct Pace {
     /// Exponentially weighted mean of the hold time, in nanoseconds; 0 before the first.
     hold_ns: AtomicU64,
     sessions: AtomicUsize,
+    /// When a request last found a session free (or the gateway had sessions to spare), in
+    /// nanoseconds since `epoch`.
+    last_free_ns: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            hold_ns: AtomicU64::new(0),
+            sessions: AtomicUsize::new(1),
+            last_free_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// The weight of the newest hold time in the mean: 1/16, so a mean follows a change of model
@@ -53,16 +78,37 @@ impl Pace {
         self.hold_ns.store(next.max(1), Ordering::Relaxed);
     }
 
+    /// A request found a session free: the queue emptied.
+    pub fn found_free(&self) {
+        self.found_free_at(Instant::now());
+    }
+
+    fn found_free_at(&self, now: Instant) {
+        let ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.last_free_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// True when no request has found a session free for [`STANDING_AFTER`].
+    fn standing_at(&self, now: Instant) -> bool {
+        let last = self.epoch + Duration::from_nanos(self.last_free_ns.load(Ordering::Relaxed));
+        now.saturating_duration_since(last) > STANDING_AFTER
+    }
+
     /// The mean hold time so far (zero before the first inference).
     pub fn mean_hold(&self) -> Duration {
         Duration::from_nanos(self.hold_ns.load(Ordering::Relaxed))
+    }
+
+    /// The sessions of all served models.
+    fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed).max(1)
     }
 
     /// How long a request admitted now would wait for a session, with `admitted` requests
     /// already admitted: those beyond the sessions are ahead of it, and the sessions free up
     /// one mean hold time apart, spread over all of them.
     pub fn expected_wait(&self, admitted: usize) -> Duration {
-        let sessions = self.sessions.load(Ordering::Relaxed).max(1);
+        let sessions = self.sessions();
         let ahead = (admitted + 1).saturating_sub(sessions);
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
         let sessions = u32::try_from(sessions).unwrap_or(u32::MAX);
@@ -78,40 +124,62 @@ pub enum Shed {
         /// The limit.
         max_in_flight: usize,
     },
-    /// The request would wait longer than `--max-queue-delay` for a session.
+    /// The request would wait longer than the queue allows now.
     Delay {
         /// Its expected wait.
         expected: Duration,
-        /// The limit.
-        max_queue_delay: Duration,
+        /// The limit applied: `--max-queue-delay` under a standing queue, else
+        /// `--burst-queue-delay`.
+        limit: Duration,
+        /// Whether the queue was standing.
+        standing: bool,
     },
+}
+
+/// The admission limits.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Requests held at once.
+    pub max_in_flight: usize,
+    /// The longest expected wait under a standing queue.
+    pub max_queue_delay: Duration,
+    /// The longest expected wait while the queue keeps emptying.
+    pub burst_queue_delay: Duration,
 }
 
 /// The admission decision for every encapsulated (and plaintext-bench) request.
 #[derive(Debug)]
 pub struct Admission {
     in_flight: Arc<Semaphore>,
-    max_in_flight: usize,
-    max_queue_delay: Duration,
+    limits: QueueLimits,
     pace: Arc<Pace>,
 }
 
 impl Admission {
-    /// At most `max_in_flight` requests at once, each expected to wait at most
-    /// `max_queue_delay` for a session by `pace`.
-    pub fn new(max_in_flight: usize, max_queue_delay: Duration, pace: Arc<Pace>) -> Self {
-        let max_in_flight = max_in_flight.max(1);
-        Self { in_flight: Arc::new(Semaphore::new(max_in_flight)), max_in_flight, max_queue_delay, pace }
+    /// Admits by `limits`, estimating waits by `pace`.
+    pub fn new(limits: QueueLimits, pace: Arc<Pace>) -> Self {
+        let limits = QueueLimits { max_in_flight: limits.max_in_flight.max(1), ..limits };
+        Self { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), limits, pace }
     }
 
     /// A permit for one request, held until its answer is sent, or why it is shed.
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, Shed> {
-        let admitted = self.max_in_flight.saturating_sub(self.in_flight.available_permits());
-        let expected = self.pace.expected_wait(admitted);
-        if expected > self.max_queue_delay {
-            return Err(Shed::Delay { expected, max_queue_delay: self.max_queue_delay });
+        self.admit_at(Instant::now())
+    }
+
+    fn admit_at(&self, now: Instant) -> Result<OwnedSemaphorePermit, Shed> {
+        let admitted = self.limits.max_in_flight.saturating_sub(self.in_flight.available_permits());
+        if admitted < self.pace.sessions() {
+            // A session is (about to be) free: an idle gateway never counts as standing.
+            self.pace.found_free_at(now);
         }
-        self.in_flight.clone().try_acquire_owned().map_err(|_| Shed::Full { max_in_flight: self.max_in_flight })
+        let expected = self.pace.expected_wait(admitted);
+        let standing = self.pace.standing_at(now);
+        let limit = if standing { self.limits.max_queue_delay } else { self.limits.burst_queue_delay };
+        if expected > limit {
+            return Err(Shed::Delay { expected, limit, standing });
+        }
+        self.in_flight.clone().try_acquire_owned().map_err(|_| Shed::Full { max_in_flight: self.limits.max_in_flight })
     }
 }
 
@@ -121,17 +189,22 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    impl Pace {
-        fn new(sessions: usize) -> Self {
-            let pace = Pace::default();
-            pace.set_sessions(sessions);
-            pace
+    fn pace(sessions: usize, hold: Duration) -> Arc<Pace> {
+        let pace = Pace::default();
+        pace.set_sessions(sessions);
+        if !hold.is_zero() {
+            pace.record(hold);
         }
+        Arc::new(pace)
+    }
+
+    fn limits(max_in_flight: usize) -> QueueLimits {
+        QueueLimits { max_in_flight, max_queue_delay: 20 * MS, burst_queue_delay: 200 * MS }
     }
 
     #[test]
     fn the_mean_hold_time_starts_at_the_first_sample_and_moves_by_a_sixteenth() {
-        let pace = Pace::new(2);
+        let pace = pace(2, Duration::ZERO);
         assert_eq!(pace.mean_hold(), Duration::ZERO);
         pace.record(10 * MS);
         assert_eq!(pace.mean_hold(), 10 * MS);
@@ -141,8 +214,7 @@ mod tests {
 
     #[test]
     fn the_expected_wait_counts_only_the_requests_beyond_the_sessions() {
-        let pace = Pace::new(2);
-        pace.record(10 * MS);
+        let pace = pace(2, 10 * MS);
         assert_eq!(pace.expected_wait(0), Duration::ZERO);
         assert_eq!(pace.expected_wait(1), Duration::ZERO, "the second session is free");
         assert_eq!(pace.expected_wait(2), 5 * MS, "one ahead, two sessions");
@@ -151,39 +223,57 @@ mod tests {
         assert_eq!(pace.expected_wait(5), 5 * MS);
     }
 
+    /// Admits until the first refusal, at `now`; returns the permits and the refusal.
+    fn fill(admission: &Admission, now: Instant) -> (Vec<OwnedSemaphorePermit>, Shed) {
+        let mut permits = Vec::new();
+        loop {
+            match admission.admit_at(now) {
+                Ok(permit) => permits.push(permit),
+                Err(shed) => return (permits, shed),
+            }
+        }
+    }
+
     #[test]
-    fn a_request_is_shed_when_its_wait_would_pass_the_delay_and_at_the_cap() {
-        let pace = Arc::new(Pace::new(2));
-        pace.record(10 * MS);
-        let admission = Admission::new(100, 20 * MS, pace.clone());
-        // 0, 1 run; 2..=5 wait 5, 10, 15, 20 ms: admitted. The seventh would wait 25 ms.
-        let permits: Vec<_> = (0..6).map(|_| admission.admit().expect("within the delay")).collect();
-        assert_eq!(admission.admit().unwrap_err(), Shed::Delay { expected: 25 * MS, max_queue_delay: 20 * MS });
+    fn a_burst_may_wait_the_burst_delay_and_a_standing_queue_only_the_max_delay() {
+        let start = Instant::now();
+        let admission = Admission::new(limits(1000), pace(2, 10 * MS));
+        // A burst right after the queue emptied: up to 200 ms of expected wait (41 ahead).
+        let (permits, shed) = fill(&admission, start);
+        assert_eq!(permits.len(), 42);
+        assert_eq!(shed, Shed::Delay { expected: 205 * MS, limit: 200 * MS, standing: false });
+        // No request found a session free for longer than the interval: the queue stands.
+        let later = start + STANDING_AFTER + MS;
+        assert!(matches!(admission.admit_at(later), Err(Shed::Delay { standing: true, .. })));
+        drop(permits);
+        // Two requests running since `start`, the rest arriving once the queue stands: only
+        // 20 ms of expected wait is allowed (4 more, 6 admitted).
+        let admission = Admission::new(limits(1000), pace(2, 10 * MS));
+        admission.pace.found_free_at(start);
+        let mut held: Vec<_> = (0..2).map(|_| admission.admit_at(start).unwrap()).collect();
+        let (more, shed) = fill(&admission, later);
+        held.extend(more);
+        assert_eq!(held.len(), 6);
+        assert_eq!(shed, Shed::Delay { expected: 25 * MS, limit: 20 * MS, standing: true });
+        // A request that finds a session free ends the standing queue.
+        admission.pace.found_free_at(later);
+        assert!(admission.admit_at(later).is_ok());
+    }
+
+    #[test]
+    fn before_any_inference_only_the_cap_applies() {
+        let admission = Admission::new(limits(3), pace(2, Duration::ZERO));
+        let (permits, shed) = fill(&admission, Instant::now());
+        assert_eq!(permits.len(), 3);
+        assert_eq!(shed, Shed::Full { max_in_flight: 3 });
         drop(permits);
         assert!(admission.admit().is_ok(), "room again once the requests ended");
-
-        // Before any inference was measured only the cap applies.
-        let admission = Admission::new(3, 20 * MS, Arc::new(Pace::new(2)));
-        let permits: Vec<_> = (0..3).map(|_| admission.admit().expect("below the cap")).collect();
-        assert_eq!(admission.admit().unwrap_err(), Shed::Full { max_in_flight: 3 });
-        drop(permits);
     }
 
     #[test]
     fn a_slow_model_is_shed_sooner_than_a_fast_one() {
-        let fast = Arc::new(Pace::new(2));
-        fast.record(MS);
-        let slow = Arc::new(Pace::new(2));
-        slow.record(10 * MS);
-        let admitted = |pace: Arc<Pace>| {
-            let admission = Admission::new(64, 20 * MS, pace);
-            let mut permits = Vec::new();
-            while let Ok(permit) = admission.admit() {
-                permits.push(permit);
-            }
-            permits.len()
-        };
-        assert_eq!(admitted(slow), 6);
-        assert_eq!(admitted(fast), 42);
+        let admitted = |hold| fill(&Admission::new(limits(1000), pace(2, hold)), Instant::now()).0.len();
+        assert_eq!(admitted(10 * MS), 42);
+        assert_eq!(admitted(MS), 402);
     }
 }

@@ -24,7 +24,7 @@ use sealgate_server::metrics::{self, Refusal, ReplayRefusal};
 use sealgate_server::redis::Redis;
 use sealgate_server::replay::{self, DateRefusal, Remembered, ReplayStore, ReplayWindow};
 
-use crate::admission::{Admission, Pace, Shed};
+use crate::admission::{Admission, Pace, QueueLimits, Shed};
 use crate::log_throttle::{self, LogThrottle};
 use crate::problem::Problem;
 
@@ -45,9 +45,12 @@ pub struct Limits {
     /// Encapsulated requests handled at once; beyond it the gateway sheds load with an
     /// outer 503 before reading or decrypting anything.
     pub max_in_flight: usize,
-    /// The longest a request may be expected to wait for a session; a request that would
-    /// wait longer is shed like one beyond `max_in_flight` ([`crate::admission`]).
+    /// The longest a request may be expected to wait for a session under a standing queue;
+    /// a request that would wait longer is shed like one beyond `max_in_flight`
+    /// ([`crate::admission`]).
     pub max_queue_delay: Duration,
+    /// The same while the queue keeps emptying (bursts).
+    pub burst_queue_delay: Duration,
     /// The longest a client may cache the key list (`Cache-Control: max-age`); shorter
     /// before a scheduled rotation ([`Gateway::replace_keys`]).
     pub key_cache_max_age: Duration,
@@ -58,6 +61,17 @@ pub struct Limits {
     pub replay_capacity: usize,
 }
 
+impl Limits {
+    /// What [`Admission`] needs of them.
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_in_flight: self.max_in_flight,
+            max_queue_delay: self.max_queue_delay,
+            burst_queue_delay: self.burst_queue_delay,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -66,6 +80,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
             max_queue_delay: Duration::from_millis(20),
+            burst_queue_delay: Duration::from_millis(500),
             key_cache_max_age: Duration::from_secs(300),
             replay_window: replay::DEFAULT_WINDOW,
             replay_capacity: replay::DEFAULT_CAPACITY,
@@ -104,7 +119,7 @@ pub(crate) enum Unfresh {
 impl Gateway {
     /// Wires the keys and the inner router together.
     pub fn new(keys: GatewayKeys, inner: Router, model_names: Vec<String>, limits: Limits) -> Self {
-        let admission = Admission::new(limits.max_in_flight, limits.max_queue_delay, Arc::new(Pace::default()));
+        let admission = Admission::new(limits.queue_limits(), Arc::new(Pace::default()));
         let keys = RwLock::new(Arc::new(KeySet::new(keys, None)));
         let replay = ReplayStore::Memory(ReplayWindow::new(limits.replay_window, limits.replay_capacity));
         Self { keys, model_names, inner, limits, admission, replay, replay_fail_open: false }
@@ -113,7 +128,7 @@ impl Gateway {
     /// Admits requests by `pace`, the sessions and hold times the inner router measures
     /// (without it only `Limits::max_in_flight` applies).
     pub fn with_pace(mut self, pace: Arc<Pace>) -> Self {
-        self.admission = Admission::new(self.limits.max_in_flight, self.limits.max_queue_delay, pace);
+        self.admission = Admission::new(self.limits.queue_limits(), pace);
         self
     }
 
@@ -383,9 +398,10 @@ fn admit(gw: &Gateway) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
                 Shed::Full { max_in_flight } => {
                     tracing::warn!(max_in_flight, suppressed, "shedding load: 503 before decryption")
                 }
-                Shed::Delay { expected, max_queue_delay } => tracing::warn!(
+                Shed::Delay { expected, limit, standing } => tracing::warn!(
                     expected_wait = ?expected,
-                    ?max_queue_delay,
+                    ?limit,
+                    standing_queue = standing,
                     suppressed,
                     "shedding load: 503 before decryption"
                 ),

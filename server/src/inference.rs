@@ -447,7 +447,17 @@ async fn run_on_session<T: Send + 'static>(
     let metrics = sealgate_server::metrics::global();
     let metrics_model = metrics.model(Some(served.model.name()));
     let queued = std::time::Instant::now();
-    let permit = match tokio::time::timeout(queue_timeout, served.slots.clone().acquire_owned()).await {
+    let free = served.slots.clone().try_acquire_owned().ok();
+    if free.is_some() {
+        served.pace.found_free();
+    }
+    let waited = async {
+        match free {
+            Some(permit) => Ok(permit),
+            None => served.slots.clone().acquire_owned().await,
+        }
+    };
+    let permit = match tokio::time::timeout(queue_timeout, waited).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(InnerError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is shutting down")),
         Err(_) => {

@@ -91,13 +91,13 @@ impl Problem {
                 "Service Unavailable",
                 format!("the gateway is handling its limit of {max_in_flight} requests; retry shortly"),
             ),
-            Problem::Overloaded(Shed::Delay { max_queue_delay, .. }) => (
+            Problem::Overloaded(Shed::Delay { limit, .. }) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "about:blank",
                 "Service Unavailable",
                 format!(
                     "the gateway is at capacity: the request would wait more than {} for the model; retry shortly",
-                    humantime::format_duration(*max_queue_delay)
+                    humantime::format_duration(*limit)
                 ),
             ),
             Problem::ReplayStoreUnreachable => (

@@ -114,15 +114,27 @@ async fn burst(client: &sealgate_client::Client, n: usize, repeats: i64) -> (usi
     (ok, shed)
 }
 
-/// `--max-queue-delay`: with the in-flight cap far away, a burst of short inferences is
-/// queued and answered, while the same burst of inferences that each hold a session for
-/// about 70 ms is shed beyond what the two sessions can start within the delay.
+/// `--max-queue-delay` with `--burst-queue-delay` as tight: with the in-flight cap far away,
+/// a burst of short inferences is queued and answered, while the same burst of inferences
+/// that each hold a session for about 70 ms is shed beyond what the two sessions can start
+/// within the delay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_is_queued_for_a_fast_model_and_shed_for_a_slow_one() {
     let dir = slow_model_dir();
     let gateway = slow_gateway(
         dir.path(),
-        &["--sessions-per-model", "2", "--max-in-flight", "64", "--max-queue-delay", "20ms", "--queue-timeout", "30s"],
+        &[
+            "--sessions-per-model",
+            "2",
+            "--max-in-flight",
+            "64",
+            "--max-queue-delay",
+            "20ms",
+            "--burst-queue-delay",
+            "20ms",
+            "--queue-timeout",
+            "30s",
+        ],
     );
     let client = gateway.client_builder().timeout(Duration::from_secs(30)).build().unwrap();
     // Short inferences (R = 10: well under a millisecond) set the mean hold time.
@@ -144,10 +156,58 @@ async fn a_burst_is_queued_for_a_fast_model_and_shed_for_a_slow_one() {
     assert!(ok >= 2, "both sessions answered");
     assert!(shed >= 6, "the requests that would wait past the delay were shed, not queued: {ok} answered");
     let logs = gateway.logs();
-    assert!(logs.contains("shedding load") && logs.contains("max_queue_delay=20ms"), "{logs}");
+    assert!(logs.contains("shedding load") && logs.contains("limit=20ms"), "{logs}");
     // Once the burst is over the gateway answers again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     client.infer("slow", &slow_request(10)).await.unwrap();
+}
+
+/// The defaults: a burst of 70 ms inferences after the queue emptied is queued whole (up to
+/// `--burst-queue-delay`, 500 ms, of expected wait), while sixteen clients sending them back
+/// to back keep the queue standing, and then requests are shed at `--max-queue-delay`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_queued_and_a_standing_queue_is_shed() {
+    let dir = slow_model_dir();
+    let gateway = slow_gateway(dir.path(), &["--sessions-per-model", "2", "--queue-timeout", "30s"]);
+    let client = gateway.client_builder().timeout(Duration::from_secs(30)).build().unwrap();
+    for _ in 0..30 {
+        client.infer("slow", &slow_request(1000)).await.unwrap();
+    }
+    let (ok, shed) = burst(&client, 8, 1000).await;
+    println!("8 long requests at once after an idle moment: {ok} answered, {shed} shed");
+    assert_eq!((ok, shed), (8, 0), "a burst after the queue emptied is queued\n{}", gateway.logs());
+
+    // Sixteen clients back to back for 3 s: about eight times what two sessions answer.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut shed) = (0, 0);
+                while std::time::Instant::now() < until {
+                    match client.infer("slow", &slow_request(1000)).await {
+                        Ok(_) => ok += 1,
+                        Err(Error::Exchange(ExchangeError::Overloaded { .. })) => {
+                            shed += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err(other) => panic!("not an answer or a shed: {other}"),
+                    }
+                }
+                (ok, shed)
+            })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for client in clients {
+        let (o, s) = client.await.unwrap();
+        ok += o;
+        shed += s;
+    }
+    println!("16 clients for 3 s: {ok} answered, {shed} shed");
+    let logs = gateway.logs();
+    assert!(ok > 0 && shed > 0, "{ok} answered, {shed} shed\n{logs}");
+    assert!(logs.contains("standing_queue=true") && logs.contains("limit=20ms"), "{logs}");
 }
 
 /// A request whose inference outlives the request timeout keeps its session permit until

@@ -109,15 +109,19 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     sessions_per_model: usize,
     /// Encapsulated requests handled at once; beyond it the gateway answers 503 with
-    /// Retry-After before decrypting. Bounds the memory requests hold. Default: 64, or twice
+    /// Retry-After before decrypting. Bounds the memory requests hold. Default: 128, or twice
     /// the sessions of all models together when that is more.
     #[arg(long)]
     max_in_flight: Option<usize>,
-    /// Shed a request (503 with Retry-After, before decrypting) when it would wait longer
-    /// than this for a session: the requests ahead of it times the mean inference time,
-    /// over the sessions. Bursts that drain within it queue; sustained overload is shed.
+    /// Under a standing queue (no request found a session free for 100 ms: sustained
+    /// overload), shed a request (503 with Retry-After, before decrypting) that would wait
+    /// longer than this for a session: the requests ahead of it times the mean inference
+    /// time, over the sessions.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     max_queue_delay: Duration,
+    /// The same bound while the queue keeps emptying: how long a burst may wait.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    burst_queue_delay: Duration,
     /// How long a request waits for a free session of its model before an inner 503, such
     /// as 2s or 200ms.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]

@@ -33,7 +33,7 @@ pub(super) struct Routers {
 
 /// `--max-in-flight` when it is not given (or twice the sessions, when that is more): a cap
 /// on the memory requests hold; `--max-queue-delay` is what sheds sustained overload.
-const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
 /// Builds the inner router (behind the authorization layer) and the gateway around it.
 pub(super) fn routers(
@@ -59,6 +59,7 @@ pub(super) fn routers(
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_in_flight: args.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT.max(2 * total_sessions)).max(1),
         max_queue_delay: args.max_queue_delay,
+        burst_queue_delay: args.burst_queue_delay,
         key_cache_max_age: args.key_cache_max_age,
         replay_window: args.replay_window,
         replay_capacity: args.replay_capacity,
