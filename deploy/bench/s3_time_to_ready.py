@@ -9,7 +9,7 @@ Needs the MLP that `cargo xtask bench` generates (target/bench/mlp-30mb.onnx), m
 boto3 (the test requirements), and ONNX Runtime (ORT_DYLIB_PATH, or `.tools/onnxruntime`).
 Timed: from spawning the gateway to its `models: ` start-up line (printed once it listens).
 """
-import os, subprocess, sys, time, tempfile, shutil, socket, json, statistics
+import os, re, subprocess, sys, time, tempfile, shutil, socket, json, statistics
 import boto3
 SG = sys.argv[1]; RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,16 +37,23 @@ try:
     subprocess.run([SG, "seal", "--data-dir", data, "--model", "mlp-30mb", "--version", "1", MLP, "-o", sealed], env=env, check=True, capture_output=True)
     out = subprocess.run([SG, "publish", "--data-dir", data, sealed, "s3://perf-models/m/"], env=env, check=True, capture_output=True, text=True)
     print(out.stdout.strip())
+    phases = {"download_ms": [], "sessions_ms": []}
     def start(source):
+        log = work + "/gateway.log"
         t0 = time.perf_counter()
         p = subprocess.Popen([SG, "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--models", source],
-                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(work + "/gateway.log", "a"), text=True)
+                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
         for line in p.stdout:
             if line.startswith("models: "):
                 t = time.perf_counter() - t0; break
         else:
-            raise SystemExit("gateway did not start; see " + work + "/gateway.log")
+            raise SystemExit("gateway did not start; see " + log)
         p.terminate(); p.wait(10)
+        # The gateway's own figures for the phases: the download (S3 only) and the sessions.
+        for name, values in phases.items():
+            found = re.findall(name + r"=(\d+)", open(log).read())
+            if found and source.startswith("s3://"):
+                values.append(int(found[0]))
         return t
     start(models); start("s3://perf-models/m/")  # warm-up (page cache, published-models.json)
     local, remote = [], []
@@ -56,5 +63,9 @@ try:
     print("local  ms:", " ".join(f"{t*1000:.0f}" for t in local), f"median {ml*1000:.0f}")
     print("s3     ms:", " ".join(f"{t*1000:.0f}" for t in remote), f"median {mr*1000:.0f}")
     print(f"ratio s3/local (medians): {mr/ml:.2f}x; load average {os.getloadavg()}")
+    for name, values in phases.items():
+        values = values[-RUNS:]
+        if values:
+            print(f"s3 {name}:", " ".join(map(str, values)), f"median {statistics.median(values)}")
 finally:
     moto.terminate(); moto.wait(10); shutil.rmtree(work, ignore_errors=True)

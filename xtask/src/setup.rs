@@ -108,6 +108,7 @@ pub fn all(root: &Path) -> Result<PathBuf> {
     prometheus()?;
     scale_out_servers()?;
     fault_injection_tools()?;
+    wrk()?;
     // The browser package and its tests: wasm-bindgen-cli, Chromium, npm packages.
     crate::wasm::setup(root)?;
     Ok(library)
@@ -360,6 +361,12 @@ fn scale_out_servers() -> Result<()> {
     // The TCP/TLS pass-through balancer needs the stream module, a package of its own.
     apt_package("libnginx-mod-stream", &|| Path::new(NGINX_STREAM_MODULE).is_file())?;
     apt_package("redis-server", &|| find_in_path("redis-server").is_some())
+}
+
+/// Ensures Debian's `wrk`, the HTTP benchmark that the load tool's figures are
+/// cross-checked against (`client-sdk/load/tests/capacity.rs`).
+fn wrk() -> Result<()> {
+    apt_package("wrk", &|| find_in_path("wrk").is_some())
 }
 
 /// Debian's libfaketime preload library: the fault tests run one replica with its clock

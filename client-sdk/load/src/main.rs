@@ -14,17 +14,31 @@
 //! exit status 1: unreachable gateway, unreadable or wrong CA, unknown model, input file
 //! that is missing, not JSON or not what the model takes, and a missing plaintext path.
 //!
+//! For capacity planning, `--stages` and `--steps` shape the open-loop rate over time,
+//! `--find-max --slo p99=10ms,errors=0.1%` searches the highest rate that meets an SLO
+//! (for both paths with `--compare-plaintext`), and `--html` writes a self-contained
+//! report with charts. When a run stops early (the gateway went away mid-run), the JSON
+//! and HTML reports are still written with what was measured, and the tool exits 1 with
+//! one line saying why.
+//!
 //! Modules: [`cli`] (options), [`inputs`] (request bodies), [`target`] (encrypted and
-//! plaintext endpoints, outcome classification), [`schedule`] (closed and open loop,
-//! progress), [`server_usage`] (the gateway's CPU and memory from /proc), [`report`]
-//! (histograms, text and JSON).
+//! plaintext endpoints, outcome classification), [`profile`] (rates over time),
+//! [`schedule`] (closed and open loop, the watch over a run), [`progress`] (the live
+//! line), [`find_max`] (the SLO search), [`server_usage`] (the gateway's CPU and memory
+//! from /proc), [`timeseries`] (the run second by second), [`report`] (histograms, text
+//! and JSON), [`html`] (the HTML report).
 
 mod cli;
+mod find_max;
+mod html;
 mod inputs;
+mod profile;
+mod progress;
 mod report;
 mod schedule;
 mod server_usage;
 mod target;
+mod timeseries;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,7 +49,9 @@ use sealgate_client::inference::ModelMetadata;
 use sealgate_client::{Client, Error, ExchangeError};
 
 use crate::cli::{Cli, Load, Stop};
+use crate::find_max::{SearchOptions, Slo};
 use crate::report::{Ratio, Report, RunResult};
+use crate::schedule::{Halt, RunOptions};
 use crate::target::{Mode, Outcome, Settings, Target};
 
 fn main() -> ExitCode {
@@ -58,6 +74,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let load = cli.load().map_err(anyhow::Error::msg)?;
+    let search = cli.find_max().map_err(anyhow::Error::msg)?;
     let ca_pem = std::fs::read(&cli.ca).with_context(|| format!("--ca {}", cli.ca.display()))?;
     let dev_token = std::path::Path::new(".sealgate/dev.token");
     let token = match (&cli.token_file, &cli.token) {
@@ -115,43 +133,108 @@ async fn run(cli: Cli) -> Result<()> {
         preflight_request(target, &cli).await?;
     }
 
-    print_header(&cli);
-    let mut runs = Vec::new();
-    for target in &targets {
+    print_header(&cli, &load);
+    let mut report = Report {
+        tool: "sealgate-load",
+        version: env!("CARGO_PKG_VERSION"),
+        config: config_json(&cli, &load),
+        runs: Vec::new(),
+        ratio: None,
+        find_max: Vec::new(),
+        find_max_ratio: None,
+        error: None,
+    };
+    let measured = measure(&cli, &load, search.as_ref(), &targets, &mut report).await;
+    if let Err(e) = &measured {
+        report.error = Some(format!("{e:#}"));
+    }
+    // Written whatever happened, so a run that stopped early still leaves its data.
+    write_reports(&cli, &report, search.as_ref().map(|(slo, _)| slo))?;
+    measured?;
+    check_some_succeeded(&report.runs)
+}
+
+/// Runs the load (or the searches) against every target, filling `report` as it goes so
+/// that an error leaves what was measured before it.
+async fn measure(
+    cli: &Cli,
+    load: &Load,
+    search: Option<&(Slo, SearchOptions)>,
+    targets: &[Arc<Target>],
+    report: &mut Report,
+) -> Result<()> {
+    for target in targets {
         let mode = target.mode().name();
         if !cli.warmup.is_zero() {
-            schedule::run(target.clone(), cli.load(), Stop::After(cli.warmup), &format!("{mode} warm-up"), !cli.quiet)
-                .await;
+            let options = RunOptions::new(format!("{mode} warm-up"), !cli.quiet);
+            let (_, halt) = schedule::run(target.clone(), load.clone(), Stop::After(cli.warmup), &options).await;
+            if let Some(halt @ Halt::Unreachable(_)) = halt {
+                bail!("{mode} warm-up: {}", halt.describe());
+            }
+        }
+        if let Some((slo, options)) = search {
+            let outcome = find_max::search(target.clone(), slo, options).await;
+            print!("{}", find_max::search_text(&outcome.search));
+            report.find_max.push(outcome.search);
+            if let Some(fatal) = outcome.fatal {
+                bail!("{fatal}");
+            }
+            continue;
         }
         let before = cli.server_pid.map(server_usage::Sample::read).transpose()?;
-        let mut run = schedule::run(target.clone(), cli.load(), cli.stop(), mode, !cli.quiet).await;
+        let options = RunOptions { server_pid: cli.server_pid, ..RunOptions::new(mode, !cli.quiet) };
+        let (mut run, halt) = schedule::run(target.clone(), load.clone(), cli.stop(load), &options).await;
         if let (Some(pid), Some(before)) = (cli.server_pid, before) {
-            let after = server_usage::Sample::read(pid)?;
-            run.server = Some(server_usage::ServerUsage::between(before, after, run.ok + run.failed));
+            // A gateway that has exited has no usage to report; the halt says why.
+            if let Ok(after) = server_usage::Sample::read(pid) {
+                run.server = Some(server_usage::ServerUsage::between(before, after, run.ok + run.failed));
+            }
         }
         print!("{}", report::run_text(&run));
-        runs.push(run);
+        let answered = run.ok;
+        report.runs.push(run);
+        if let Some(halt @ Halt::Unreachable(_)) = halt {
+            bail!("{mode} run stopped: {} after {answered} successful requests", halt.describe());
+        }
     }
-    let ratio = match runs.as_slice() {
-        [encrypted, plaintext] => Some(Ratio::of(encrypted, plaintext)),
-        _ => None,
-    };
-    if let Some(ratio) = &ratio {
-        print!("{}", report::ratio_text(ratio));
+    if let [encrypted, plaintext] = report.runs.as_slice() {
+        let ratio = Ratio::of(encrypted, plaintext);
+        print!("{}", report::ratio_text(&ratio));
+        report.ratio = Some(ratio);
     }
+    if let [encrypted, plaintext] = report.find_max.as_slice()
+        && let (Some(e), Some(p)) = (encrypted.max_rate, plaintext.max_rate)
+    {
+        let ratio = e / p;
+        println!("encrypted vs plaintext highest rate: {ratio:.3}×");
+        report.find_max_ratio = Some(ratio);
+    }
+    if let Some(search) = report.find_max.iter().find(|s| s.max_rate.is_none()) {
+        let lowest = search.steps.iter().min_by(|a, b| a.rate.total_cmp(&b.rate));
+        let detail = lowest.map_or_else(String::new, |step| {
+            format!(
+                "; at {:.1} req/s, the lowest tried, latency was {} and {:.2} % failed",
+                step.rate,
+                report::human_us(step.latency_us),
+                step.error_share * 100.0
+            )
+        });
+        bail!("no rate meets the SLO {} on the {} path{detail}", search.slo, search.mode);
+    }
+    Ok(())
+}
 
+/// Writes `--json` and `--html`.
+fn write_reports(cli: &Cli, report: &Report, slo: Option<&Slo>) -> Result<()> {
     if let Some(path) = &cli.json {
-        let report = Report {
-            tool: "sealgate-load",
-            version: env!("CARGO_PKG_VERSION"),
-            config: config_json(&cli),
-            runs: runs.clone(),
-            ratio,
-        };
-        let text = serde_json::to_vec_pretty(&report).context("serializing the JSON report")?;
+        let text = serde_json::to_vec_pretty(report).context("serializing the JSON report")?;
         std::fs::write(path, text).with_context(|| format!("--json {}", path.display()))?;
     }
-    check_some_succeeded(&runs)
+    if let Some(path) = &cli.html {
+        let page = html::render(report, slo.map(|slo| slo.latency.as_secs_f64() * 1e3));
+        std::fs::write(path, page).with_context(|| format!("--html {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Fetches the model's metadata: the first encrypted exchange, so it also proves that the
@@ -210,14 +293,33 @@ async fn preflight_request(target: &Target, cli: &Cli) -> Result<()> {
     }
 }
 
-fn print_header(cli: &Cli) {
-    let load = match cli.load() {
-        Load::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
-        Load::Open { rate, max_in_flight } => format!("open loop, {rate} req/s (at most {max_in_flight} in flight)"),
-    };
-    let stop = match cli.stop() {
+fn print_header(cli: &Cli, load: &Load) {
+    let stop = match cli.stop(load) {
         Stop::After(d) => format!("{:.1} s", d.as_secs_f64()),
         Stop::Requests(n) => format!("{n} requests"),
+    };
+    let (load, stop) = match load {
+        _ if cli.find_max => (
+            format!(
+                "find-max {} from {} req/s, steps of {:.1} s",
+                cli.slo.as_deref().unwrap_or_default(),
+                cli.start_rate,
+                cli.step_duration.as_secs_f64()
+            ),
+            "searching".to_owned(),
+        ),
+        Load::Closed { concurrency } => (format!("closed loop, {concurrency} in flight"), stop),
+        Load::Open { rate, max_in_flight } => {
+            (format!("open loop, {rate} req/s (at most {max_in_flight} in flight)"), stop)
+        }
+        Load::Profiled { profile, max_in_flight } => (
+            format!(
+                "open loop, {} ({} requests, at most {max_in_flight} in flight)",
+                profile.description(),
+                profile.total_requests()
+            ),
+            stop,
+        ),
     };
     let mut input = match &cli.input {
         Some(path) => path.display().to_string(),
@@ -240,12 +342,14 @@ fn print_header(cli: &Cli) {
     );
 }
 
-fn config_json(cli: &Cli) -> serde_json::Value {
-    let (load, concurrency, rate) = match cli.load() {
-        Load::Closed { concurrency } => ("closed", Some(concurrency), None),
-        Load::Open { rate, .. } => ("open", None, Some(rate)),
+fn config_json(cli: &Cli, load: &Load) -> serde_json::Value {
+    let (kind, concurrency, rate) = match load {
+        _ if cli.find_max => ("find-max", None, None),
+        Load::Closed { concurrency } => ("closed", Some(*concurrency), None),
+        Load::Open { rate, .. } => ("open", None, Some(*rate)),
+        Load::Profiled { .. } => ("profile", None, None),
     };
-    let (duration_s, requests) = match cli.stop() {
+    let (duration_s, requests) = match cli.stop(load) {
         Stop::After(d) => (Some(d.as_secs_f64()), None),
         Stop::Requests(n) => (None, Some(n)),
     };
@@ -254,7 +358,7 @@ fn config_json(cli: &Cli) -> serde_json::Value {
         "model": cli.model,
         "input": cli.input.as_ref().map(|p| p.display().to_string()),
         "batch": cli.input.is_none().then_some(cli.batch),
-        "load": load,
+        "load": kind,
         "concurrency": concurrency,
         "rate": rate,
         "duration_s": duration_s,
@@ -266,6 +370,15 @@ fn config_json(cli: &Cli) -> serde_json::Value {
         "retries": cli.retries,
         "stream": cli.stream,
         "plaintext_as": cli.stream.is_some().then_some(cli.plaintext_as.as_str()),
+        "stages": cli.stages,
+        "steps": cli.steps,
+        "step_duration_s": (cli.steps.is_some() || cli.find_max).then_some(cli.step_duration.as_secs_f64()),
+        "find_max": cli.find_max,
+        "slo": cli.slo,
+        "start_rate": cli.find_max.then_some(cli.start_rate),
+        "max_rate": cli.find_max.then_some(cli.max_rate),
+        "max_in_flight": matches!(load, Load::Open { .. } | Load::Profiled { .. }).then_some(cli.max_in_flight),
+        "compare_plaintext": cli.compare_plaintext,
     })
 }
 

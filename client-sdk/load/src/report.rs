@@ -4,7 +4,9 @@
 //! Latencies are recorded in nanoseconds with three significant digits (0.1 % error), from
 //! 1 ns to one hour; longer values are clamped rather than dropped, so a stuck request
 //! still shows as the maximum. The JSON report uses microseconds as floating-point numbers
-//! so scripts need no unit handling.
+//! so scripts need no unit handling. Each run also carries its time series
+//! ([`crate::timeseries`]) and its latency distribution (the HdrHistogram percentile plot's
+//! points), which the HTML report draws.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +17,7 @@ use serde::Serialize;
 
 use crate::server_usage::ServerUsage;
 use crate::target::{ErrorKind, Mode, Outcome};
+use crate::timeseries::{Second, ServerPoint, TimeSeries};
 
 /// Longest latency the histograms distinguish.
 const MAX_TRACKED: Duration = Duration::from_secs(3600);
@@ -29,6 +32,14 @@ pub struct Recorder {
     errors: BTreeMap<ErrorKind, ErrorTally>,
     max_schedule_lag: Option<Duration>,
     rows: Option<RowTally>,
+    series: TimeSeries,
+    /// Transport failures since the last answer of any kind (a gateway that went away).
+    transport_streak: u64,
+    /// When, from the start, the last answer (success or error status) arrived.
+    last_answer: Option<Duration>,
+    /// Requests that took longer than [`Recorder::slow_above`].
+    slow: u64,
+    slow_above: Duration,
 }
 
 /// Rows counted by a `--stream` comparison: streamed rows line by line, or plain requests
@@ -82,7 +93,20 @@ impl Recorder {
             errors: BTreeMap::new(),
             max_schedule_lag: None,
             rows: None,
+            series: TimeSeries::starting_at(0),
+            transport_streak: 0,
+            last_answer: None,
+            slow: 0,
+            slow_above: MAX_TRACKED,
         }
+    }
+
+    /// Puts this run's time series `first_second` seconds into a longer one (find-max
+    /// steps) and counts requests slower than `slow_above` (the overload check).
+    pub fn within_search(mut self, first_second: u64, slow_above: Duration) -> Self {
+        self.series = TimeSeries::starting_at(first_second);
+        self.slow_above = slow_above;
+        self
     }
 
     /// A recorder that also counts rows: `per_request` for each successful plain request,
@@ -91,9 +115,23 @@ impl Recorder {
         Self { rows: Some(RowTally::new(per_request)), ..Self::new() }
     }
 
-    /// Records one request: its latency and outcome.
-    pub fn record(&mut self, latency: Duration, outcome: Outcome) {
+    /// Records one request due (or sent) `due` after the start: its latency and outcome.
+    pub fn record(&mut self, due: Duration, latency: Duration, outcome: Outcome) {
         self.latency.saturating_record(nanos(latency));
+        let failure = match &outcome {
+            Outcome::Failed { kind, .. } => Some(*kind),
+            _ => None,
+        };
+        self.series.record(due, latency, failure);
+        if latency > self.slow_above {
+            self.slow += 1;
+        }
+        if failure == Some(ErrorKind::Transport) {
+            self.transport_streak += 1;
+        } else {
+            self.transport_streak = 0;
+            self.last_answer = self.last_answer.max(Some(due + latency));
+        }
         match outcome {
             Outcome::Ok { crypto, resent } => {
                 self.ok += 1;
@@ -140,6 +178,31 @@ impl Recorder {
         self.max_schedule_lag = self.max_schedule_lag.max(Some(lag));
     }
 
+    /// Notes the gateway's usage over the second that ended `at` after the start.
+    pub fn server_point(&mut self, at: Duration, point: ServerPoint) {
+        self.series.server(at, point);
+    }
+
+    /// Transport failures in a row, and when the last answer arrived.
+    pub fn transport_streak(&self) -> (u64, Option<Duration>) {
+        (self.transport_streak, self.last_answer)
+    }
+
+    /// Requests slower than the bound given to [`Recorder::within_search`].
+    pub fn slow(&self) -> u64 {
+        self.slow
+    }
+
+    /// Latency quantile `q` of every request so far.
+    pub fn latency_at(&self, q: f64) -> Option<Duration> {
+        (!self.latency.is_empty()).then(|| Duration::from_nanos(self.latency.value_at_quantile(q)))
+    }
+
+    /// The first message of failures of `kind`, if any occurred.
+    pub fn first_message(&self, kind: ErrorKind) -> Option<String> {
+        self.errors.get(&kind).map(|t| t.first_message.clone())
+    }
+
     /// Successful requests so far.
     pub fn ok(&self) -> u64 {
         self.ok
@@ -178,8 +241,36 @@ impl Recorder {
                 line_latency_us: (!rows.line_latency.is_empty()).then(|| Percentiles::of(&rows.line_latency)),
             }),
             server: None,
+            latency_distribution_us: distribution(&self.latency),
+            timeseries: self.series.seconds(),
+            halted: None,
         }
     }
+}
+
+/// One point of the HdrHistogram percentile plot.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DistributionPoint {
+    /// The percentile, 0 to 100.
+    pub percentile: f64,
+    /// The latency at that percentile, µs.
+    pub latency_us: f64,
+}
+
+/// The percentile plot's points: ten per decade of `1 / (1 - q)` from the minimum to
+/// 99.999 %, then the maximum, as HdrHistogram's own plotter spaces them.
+fn distribution(h: &Histogram<u64>) -> Vec<DistributionPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points: Vec<DistributionPoint> = (0..=50)
+        .map(|k| {
+            let q = 1.0 - 10f64.powf(-f64::from(k) / 10.0);
+            DistributionPoint { percentile: q * 100.0, latency_us: h.value_at_quantile(q) as f64 / 1e3 }
+        })
+        .collect();
+    points.push(DistributionPoint { percentile: 100.0, latency_us: h.max() as f64 / 1e3 });
+    points
 }
 
 /// Rows of a `--stream` run (streamed) or of its plaintext comparison (batches).
@@ -265,6 +356,12 @@ pub struct RunResult {
     pub rows: Option<Rows>,
     /// The gateway's CPU and memory over the run (`--server-pid`).
     pub server: Option<ServerUsage>,
+    /// The HdrHistogram percentile plot of `latency_us`.
+    pub latency_distribution_us: Vec<DistributionPoint>,
+    /// The run second by second.
+    pub timeseries: Vec<Second>,
+    /// Why the run stopped before its end, if it did (the report is then partial).
+    pub halted: Option<String>,
 }
 
 /// Encrypted compared with plaintext.
@@ -312,6 +409,12 @@ pub struct Report {
     pub runs: Vec<RunResult>,
     /// Encrypted relative to plaintext, with `--compare-plaintext`.
     pub ratio: Option<Ratio>,
+    /// The `--find-max` searches, encrypted then plaintext.
+    pub find_max: Vec<crate::find_max::Search>,
+    /// Encrypted highest rate / plaintext highest rate (`--find-max --compare-plaintext`).
+    pub find_max_ratio: Option<f64>,
+    /// Why the tool stopped early, when it did: the report holds what was measured so far.
+    pub error: Option<String>,
 }
 
 /// A duration in microseconds, printed with a unit that keeps three or four digits.
@@ -424,13 +527,19 @@ mod tests {
     fn percentiles_and_errors_are_recorded() {
         let mut r = Recorder::new();
         for ms in 1..=100 {
-            r.record(Duration::from_millis(ms), Outcome::Ok { crypto: Some(Duration::from_micros(50)), resent: 0 });
+            r.record(
+                Duration::ZERO,
+                Duration::from_millis(ms),
+                Outcome::Ok { crypto: Some(Duration::from_micros(50)), resent: 0 },
+            );
         }
         r.record(
+            Duration::ZERO,
             Duration::from_millis(5),
             Outcome::Failed { kind: ErrorKind::Inference, status: Some(404), message: "first".into() },
         );
         r.record(
+            Duration::ZERO,
             Duration::from_millis(5),
             Outcome::Failed { kind: ErrorKind::Inference, status: Some(404), message: "second".into() },
         );
@@ -463,8 +572,8 @@ mod tests {
             line_latencies: (1..=10).map(Duration::from_millis).collect(),
             first_error: (failed > 0).then(|| "line 3 failed (400): bad".to_owned()),
         };
-        r.record(Duration::from_millis(50), Outcome::Streamed(stats(2, 0)));
-        r.record(Duration::from_millis(50), Outcome::Streamed(stats(4, 1)));
+        r.record(Duration::ZERO, Duration::from_millis(50), Outcome::Streamed(stats(2, 0)));
+        r.record(Duration::ZERO, Duration::from_millis(50), Outcome::Streamed(stats(4, 1)));
         let run = r.finish(Mode::Encrypted, Duration::from_secs(1));
         let rows = run.rows.as_ref().unwrap();
         assert_eq!((run.ok, rows.ok, rows.failed), (2, 19, 1));
@@ -477,7 +586,7 @@ mod tests {
         }
 
         let mut plain = Recorder::counting_rows(100);
-        plain.record(Duration::from_millis(5), Outcome::Ok { crypto: None, resent: 0 });
+        plain.record(Duration::ZERO, Duration::from_millis(5), Outcome::Ok { crypto: None, resent: 0 });
         let plain = plain.finish(Mode::Plaintext, Duration::from_secs(2));
         assert_eq!(plain.rows.as_ref().unwrap().ok, 100);
         assert!(run_text(&plain).contains("plaintext rows"));
@@ -489,7 +598,7 @@ mod tests {
     #[test]
     fn huge_latencies_are_clamped_not_lost() {
         let mut r = Recorder::new();
-        r.record(Duration::from_secs(10_000), Outcome::Ok { crypto: None, resent: 0 });
+        r.record(Duration::ZERO, Duration::from_secs(10_000), Outcome::Ok { crypto: None, resent: 0 });
         let run = r.finish(Mode::Plaintext, Duration::from_secs(1));
         assert!(run.latency_us.max >= 3.5e9);
         assert!(run.client_crypto_us.is_none());

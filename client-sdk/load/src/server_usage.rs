@@ -3,6 +3,9 @@
 //! already exited) and resident memory, sampled right before and right after the measured
 //! phase so warm-up and preflight are not counted.
 //!
+//! The same readings, taken every second during a run, give the time series' CPU % and
+//! RSS ([`Sample::point_since`]).
+//!
 //! CPU per request is the number that says what encryption costs the server: the
 //! encrypted run's figure minus the plaintext run's is the price of Oblivious HTTP.
 
@@ -10,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
+
+use crate::timeseries::ServerPoint;
 
 /// Clock ticks per second of the `utime`/`stime` fields: `USER_HZ`, which Linux fixes at
 /// 100 for user space on every mainstream architecture (the kernel converts from its
@@ -33,6 +38,13 @@ impl Sample {
             .with_context(|| format!("--server-pid {pid}: reading /proc/{pid}/status"))?;
         let rss_kib = rss_of(&status).with_context(|| format!("--server-pid {pid}: no VmRSS in /proc/{pid}/status"))?;
         Ok(Self { cpu, rss_kib })
+    }
+
+    /// The usage from `earlier` to this sample, `elapsed` apart, as one time-series point.
+    pub fn point_since(&self, earlier: &Sample, elapsed: Duration) -> ServerPoint {
+        let cpu = self.cpu.saturating_sub(earlier.cpu).as_secs_f64();
+        let seconds = elapsed.as_secs_f64();
+        ServerPoint { cpu_percent: if seconds > 0.0 { cpu / seconds * 100.0 } else { 0.0 }, rss_kib: self.rss_kib }
     }
 }
 
@@ -98,5 +110,7 @@ mod tests {
         let usage = ServerUsage::between(sample, sample, 0);
         assert_eq!(usage.cpu_s, 0.0);
         assert!(usage.cpu_us_per_request.is_nan());
+        let point = sample.point_since(&sample, Duration::from_secs(1));
+        assert_eq!((point.cpu_percent, point.rss_kib), (0.0, sample.rss_kib));
     }
 }
