@@ -354,7 +354,7 @@ fn download(bucket: &ModelBucket, key: &str, retries: u32) -> Result<(Vec<u8>, s
         bytes,
         download_ms = elapsed.as_millis() as u64,
         download_mb_per_s = (bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)).round(),
-        "downloaded sealed model"
+        "fetched the sealed artifact from S3"
     );
     Ok(downloaded)
 }
