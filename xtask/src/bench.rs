@@ -904,7 +904,7 @@ fn overload(root: &Path, library: &Path, sealgate: &Path, load: &Path, work: &Pa
     let server = Server::start(sealgate, library, &data, &models, work, &["--sessions-per-model", "2"])?;
     let pid = server.pid();
     eprintln!(
-        "==> gateway pid {pid} at {} (2 sessions, default --max-in-flight, --max-queue-delay and --queue-timeout)",
+        "==> gateway pid {pid} at {} (2 sessions, default --max-in-flight, --max-queue-delay, --burst-queue-delay and --queue-timeout)",
         server.url
     );
 

@@ -19,49 +19,8 @@ use std::time::{Duration, Instant};
 use sealgate_test_support::{Gateway, GatewayOptions, example_path, gateway_binary};
 use serde_json::Value;
 
-/// A `sealgate-load` command from a fresh directory with the caller's `SEALGATE_*` cleared.
-fn load_command(args: &[&str], cwd: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealgate-load"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("SEALGATE_URL")
-        .env_remove("SEALGATE_TOKEN")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null());
-    command
-}
-
-fn load(args: &[&str]) -> Output {
-    let cwd = tempfile::tempdir().expect("a temporary directory");
-    load_command(args, cwd.path()).output().expect("running sealgate-load")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The arguments that point the tool at `gateway` with its dev token.
-fn at(gateway: &Gateway) -> Vec<String> {
-    let token = gateway.data_dir().join("dev.token").display().to_string();
-    vec![
-        "--url".into(),
-        gateway.url().into(),
-        "--ca".into(),
-        gateway.ca_path().display().to_string(),
-        "--token-file".into(),
-        token,
-    ]
-}
-
-fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    base.iter().map(String::as_str).chain(extra.iter().copied()).collect()
-}
+mod common;
+use common::{args, at, load, load_command, text};
 
 /// Where a run's reports go.
 struct Reports {

@@ -10,50 +10,12 @@
 //! report is what the assertions read. Every bad-input case must end with exactly one
 //! `error: ...` line, exit status 1, and nothing that looks like a panic or backtrace.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use sealgate_test_support::{Gateway, GatewayOptions, example_path, gateway_binary, sealgate_command};
 
-/// Runs `sealgate-load ARGS` from a fresh temporary directory (so the default `--ca` path
-/// finds nothing) with the caller's `SEALGATE_*` variables cleared.
-fn load(args: &[&str]) -> Output {
-    let cwd = tempfile::tempdir().expect("a temporary directory");
-    Command::new(env!("CARGO_BIN_EXE_sealgate-load"))
-        .args(args)
-        .current_dir(cwd.path())
-        .env_remove("SEALGATE_URL")
-        .env_remove("SEALGATE_TOKEN")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running sealgate-load")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The standard arguments that point the tool at `gateway`, with its `dev` tenant's token.
-fn at(gateway: &Gateway) -> Vec<String> {
-    let token = gateway.data_dir().join("dev.token").display().to_string();
-    vec![
-        "--url".into(),
-        gateway.url().into(),
-        "--ca".into(),
-        gateway.ca_path().display().to_string(),
-        "--token-file".into(),
-        token,
-    ]
-}
-
-fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    base.iter().map(String::as_str).chain(extra.iter().copied()).collect()
-}
+mod common;
+use common::{args, at, load, text};
 
 /// Runs the tool with `--json` and returns the parsed report; the run must succeed.
 fn run_json(base: &[String], extra: &[&str]) -> (serde_json::Value, String) {
