@@ -149,6 +149,11 @@ fn stages_and_steps_shape_the_open_loop_and_the_reports_carry_the_time_series() 
     }
     let html = reports.html(&output);
     assert!(html.contains("latency over time") && html.contains("0s:20,1s:20,1s:60"), "{html}");
+    // The reports name the token file at most, never the token itself.
+    let token = gateway.token().expect("the dev token");
+    let json = report.to_string();
+    assert!(!html.contains(token) && !json.contains(token), "the token reached a report");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(token), "the token reached stderr");
 
     // Steps of 10, 20 and 30 req/s, one second each, with the gateway's usage sampled.
     let reports = Reports::new();
