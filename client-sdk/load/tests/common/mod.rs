@@ -40,9 +40,13 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-/// The standard arguments that point the tool at `gateway`, with its `dev` tenant's token.
+/// The standard arguments that point the tool at `gateway`, with its tenant's token file:
+/// the embedded default's `dev.token`, or the harness's `test.token` for a gateway started
+/// with its own models.
 pub fn at(gateway: &Gateway) -> Vec<String> {
-    let token = gateway.data_dir().join("dev.token").display().to_string();
+    let data = gateway.data_dir();
+    let file = ["dev.token", "test.token"].iter().map(|f| data.join(f)).find(|p| p.is_file());
+    let token = file.unwrap_or_else(|| data.join("dev.token")).display().to_string();
     vec![
         "--url".into(),
         gateway.url().into(),
